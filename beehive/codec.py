@@ -1,0 +1,148 @@
+"""Message <-> JSON bytes, with KubeEdge's key names.
+
+`encode` writes what Go's encoding/json writes for model.Message (key order and
+omitempty included), so frames can go to KubeEdge peers. `decode` is strict about
+types and never returns a partial message; like Go it ignores unknown keys and
+treats ``null`` as the zero value, so frames from KubeEdge peers decode.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from beehive import errors
+from beehive.message import Header, JsonValue, Message, Route
+
+_INT64 = (-(2**63), 2**63 - 1)
+_HEADER_STR_KEYS = (
+    ("parent_msg_id", "parent_msg_id"),
+    ("resourceversion", "resource_version"),
+    ("type", "msg_type"),
+)
+_ROUTE_KEYS = ("source", "destination", "group", "operation", "resource")
+
+
+def to_json(message: Message) -> dict[str, JsonValue]:
+    """The JSON object for a message, keys and omissions as KubeEdge writes them."""
+    h = message.header
+    header: dict[str, JsonValue] = {"msg_id": h.msg_id}
+    if h.parent_msg_id:
+        header["parent_msg_id"] = h.parent_msg_id
+    header["timestamp"] = h.timestamp
+    if h.resource_version:
+        header["resourceversion"] = h.resource_version
+    if h.sync:
+        header["sync"] = True
+    if h.msg_type:
+        header["type"] = h.msg_type
+    r = message.route
+    route: dict[str, JsonValue] = {k: getattr(r, k) for k in _ROUTE_KEYS if getattr(r, k)}
+    return {"header": header, "route": route, "content": message.content}
+
+
+def encode(message: Message) -> bytes:
+    """Encode a message as compact UTF-8 JSON.
+
+    Raises:
+        MessageEncodeError: the content is not JSON (e.g. NaN, bytes, a set).
+    """
+    try:
+        text = json.dumps(
+            to_json(message), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        )
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise errors.MessageEncodeError(f"{message.msg_id}: {exc}") from exc
+    return text.encode("utf-8")
+
+
+def decode(raw: bytes | bytearray | memoryview | str) -> Message:
+    """Decode one message from a frame (text or bytes; a trailing newline is fine).
+
+    Raises:
+        MessageDecodeError: not UTF-8, not JSON, or a field of the wrong type; the
+            error names the field and carries an excerpt of the input.
+    """
+    data = bytes(raw) if isinstance(raw, bytearray | memoryview) else raw
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError as exc:
+        raise errors.MessageDecodeError(
+            f"not UTF-8 ({exc.reason} at byte {exc.start})", data
+        ) from None
+    try:
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise errors.MessageDecodeError(f"not JSON ({exc.msg} at char {exc.pos})", data) from None
+    except (ValueError, RecursionError) as exc:
+        raise errors.MessageDecodeError(f"not JSON ({exc})", data) from None
+    return from_json(doc, data)
+
+
+def from_json(doc: Any, raw: bytes | str = b"") -> Message:
+    """Build a message from an already parsed JSON document (see `decode`)."""
+    if not isinstance(doc, dict):
+        raise errors.MessageDecodeError(f"expected a JSON object, found {_kind(doc)}", raw)
+    header = _object(doc, "header", raw, required=True)
+    route = _object(doc, "route", raw, required=False)
+    msg_id = header.get("msg_id")
+    if not isinstance(msg_id, str) or not msg_id:
+        raise errors.MessageDecodeError(
+            f"header.msg_id: expected a non-empty string, found {_kind(msg_id)}", raw
+        )
+    strs = {attr: _str(header, key, "header", raw) for key, attr in _HEADER_STR_KEYS}
+    timestamp = header.get("timestamp")
+    if timestamp is None:
+        timestamp = 0
+    if type(timestamp) is not int or not _INT64[0] <= timestamp <= _INT64[1]:
+        raise errors.MessageDecodeError(
+            f"header.timestamp: expected a 64-bit integer, found {_kind(timestamp)}", raw
+        )
+    sync = header.get("sync")
+    if sync is None:
+        sync = False
+    if not isinstance(sync, bool):
+        raise errors.MessageDecodeError(
+            f"header.sync: expected a boolean, found {_kind(sync)}", raw
+        )
+    route_fields = {key: _str(route, key, "route", raw) for key in _ROUTE_KEYS}
+    return Message(
+        Header(msg_id=msg_id, timestamp=timestamp, sync=sync, **strs),
+        Route(**route_fields),
+        doc.get("content"),
+    )
+
+
+def _object(doc: dict[str, Any], key: str, raw: bytes | str, *, required: bool) -> dict[str, Any]:
+    value = doc.get(key)
+    if value is None and not required:
+        return {}
+    if not isinstance(value, dict):
+        found = "nothing" if key not in doc else _kind(value)
+        raise errors.MessageDecodeError(f"{key}: expected an object, found {found}", raw)
+    return value
+
+
+def _str(obj: dict[str, Any], key: str, where: str, raw: bytes | str) -> str:
+    value = obj.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise errors.MessageDecodeError(
+            f"{where}.{key}: expected a string, found {_kind(value)}", raw
+        )
+    return value
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+    names.update({list: "an array", dict: "an object"})
+    kind = names.get(type(value), type(value).__name__)
+    shown = repr(value) if isinstance(value, bool | int | float | str) else ""
+    return f"{kind} {shown[:40]}".rstrip()
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")

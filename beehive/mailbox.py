@@ -1,0 +1,227 @@
+"""A bounded mailbox that is also a pykka actor inbox.
+
+`Hive.send` puts messages in with `offer` (bounded, with a full-policy); pykka's
+own control envelopes (stop, proxy calls) come in through `put`, unbounded and
+ahead of data, so a stop is never stuck behind a full mailbox. The module's actor
+thread takes envelopes with `get` (push style) or a pull-style module takes
+messages with `take`. Counters are plain ints written under the one lock and read
+without it: statistics cost one increment per message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any
+
+from pykka._envelope import Envelope
+
+from beehive import errors
+from beehive.message import Message
+
+
+class WhenFull(StrEnum):
+    """What `offer` does when the mailbox is at capacity."""
+
+    BLOCK = "block"  # wait up to the mailbox timeout, then MailboxFullError
+    DROP_OLDEST = "drop-oldest"  # evict the oldest queued message (a dead letter)
+    REJECT = "reject"  # MailboxFullError at once
+
+
+class _Queued(Envelope[Message]):
+    """A data envelope that remembers when it was queued (for the oldest-age stat)."""
+
+    __slots__ = ("queued_at",)
+
+    def __init__(self, message: Message, queued_at: float) -> None:
+        super().__init__(message)
+        self.queued_at = queued_at
+
+
+DropHook = Callable[[Message, str], object]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MailboxStats:
+    """A snapshot of one mailbox."""
+
+    depth: int
+    capacity: int
+    received: int
+    delivered: int
+    dropped: int
+    oldest_age: float
+    closed: bool
+
+
+class Mailbox:
+    """Bounded FIFO of messages plus an unbounded lane for pykka control envelopes."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        capacity: int,
+        when_full: WhenFull = WhenFull.BLOCK,
+        timeout: float = 30.0,
+        on_drop: DropHook | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name  # owning module's name, for errors
+        self.capacity = capacity  # most data messages queued at once
+        self.when_full = when_full  # policy when at capacity
+        self.timeout = timeout  # how long BLOCK waits for room
+        self._on_drop = on_drop  # called (outside the lock) for every evicted message
+        self._clock = clock
+        self._data: deque[_Queued] = deque()  # data messages, oldest first
+        self._control: deque[Envelope[Any]] = deque()  # pykka control envelopes
+        self._lock = threading.Lock()
+        self._not_empty = threading.Condition(self._lock)
+        self._not_full = threading.Condition(self._lock)
+        self._closed = False  # no more data accepted (module stopping or stopped)
+        self.received = 0  # data messages accepted
+        self.delivered = 0  # data messages handed to the module
+        self.dropped = 0  # data messages evicted or refused
+
+    # --- producers ------------------------------------------------------------------
+
+    def offer(self, message: Message, timeout: float | None = None) -> None:
+        """Queue a data message, applying the full-policy.
+
+        `timeout` shortens the BLOCK wait (send_sync passes what is left of its own).
+
+        Raises:
+            MailboxFullError: no room (REJECT at once, BLOCK after the timeout).
+            ModuleStoppedError: the mailbox is closed.
+        """
+        evicted = None
+        with self._lock:
+            if self._closed:
+                raise errors.ModuleStoppedError(self.name, "mailbox closed")
+            if len(self._data) >= self.capacity:
+                if self.when_full is WhenFull.DROP_OLDEST:
+                    evicted = self._data.popleft().message
+                    self.dropped += 1
+                elif self.when_full is WhenFull.REJECT:
+                    self.dropped += 1
+                    raise errors.MailboxFullError(self.name, self.capacity, 0.0)
+                else:
+                    self._wait_for_room(
+                        self.timeout if timeout is None else min(timeout, self.timeout)
+                    )
+            self._data.append(_Queued(message, self._clock()))
+            self.received += 1
+            self._not_empty.notify()
+        if evicted is not None and self._on_drop is not None:
+            self._on_drop(evicted, "evicted: mailbox full (drop-oldest)")
+
+    def _wait_for_room(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self._data) >= self.capacity and not self._closed:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.dropped += 1
+                raise errors.MailboxFullError(self.name, self.capacity, timeout)
+            self._not_full.wait(remaining)
+        if self._closed:
+            raise errors.ModuleStoppedError(self.name, "mailbox closed while waiting for room")
+
+    def put(self, envelope: Envelope[Any], /) -> None:
+        """pykka's inbox interface: control envelopes (stop, proxy calls)."""
+        with self._lock:
+            self._control.append(envelope)
+            self._not_empty.notify()
+
+    # --- consumers ------------------------------------------------------------------
+
+    def get(self) -> Envelope[Any]:
+        """pykka's inbox interface: the next envelope, control first; blocks."""
+        with self._lock:
+            while not self._control and not self._data:
+                self._not_empty.wait()
+            if self._control:
+                return self._control.popleft()
+            return self._pop_data()
+
+    def take(self, timeout: float | None) -> Message | None:
+        """The next data message for a pull-style module, or None on timeout.
+
+        Raises:
+            ModuleStoppedError: the mailbox is closed and empty.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while not self._data:
+                if self._closed:
+                    raise errors.ModuleStoppedError(self.name, "stopping")
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._not_empty.wait(remaining)
+            return self._pop_data().message
+
+    def _pop_data(self) -> _Queued:
+        queued = self._data.popleft()
+        self.delivered += 1
+        self._not_full.notify()
+        return queued
+
+    def empty(self) -> bool:
+        """pykka's inbox interface."""
+        return not self._control and not self._data
+
+    # --- lifecycle and inspection ---------------------------------------------------
+
+    def close(self) -> None:
+        """Accept no more data; wake blocked senders and pull-style receivers."""
+        with self._lock:
+            self._closed = True
+            self._not_full.notify_all()
+            self._not_empty.notify_all()
+
+    def drain(self) -> list[Message]:
+        """Remove and return every queued data message."""
+        with self._lock:
+            messages = [q.message for q in self._data]
+            self._data.clear()
+            self._not_full.notify_all()
+            return messages
+
+    def wait_empty(self, timeout: float) -> bool:
+        """Wait up to `timeout` for the next message to leave; True if now empty."""
+        with self._lock:
+            if self._data:
+                self._not_full.wait(timeout)
+            return not self._data
+
+    def peek(self, limit: int) -> list[tuple[Message, float]]:
+        """Up to `limit` queued messages, oldest first, with their age in seconds."""
+        now = self._clock()
+        with self._lock:
+            head = [self._data[i] for i in range(min(limit, len(self._data)))]
+        return [(q.message, now - q.queued_at) for q in head]
+
+    @property
+    def depth(self) -> int:
+        return len(self._data)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def stats(self) -> MailboxStats:
+        with self._lock:
+            oldest = self._clock() - self._data[0].queued_at if self._data else 0.0
+            return MailboxStats(
+                depth=len(self._data),
+                capacity=self.capacity,
+                received=self.received,
+                delivered=self.delivered,
+                dropped=self.dropped,
+                oldest_age=oldest,
+                closed=self._closed,
+            )

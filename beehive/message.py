@@ -1,0 +1,133 @@
+"""The message model, KubeEdge's header/route/content split.
+
+Mirrors beehive/pkg/core/model/message.go: a message is a header (ids, time, the
+resourceVersion of the object carried), a route (who sent it, where it goes, what
+to do with which resource) and a JSON content. Messages are immutable; a reply is
+built from its request with `Message.reply`, which is what `Hive.send_sync` matches
+on (parent_msg_id == request msg_id).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from enum import StrEnum
+from typing import TypeAlias
+
+JsonValue: TypeAlias = bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"] | None
+
+# KubeEdge's content for a successful reply and an ack (MessageSuccessfulContent).
+OK = "OK"
+
+
+class Operation(StrEnum):
+    """Operations with a meaning to the framework or to KubeEdge peers (wire strings)."""
+
+    INSERT = "insert"
+    UPDATE = "update"
+    DELETE = "delete"
+    QUERY = "query"
+    PATCH = "patch"
+    UPLOAD = "upload"
+    RESPONSE = "response"
+    ERROR = "error"
+    KEEPALIVE = "keepalive"
+    CONNECT = "connect"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+
+
+def now_ms() -> int:
+    """Milliseconds since the epoch, KubeEdge's header timestamp unit."""
+    return time.time_ns() // 1_000_000
+
+
+def new_id() -> str:
+    """A fresh message id: a UUID4 in its canonical text form."""
+    return str(uuid.uuid4())
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Header:
+    """Message header; JSON keys in `beehive.codec` follow KubeEdge exactly."""
+
+    msg_id: str
+    parent_msg_id: str = ""
+    timestamp: int = 0
+    resource_version: str = ""
+    sync: bool = False
+    msg_type: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Route:
+    """Where a message comes from and goes, and what it asks for."""
+
+    source: str = ""
+    destination: str = ""
+    group: str = ""
+    operation: str = ""
+    resource: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Message:
+    """One message: header, route and JSON content."""
+
+    header: Header
+    route: Route
+    content: JsonValue = None
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        source: str = "",
+        destination: str = "",
+        group: str = "",
+        operation: str = "",
+        resource: str = "",
+        content: JsonValue = None,
+        resource_version: str = "",
+        parent_msg_id: str = "",
+    ) -> Message:
+        """Build a message with a fresh id and the current time."""
+        header = Header(
+            msg_id=new_id(),
+            parent_msg_id=parent_msg_id,
+            timestamp=now_ms(),
+            resource_version=resource_version,
+        )
+        route = Route(source, destination, group, operation, resource)
+        return cls(header, route, content)
+
+    @property
+    def msg_id(self) -> str:
+        return self.header.msg_id
+
+    @property
+    def parent_msg_id(self) -> str:
+        return self.header.parent_msg_id
+
+    def reply(self, content: JsonValue, *, operation: str = Operation.RESPONSE) -> Message:
+        """The response to this message, as NewRespByMessage builds it.
+
+        Keeps source, group and resource (KubeEdge does not swap them) and sets
+        parent_msg_id to this message's id, which is how replies are matched.
+        """
+        header = Header(msg_id=new_id(), parent_msg_id=self.header.msg_id, timestamp=now_ms())
+        route = dataclasses.replace(self.route, operation=str(operation), destination="")
+        return Message(header, route, content)
+
+    def error_reply(self, text: str) -> Message:
+        """An `error` reply carrying `text`, as NewErrorMessage builds it."""
+        return self.reply(text, operation=Operation.ERROR)
+
+    def with_header(self, **changes: object) -> Message:
+        """A copy with some header fields changed (e.g. ``sync=True``)."""
+        return dataclasses.replace(self, header=dataclasses.replace(self.header, **changes))  # type: ignore[arg-type]
+
+    def with_route(self, **changes: str) -> Message:
+        """A copy with some route fields changed (e.g. a trimmed resource)."""
+        return dataclasses.replace(self, route=dataclasses.replace(self.route, **changes))

@@ -1,0 +1,1 @@
+"""Cloud and edge modules built on the beehive framework."""
