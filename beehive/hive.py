@@ -15,7 +15,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from beehive import errors
@@ -83,6 +83,7 @@ class Hive:
         self._stats_stop = threading.Event()
         self._stats_thread: threading.Thread | None = None
         self._started = False
+        self.commands: dict[str, Callable[..., Any]] = {}  # extra admin commands, by name
 
     # --- registration and lifecycle ----------------------------------------------------
 
@@ -127,6 +128,10 @@ class Hive:
             self._groups.setdefault(group, []).append(cell)
         if self._started:
             cell.start()
+
+    def register_command(self, name: str, func: Callable[..., Any]) -> None:
+        """Expose `func` as an admin command (``beehive debug``); kwargs come from the caller."""
+        self.commands[name] = func
 
     def start(self) -> None:
         """Start every registered module, in registration order."""
