@@ -395,11 +395,15 @@ class Hive:
             rate_out=rate_out,
         )
 
+    def sample_stats(self) -> None:
+        """Record one rate sample per mailbox (the stats thread calls this each interval)."""
+        now = time.monotonic()
+        for cell in list(self._cells.values()):
+            cell.samples.append((now, cell.mailbox.received, cell.mailbox.delivered))
+
     def _sample_stats(self) -> None:
         while not self._stats_stop.wait(self._stats_interval):
-            now = time.monotonic()
-            for cell in list(self._cells.values()):
-                cell.samples.append((now, cell.mailbox.received, cell.mailbox.delivered))
+            self.sample_stats()
 
 
 def _qualname(obj: object) -> str:

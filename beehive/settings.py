@@ -43,7 +43,7 @@ def build(cls: type[T], data: object, *, path: str, key: str, base: T | None = N
         if name not in fields:
             raise errors.ConfigError(path, child, unknown_key(str(name), list(fields)))
         values[name] = _convert(hints[name], value, path=path, key=child)
-        _check_min(fields[name], values[name], path=path, key=child)
+        _check_min(fields[name], hints[name], value, path=path, key=child)
     if base is not None:
         return dataclasses.replace(base, **values)  # type: ignore[type-var]
     try:
@@ -129,10 +129,12 @@ def _enum(hint: type[enum.Enum], value: object, *, path: str, key: str) -> enum.
         ) from None
 
 
-def _check_min(field: dataclasses.Field[Any], value: object, *, path: str, key: str) -> None:
+def _check_min(
+    field: dataclasses.Field[Any], hint: Any, value: object, *, path: str, key: str
+) -> None:
     low = field.metadata.get("min")
     if low is not None and isinstance(value, int | float) and value < low:
-        kind = "an integer" if isinstance(value, int) else "a number"
+        kind = "an integer" if hint is int else "a number"
         raise errors.ConfigError(path, key, f"expected {kind} >= {low}, found {value!r}")
 
 

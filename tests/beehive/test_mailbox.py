@@ -1,0 +1,146 @@
+"""The bounded mailbox on its own: policies, ordering, stats, pykka's inbox interface."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from pykka._envelope import Envelope
+
+from beehive import MailboxFullError, Message, ModuleStoppedError, WhenFull
+from beehive.mailbox import Mailbox
+from tests.fakes import msg
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_messages_come_out_in_the_order_they_went_in() -> None:
+    box = Mailbox("m", capacity=10)
+    sent = [msg(content=i) for i in range(5)]
+    for m in sent:
+        box.offer(m)
+    assert [box.take(0) for _ in sent] == sent
+
+
+def test_reject_policy_raises_at_once_and_counts_the_drop() -> None:
+    box = Mailbox("m", capacity=1, when_full=WhenFull.REJECT)
+    box.offer(msg())
+    with pytest.raises(MailboxFullError, match=r"mailbox of 'm' is full \(1 messages\)$"):
+        box.offer(msg())
+    assert box.stats().dropped == 1 and box.depth == 1
+
+
+def test_block_policy_waits_for_the_timeout_then_raises() -> None:
+    box = Mailbox("m", capacity=1, when_full=WhenFull.BLOCK, timeout=0.05)
+    box.offer(msg())
+    with pytest.raises(MailboxFullError, match=r"after waiting 0\.05s"):
+        box.offer(msg())
+    assert box.stats().dropped == 1
+
+
+def test_block_policy_proceeds_as_soon_as_there_is_room() -> None:
+    box = Mailbox("m", capacity=1, timeout=10)
+    first, second = msg(), msg()
+    box.offer(first)
+    done = threading.Event()
+
+    def sender() -> None:
+        box.offer(second)
+        done.set()
+
+    thread = threading.Thread(target=sender)
+    thread.start()
+    assert box.take(1) == first
+    assert done.wait(5)
+    thread.join(5)
+    assert box.take(0) == second
+
+
+def test_drop_oldest_evicts_the_oldest_and_reports_it() -> None:
+    dropped: list[tuple[Message, str]] = []
+    box = Mailbox(
+        "m",
+        capacity=2,
+        when_full=WhenFull.DROP_OLDEST,
+        on_drop=lambda m, why: dropped.append((m, why)),
+    )
+    a, b, c = msg(content="a"), msg(content="b"), msg(content="c")
+    for m in (a, b, c):
+        box.offer(m)
+    assert [box.take(0), box.take(0)] == [b, c]
+    assert dropped == [(a, "evicted: mailbox full (drop-oldest)")]
+    assert box.stats().dropped == 1
+
+
+def test_a_closed_mailbox_refuses_data_and_wakes_blocked_senders() -> None:
+    box = Mailbox("m", capacity=1, timeout=30)
+    box.offer(msg())
+    errors: list[BaseException] = []
+
+    def sender() -> None:
+        try:
+            box.offer(msg())
+        except ModuleStoppedError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=sender)
+    thread.start()
+    box.close()
+    thread.join(5)
+    # Whether the sender was already waiting or not, it gets the same error at once.
+    assert len(errors) == 1 and "module 'm' is not running: mailbox closed" in str(errors[0])
+    with pytest.raises(ModuleStoppedError, match="mailbox closed"):
+        box.offer(msg())
+
+
+def test_take_returns_none_on_timeout_and_raises_once_closed_and_empty() -> None:
+    box = Mailbox("m", capacity=1)
+    assert box.take(0.01) is None
+    queued = msg()
+    box.offer(queued)
+    box.close()
+    assert box.take(0) == queued  # what was queued before closing is still handed out
+    with pytest.raises(ModuleStoppedError, match="stopping"):
+        box.take(1)
+
+
+def test_control_envelopes_bypass_capacity_and_come_first() -> None:
+    box = Mailbox("m", capacity=1, when_full=WhenFull.REJECT)
+    data = msg()
+    box.offer(data)
+    control = Envelope("stop")
+    box.put(control)
+    assert box.get() is control
+    assert box.get().message == data
+    assert box.empty()
+
+
+def test_stats_show_depth_counts_and_age_of_the_oldest() -> None:
+    clock = FakeClock()
+    box = Mailbox("m", capacity=5, clock=clock)
+    box.offer(msg())
+    clock.now += 2.5
+    box.offer(msg())
+    box.take(0)
+    stats = box.stats()
+    assert (stats.depth, stats.capacity, stats.received, stats.delivered) == (1, 5, 2, 1)
+    assert stats.oldest_age == 0.0  # the older one left; the remaining one is brand new
+    clock.now += 1.0
+    assert box.stats().oldest_age == 1.0
+
+
+def test_peek_shows_messages_without_consuming_them() -> None:
+    clock = FakeClock()
+    box = Mailbox("m", capacity=5, clock=clock)
+    sent = [msg(content=i) for i in range(3)]
+    for m in sent:
+        box.offer(m)
+    clock.now += 1
+    assert box.peek(2) == [(sent[0], 1.0), (sent[1], 1.0)]
+    assert box.depth == 3
