@@ -1,0 +1,78 @@
+"""open_kube: turn `KubeSettings` into a reachable Kubernetes API and clients for it.
+
+Input: `KubeSettings`; output: a `KubeConnection` whose `api_client()` builds clients of
+the official `kubernetes` package. In embedded mode the API server (modules.kubeapi)
+runs for the duration of the `with` block and its kubeconfig lives in a temporary
+directory; in kubeconfig mode nothing is started.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+
+from modules.kube.settings import KubeSettings
+from modules.kubeapi.server import EmbeddedKubeAPI
+
+
+class KubeConnection:
+    """A Kubernetes API to talk to; build clients with `api_client()`."""
+
+    def __init__(
+        self, kubeconfig_path: Path, context: str = "", settings: KubeSettings | None = None
+    ) -> None:
+        self.kubeconfig_path = kubeconfig_path  # kubeconfig file for this API
+        self.context = context  # context in it; "" for its current-context
+        self.settings = settings or KubeSettings()  # qps/burst for callers that pace themselves
+
+    def api_client(self, **overrides: Any) -> client.ApiClient:
+        """A new `kubernetes.client.ApiClient` per call; the caller closes it.
+
+        Each client owns its connection pool, so a thread that holds watches open should
+        have its own. `overrides` set attributes of the client `Configuration`
+        (e.g. `connection_pool_maxsize=32`).
+        """
+        configuration = client.Configuration()
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(self.kubeconfig_path),
+            context=self.context or None,
+            client_configuration=configuration,
+        )
+        for key, value in overrides.items():
+            setattr(configuration, key, value)
+        return client.ApiClient(configuration)
+
+
+def _default_kubeconfig() -> Path:
+    for candidate in os.environ.get("KUBECONFIG", "").split(os.pathsep):
+        if candidate and Path(candidate).exists():
+            return Path(candidate)
+    return Path.home() / ".kube" / "config"
+
+
+@contextmanager
+def open_kube(settings: KubeSettings) -> Iterator[KubeConnection]:
+    """Yield a connection for `settings`, starting and stopping an embedded server if asked.
+
+    Raises:
+        OSError: the embedded server could not listen on the port.
+        FileNotFoundError: kubeconfig mode and no kubeconfig file exists.
+    """
+    if settings.mode == "kubeconfig":
+        path = Path(settings.kubeconfig) if settings.kubeconfig else _default_kubeconfig()
+        if not path.exists():
+            raise FileNotFoundError(f"kubeconfig not found: {path}")
+        yield KubeConnection(path, settings.context, settings)
+        return
+    with (
+        tempfile.TemporaryDirectory(prefix="beehive-kube-") as tmp,
+        EmbeddedKubeAPI(port=settings.port, data_path=settings.data or None) as server,
+    ):
+        path = server.write_kubeconfig(Path(tmp) / "kubeconfig")
+        yield KubeConnection(path, "", settings)
