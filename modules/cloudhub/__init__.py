@@ -1,0 +1,1 @@
+"""cloudhub: the cloud end of the cloud<->edge connection (KubeEdge's cloudhub module)."""

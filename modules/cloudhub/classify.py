@@ -1,0 +1,100 @@
+"""What a downstream message is, for the delivery queue: ack or not, key, version.
+
+Input: messages cloud modules address to ``node/<id>/...`` (before trimming).
+Output: facts `modules.cloudhub.queue` keys, orders and tracks them by.
+The ack/no-ack split copies noAckRequired in
+cloud/pkg/cloudhub/dispatcher/message_dispatcher.go (notes 4.4).
+"""
+
+from __future__ import annotations
+
+from beehive.message import OK, JsonValue, Message, Operation
+
+# Resource fragments whose messages are sent once, never acked.
+_NO_ACK_RESOURCES = (
+    "podlist",
+    "membership",
+    "twin/cloud_updated",
+    "serviceaccounttoken",
+    "k8s/ca.crt",
+)
+_NO_ACK_OPERATIONS = frozenset(
+    {
+        "createvolume",
+        "deletevolume",
+        "controllerpublishvolume",
+        "controllerunpublishvolume",
+        "applicationResponse",
+    }
+)
+_NO_ACK_SOURCES = frozenset({"taskmanager", "nodeupgradejobcontroller"})
+_NO_ACK_TYPES = frozenset(
+    {"lease", "nodepatch", "podpatch", "podstatus", "certificatesigningrequest"}
+)
+
+
+def resource_type(resource: str) -> str:
+    """The type token of ``node/<id>/<namespace>/<type>/<name>``, or ""."""
+    tokens = resource.split("/")
+    return tokens[3] if len(tokens) > 3 else ""
+
+
+def requires_ack(message: Message) -> bool:
+    """Whether the edge must ack this message before it counts as delivered."""
+    route = message.route
+    if any(part in route.resource for part in _NO_ACK_RESOURCES):
+        return False
+    if route.operation in _NO_ACK_OPERATIONS or route.group == "user":
+        return False
+    if route.source in _NO_ACK_SOURCES:
+        return False
+    if route.operation == Operation.RESPONSE and _is_ok_or_error(message.content):
+        return False
+    return not (route.source == "edgecontroller" and _is_edgecontroller_no_ack(message))
+
+
+def _is_ok_or_error(content: JsonValue) -> bool:
+    # A Go error value marshals as {} or {"ErrStatus": ...}.
+    return content == OK or content == {} or (isinstance(content, dict) and "ErrStatus" in content)
+
+
+def _is_edgecontroller_no_ack(message: Message) -> bool:
+    kind = resource_type(message.route.resource)
+    operation = message.route.operation
+    if kind == "node":
+        return operation != Operation.UPDATE
+    return kind in _NO_ACK_TYPES or (kind == "pod" and operation == Operation.RESPONSE)
+
+
+def object_uid(message: Message) -> str:
+    """``metadata.uid`` of the object in the content, or "" if there is none."""
+    metadata = _metadata(message.content)
+    uid = metadata.get("uid")
+    return uid if isinstance(uid, str) else ""
+
+
+def resource_version(message: Message) -> str:
+    """The header's resourceVersion, else the content's ``metadata.resourceVersion``."""
+    if message.header.resource_version:
+        return message.header.resource_version
+    value = _metadata(message.content).get("resourceVersion")
+    return value if isinstance(value, str) else ""
+
+
+def parse_rv(text: str) -> int | None:
+    """A resourceVersion as an unsigned integer (KubeEdge compares them so), or None."""
+    if text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
+def is_delete(message: Message) -> bool:
+    return message.route.operation == Operation.DELETE
+
+
+def _metadata(content: JsonValue) -> dict[str, JsonValue]:
+    if isinstance(content, dict):
+        metadata = content.get("metadata")
+        if isinstance(metadata, dict):
+            return metadata
+    return {}
