@@ -68,8 +68,9 @@ def install(api_client: client.ApiClient, manifests: tuple[JsonObj, ...] = KUBEE
     """Create the CRDs that do not exist yet (409 AlreadyExists is fine)."""
     api = client.ApiextensionsV1Api(api_client)
     for manifest in manifests:
+        body: Any = manifest  # the client accepts plain dicts for its models
         try:
-            api.create_custom_resource_definition(manifest)
+            api.create_custom_resource_definition(body)
         except client.ApiException as exc:
             if exc.status != 409:
                 raise
