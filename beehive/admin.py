@@ -68,7 +68,7 @@ class AdminServer:
         except OSError as exc:
             raise errors.AdminError(self.address, f"cannot listen: {exc}") from None
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="beehive-admin", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name="beehive-admin", daemon=True
         )
         self._thread.start()
 
