@@ -1,0 +1,136 @@
+"""Fair delivery across nodes: round-robin over connected nodes with something to send.
+
+Input: messages for nodes, connects and disconnects, acks and error replies
+(from cloudhub's dispatcher and sessions), and the time, passed in.
+Output: `next_delivery`, one message at a time, taken from each ready node in
+turn, so one node's backlog or reconnect never delays another node's messages
+by more than one message per ready node (KubeEdge's single dispatch loop does
+not, issues 3567 and 6876).
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import math
+
+from beehive.message import Message
+from modules.cloudhub import queue
+
+
+class FairScheduler:
+    """The per-node queues of all nodes and the turn order between them."""
+
+    def __init__(
+        self,
+        *,
+        window: int = 32,
+        max_objects: int = 4096,
+        retry: queue.RetryPolicy | None = None,
+    ) -> None:
+        self.window = window  # per node, see NodeQueue
+        self.max_objects = max_objects  # per node, see NodeQueue
+        self.retry = retry or queue.RetryPolicy()  # per node, see NodeQueue
+        self._queues: dict[str, queue.NodeQueue] = {}  # node -> its queue (kept while offline)
+        self._connected: set[str] = set()  # nodes with a live session
+        self._ring: collections.deque[str] = collections.deque()  # ready nodes, next turn first
+        self._in_ring: set[str] = set()  # members of _ring
+        self._timers: list[tuple[float, str]] = []  # heap of (resend due, node)
+        self._armed: dict[str, float] = {}  # node -> earliest due time it has in _timers
+
+    def node_queue(self, node_id: str) -> queue.NodeQueue:
+        """The queue of a node, created on first use."""
+        found = self._queues.get(node_id)
+        if found is None:
+            found = queue.NodeQueue(
+                node_id, window=self.window, max_objects=self.max_objects, retry=self.retry
+            )
+            self._queues[node_id] = found
+        return found
+
+    def nodes(self) -> list[str]:
+        return sorted(self._queues)
+
+    def is_connected(self, node_id: str) -> bool:
+        return node_id in self._connected
+
+    def enqueue(self, node_id: str, message: Message) -> queue.Outcome:
+        """Queue a message for a node (connected or not)."""
+        outcome = self.node_queue(node_id).enqueue(message)
+        self._wake(node_id)
+        return outcome
+
+    def connect(self, node_id: str) -> None:
+        """A session for the node is up: its queue takes part in turns."""
+        self.node_queue(node_id)
+        self._connected.add(node_id)
+        self._wake(node_id)
+
+    def disconnect(self, node_id: str) -> None:
+        """The node's session ended: unacked messages wait for the next one."""
+        self._connected.discard(node_id)
+        if node_id in self._in_ring:
+            self._ring.remove(node_id)
+            self._in_ring.discard(node_id)
+        if node_id in self._queues:
+            self._queues[node_id].requeue_in_flight()
+
+    def remove(self, node_id: str) -> None:
+        """The node was deleted: forget its queue."""
+        self.disconnect(node_id)
+        self._queues.pop(node_id, None)
+        self._armed.pop(node_id, None)
+
+    def ack(self, node_id: str, msg_id: str, now: float) -> bool:
+        """An ack from a node; False if unknown (counted on the node's queue)."""
+        known = node_id in self._queues and self._queues[node_id].ack(msg_id, now)
+        self._wake(node_id)
+        return known
+
+    def nack(self, node_id: str, msg_id: str, now: float) -> bool:
+        """An error reply from a node: that message is resent after the backoff."""
+        known = node_id in self._queues and self._queues[node_id].nack(msg_id, now)
+        self._arm(node_id)
+        return known
+
+    def next_delivery(self, now: float) -> queue.Delivery | None:
+        """The next message to write, taking ready nodes in turn; None if none is ready."""
+        self._wake_due(now)
+        for _ in range(len(self._ring)):
+            node_id = self._ring.popleft()
+            delivery = self._queues[node_id].next_delivery(now)
+            if delivery is None:
+                self._in_ring.discard(node_id)  # back in line on its next enqueue/ack/timer
+                continue
+            self._ring.append(node_id)
+            self._arm(node_id)
+            return delivery
+        return None
+
+    def next_deadline(self) -> float | None:
+        """When a resend next falls due (call `next_delivery` then), or None."""
+        return self._timers[0][0] if self._timers else None
+
+    def _wake(self, node_id: str) -> None:
+        if node_id in self._connected and node_id not in self._in_ring:
+            self._ring.append(node_id)
+            self._in_ring.add(node_id)
+
+    def _arm(self, node_id: str) -> None:
+        """Make sure the node's earliest resend time is in the heap."""
+        node_queue = self._queues.get(node_id)
+        due = node_queue.next_deadline() if node_queue else None
+        if due is not None and due < self._armed.get(node_id, math.inf):
+            self._armed[node_id] = due
+            heapq.heappush(self._timers, (due, node_id))
+
+    def _wake_due(self, now: float) -> None:
+        woken: list[str] = []
+        while self._timers and self._timers[0][0] <= now:
+            due, node_id = heapq.heappop(self._timers)
+            if self._armed.get(node_id) == due:
+                del self._armed[node_id]
+            woken.append(node_id)
+        for node_id in woken:
+            self._wake(node_id)
+            self._arm(node_id)
