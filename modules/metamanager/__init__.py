@@ -1,0 +1,1 @@
+"""metamanager: the edge's store of what the cloud sent (KubeEdge's metamanager module)."""
