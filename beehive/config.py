@@ -96,6 +96,7 @@ class Config:
     hive: HiveSettings
     modules: list[ModuleConfig]
     sections: dict[str, Any]  # extra sections by name, each an instance of its dataclass
+    given: frozenset[str] = frozenset()  # the top-level keys the file actually has
 
     @property
     def enabled(self) -> list[ModuleConfig]:
@@ -137,7 +138,7 @@ def load_config(
         name: settings.build(cls, data.get(name), path=where, key=name)
         for name, cls in sections.items()
     }
-    return Config(where, hive, modules, extra)
+    return Config(where, hive, modules, extra, frozenset(str(k) for k in data))
 
 
 def build_hive(config: Config, *, services: Mapping[str, Any] | None = None) -> Hive:

@@ -1,10 +1,24 @@
-"""The project's ``beehive`` command: the framework's command with our modules plugged in."""
+"""The project's ``beehive`` command: the framework's command with our modules plugged in.
+
+Adds the built-in module names, the ``kube:`` config section (a config that has one
+gets a Kubernetes connection as the ``kube`` service, starting an embedded API
+server in ``mode: embedded``) and the ``kube-api`` subcommand.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
-from beehive import cli
+from beehive import cli, errors
+from beehive.config import Config
+from modules.kube.connection import open_kube
+from modules.kube.settings import KubeSettings
+from modules.kubeapi import cli as kubeapi_cli
+
+log = logging.getLogger("modules.cli")
 
 # Module names that need no ``impl:`` in a config, and their implementations.
 CATALOGUE: dict[str, str] = {
@@ -12,7 +26,31 @@ CATALOGUE: dict[str, str] = {
     "echo": "modules.demo:Echo",
 }
 
-APP = cli.App(prog="beehive", catalogue=CATALOGUE)
+SECTIONS: dict[str, type[Any]] = {"kube": KubeSettings}
+
+
+@contextlib.contextmanager
+def services(config: Config) -> Iterator[Mapping[str, Any]]:
+    """Shared services for the modules: a Kubernetes connection when the config has ``kube:``."""
+    if "kube" not in config.given:
+        yield {}
+        return
+    settings: KubeSettings = config.sections["kube"]
+    try:
+        with open_kube(settings) as kube:
+            log.info("kube: %s mode, kubeconfig %s", settings.mode, kube.kubeconfig_path)
+            yield {"kube": kube}
+    except OSError as exc:
+        raise errors.BeehiveError(f"kube ({settings.mode} mode): {exc}") from None
+
+
+APP = cli.App(
+    prog="beehive",
+    catalogue=CATALOGUE,
+    sections=SECTIONS,
+    services=services,
+    commands=[kubeapi_cli.register],
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from typing import Any
 from beehive import config, errors
 
 ServicesFactory = Callable[[config.Config], AbstractContextManager[Mapping[str, Any]]]
-Registrar = Callable[[Any], None]  # adds a subcommand to argparse subparsers
+Registrar = Callable[[Any], object]  # adds a subcommand to argparse subparsers
 
 
 @contextlib.contextmanager

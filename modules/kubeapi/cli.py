@@ -1,7 +1,7 @@
 """The `kube-api` subcommand: serve an embedded API server until SIGINT or SIGTERM.
 
 `register(subparsers)` adds the subcommand to the project's console script; its
-handler (`args.handler(args)`) writes a kubeconfig for the server to `--kubeconfig`,
+handler (`args.func(args)`) writes a kubeconfig for the server to `--kubeconfig`,
 prints the URL, serves, and returns an exit code.
 """
 
@@ -20,15 +20,18 @@ from modules.kubeapi.server import EmbeddedKubeAPI
 def register(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse.ArgumentParser:
-    """Add `kube-api`; the parsed namespace's `handler` attribute runs it."""
+    """Add `kube-api`; the parsed namespace's `func` attribute runs it."""
     parser = subparsers.add_parser(
-        "kube-api", help="serve an embedded Kubernetes API server", description=__doc__
+        "kube-api",
+        help="serve an embedded Kubernetes API server",
+        description="Serve an embedded Kubernetes API server until SIGINT or SIGTERM,"
+        " after writing a kubeconfig for it.",
     )
     parser.add_argument("--port", type=int, required=True, help="TCP port (0: any free port)")
     parser.add_argument("--host", default="127.0.0.1", help="listen address (default: %(default)s)")
     parser.add_argument("--data", default="", help="sqlite file to keep state in (default: memory)")
     parser.add_argument("--kubeconfig", required=True, help="where to write a kubeconfig for it")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(func=run)
     return parser
 
 
