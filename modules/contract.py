@@ -1,0 +1,108 @@
+"""The messages the cloud and edge modules exchange: names, resources, operations.
+
+One place for what edgecontroller, cloudhub, edgehub and metamanager agree on, so
+each can be tested against a recording stand-in for the others.
+
+Cloud side (one hive: ``edgecontroller`` and ``cloudhub``)
+----------------------------------------------------------
+Resources between cloud modules are ``node/<node>/<namespace>/<type>/<name>``
+(`build_resource`, `parse_resource`; namespace ``null`` for cluster-scoped objects).
+
+1. Downstream, edgecontroller -> cloudhub (``hive.send(CLOUDHUB, msg)``): source
+   ``edgecontroller``, group ``resource``, operation ``insert``/``update``/``delete``,
+   ``resourceversion`` = the object's, content = the full object with ``apiVersion``
+   and ``kind`` (a delete carries the last known object). One message per node
+   that needs the object.
+2. Upstream, cloudhub -> edgecontroller (``hive.send(EDGECONTROLLER, msg)``): what an
+   edge sent (not acks, keepalives or reserved operations), resource prefixed with
+   ``node/<node>/``; operations such as ``insert``/``update`` on ``nodestatus``,
+   ``podstatus``, ``node``, ``lease`` and ``query`` on ``configmap``/``secret``.
+3. Replies, edgecontroller -> cloudhub: ``request.reply(content)`` (or
+   ``request.error_reply(text)``), resource unchanged (still ``node/<node>/...``);
+   cloudhub delivers them to that node only.
+4. Session notices, cloudhub -> edgecontroller: operation ``connected`` /
+   ``disconnected`` / ``keepalive`` on resource ``node/<node>`` (source ``cloudhub``,
+   group ``resource``); ``keepalive`` for every keepalive an edge sends, so
+   edgecontroller can renew the node's Lease while it is connected.
+5. Resync, on every (re)connect of a node: cloudhub sends operation ``resync`` on
+   ``node/<node>``; edgecontroller answers from its caches by sending ``update`` (as
+   in 1.) for every object the node should have now, then operation ``resynced`` on
+   ``node/<node>`` with content ``{"uids": [...]}``: every object UID the node should
+   have. cloudhub drops what the node already acked (by resourceVersion) and sends
+   a ``delete`` for each object it had delivered whose UID is not in the list.
+
+Edge side (one hive per edge node: ``edgehub`` and ``metamanager``)
+--------------------------------------------------------------------
+edgehub moves frames between the websocket and the hive: messages from the cloud
+go to ``metamanager`` (replies to queries go to their waiting ``send_sync`` caller);
+metamanager stores each one, then sends the ack (``msg.reply(OK)``) to ``edgehub``,
+which writes it to the cloud. Messages for the cloud are sent to ``edgehub``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+# Hive module names (and their groups).
+EDGECONTROLLER = "edgecontroller"
+CLOUDHUB = "cloudhub"
+EDGEHUB = "edgehub"
+METAMANAGER = "metamanager"
+
+# The wire group of Kubernetes object messages.
+GROUP_RESOURCE = "resource"
+
+# Resource types (token 3 of a cloud resource).
+POD = "pod"
+CONFIGMAP = "configmap"
+SECRET = "secret"
+NODE = "node"
+NODESTATUS = "nodestatus"
+PODSTATUS = "podstatus"
+LEASE = "lease"
+RULE = "rule"
+RULEENDPOINT = "ruleendpoint"
+
+NULL_NAMESPACE = "null"  # namespace token of cluster-scoped objects
+
+# Operations between cloud modules beyond beehive.Operation's.
+RESYNC = "resync"
+RESYNCED = "resynced"
+
+# Labels and names Kubernetes uses for edge nodes.
+EDGE_NODE_LABEL = "node-role.kubernetes.io/edge"
+LEASE_NAMESPACE = "kube-node-lease"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Resource:
+    """A parsed cloud resource ``node/<node>/<namespace>/<type>/<name>``."""
+
+    node: str
+    namespace: str = ""
+    type: str = ""
+    name: str = ""
+
+    def __str__(self) -> str:
+        return build_resource(self.node, self.namespace, self.type, self.name)
+
+
+def build_resource(node: str, namespace: str = "", rtype: str = "", name: str = "") -> str:
+    """``node/<node>[/<namespace>/<type>[/<name>]]``; empty namespace becomes ``null``."""
+    if not rtype:
+        return f"node/{node}"
+    resource = f"node/{node}/{namespace or NULL_NAMESPACE}/{rtype}"
+    return f"{resource}/{name}" if name else resource
+
+
+def parse_resource(resource: str) -> Resource:
+    """Split a cloud resource.
+
+    Raises:
+        ValueError: it does not start with ``node/<node>``, naming what was found.
+    """
+    tokens = resource.split("/", 4)
+    if len(tokens) < 2 or tokens[0] != "node" or not tokens[1]:
+        raise ValueError(f"expected node/<node>/<namespace>/<type>/<name>, found {resource!r}")
+    tokens += [""] * (5 - len(tokens))
+    return Resource(tokens[1], tokens[2], tokens[3], tokens[4])
