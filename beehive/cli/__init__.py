@@ -21,6 +21,8 @@ from beehive import config, errors
 
 ServicesFactory = Callable[[config.Config], AbstractContextManager[Mapping[str, Any]]]
 Registrar = Callable[[Any], object]  # adds a subcommand to argparse subparsers
+# Adds a `beehive debug` subcommand: (debug subparsers, args -> AdminClient).
+DebugRegistrar = Callable[[Any, Callable[[argparse.Namespace], Any]], object]
 
 
 @contextlib.contextmanager
@@ -37,6 +39,7 @@ class App:
     sections: Mapping[str, type[Any]] = dataclasses.field(default_factory=dict)
     services: ServicesFactory = no_services
     commands: Sequence[Registrar] = ()
+    debug_commands: Sequence[DebugRegistrar] = ()
 
     def load(self, path: str) -> config.Config:
         return config.load_config(path, catalogue=self.catalogue, sections=self.sections)

@@ -69,6 +69,9 @@ def register(sub: Any, app: App) -> None:
     q.add_argument("args", nargs="*", help="KEY=VALUE (VALUE parsed as JSON when it is)")
     q.set_defaults(func=lambda args: _call(args, app))
 
+    for registrar in app.debug_commands:
+        registrar(dsub, lambda args: client(args, app))
+
 
 def client(args: argparse.Namespace, app: App) -> AdminClient:
     """The admin client for ``-c CONFIG`` or ``--address``."""
