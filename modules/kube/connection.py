@@ -74,5 +74,6 @@ def open_kube(settings: KubeSettings) -> Iterator[KubeConnection]:
         tempfile.TemporaryDirectory(prefix="beehive-kube-") as tmp,
         EmbeddedKubeAPI(port=settings.port, data_path=settings.data or None) as server,
     ):
-        path = server.write_kubeconfig(Path(tmp) / "kubeconfig")
+        target = Path(settings.kubeconfig) if settings.kubeconfig else Path(tmp) / "kubeconfig"
+        path = server.write_kubeconfig(target)
         yield KubeConnection(path, "", settings)

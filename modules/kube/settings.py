@@ -15,7 +15,8 @@ class KubeSettings:
     """
 
     mode: Literal["embedded", "kubeconfig"] = "embedded"
-    # kubeconfig mode: file to read; empty means $KUBECONFIG, then ~/.kube/config
+    # kubeconfig mode: file to read; empty means $KUBECONFIG, then ~/.kube/config.
+    # embedded mode: where to write a kubeconfig for the server (for kubectl); empty: a temp file
     kubeconfig: str = ""
     # kubeconfig mode: context to use; empty means the file's current-context
     context: str = ""

@@ -65,3 +65,18 @@ def test_a_missing_kubeconfig_is_a_clear_error(tmp_path: Path) -> None:
         services(cfg),
     ):
         pass
+
+
+@pytest.mark.integration
+def test_embedded_mode_writes_its_kubeconfig_where_asked(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "kubeconfig"
+    cfg = APP.load(
+        write(
+            tmp_path, f"kube: {{mode: embedded, kubeconfig: '{target}'}}\nmodules:\n  echo: {{}}\n"
+        )
+    )
+    with services(cfg) as shared:
+        assert (
+            shared["kube"].kubeconfig_path == target
+            and "server: http://127.0.0.1:" in target.read_text()
+        )
