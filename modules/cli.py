@@ -24,6 +24,7 @@ log = logging.getLogger("modules.cli")
 CATALOGUE: dict[str, str] = {
     "ticker": "modules.demo:Ticker",
     "echo": "modules.demo:Echo",
+    "workload": "modules.workload:Workload",
 }
 
 SECTIONS: dict[str, type[Any]] = {"kube": KubeSettings}
