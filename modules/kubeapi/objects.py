@@ -9,9 +9,10 @@ on; anything they refuse raises an `ApiError` and nothing is stored.
 from __future__ import annotations
 
 import copy
+import os
 import re
 import secrets
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 from modules.kubeapi import errors
@@ -35,8 +36,25 @@ MAX_DATA_BYTES = 1024 * 1024  # ConfigMap and Secret payload limit (corevalidati
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # as utilrand.String
 
 
+_clock: list[tuple[int, str]] = [(0, "")]  # the last second formatted, and its text
+
+
 def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current UTC time to the second, as metadata timestamps are written."""
+    second = int(time.time())
+    last = _clock[0]
+    if last[0] != second:
+        last = _clock[0] = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
+    return last[1]
+
+
+def new_uid() -> str:
+    """A random (version 4) UUID in its text form, as uuid.uuid4 without the object."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40
+    raw[8] = raw[8] & 0x3F | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _invalid(rtype: ResourceType, name: str, field: str, ctype: str, msg: str) -> errors.ApiError:

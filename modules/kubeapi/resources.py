@@ -8,7 +8,7 @@ endpoints (/api, /apis, /api/v1, /apis/<group>/<version>) that the client and ku
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 JsonObj = dict[str, Any]
@@ -34,15 +34,13 @@ class ResourceType:
     returns_deleted: bool = False  # DELETE answers the object, not a Status
     name_rule: str = "subdomain"  # "subdomain", "label" (namespaces) or "crd"
     custom: bool = False  # defined by a CRD: no strategic merge patch
+    api_version: str = field(init=False)  # "v1" or "group/version"
+    key: str = field(init=False)  # storage key: one per (group, plural), whatever the version
 
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    @property
-    def key(self) -> str:
-        """Storage key: one per (group, plural), whatever the version."""
-        return f"{self.group}/{self.plural}"
+    def __post_init__(self) -> None:
+        api_version = f"{self.group}/{self.version}" if self.group else self.version
+        object.__setattr__(self, "api_version", api_version)
+        object.__setattr__(self, "key", f"{self.group}/{self.plural}")
 
 
 def _core(plural: str, kind: str, namespaced: bool, **kw: Any) -> ResourceType:

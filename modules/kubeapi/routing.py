@@ -7,6 +7,7 @@ Layout as k8s.io/apiserver/pkg/endpoints/request/requestinfo.go.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -28,9 +29,10 @@ class Target:
 _HEALTH = frozenset({"healthz", "livez", "readyz"})
 
 
+@functools.lru_cache(maxsize=4096)
 def parse(path: str) -> Target | None:
     """The target of `path` (without query), None for paths the API does not have."""
-    parts = [unquote(p) for p in path.split("/") if p]
+    parts = [unquote(p) if "%" in p else p for p in path.split("/") if p]
     if not parts:
         return None
     head = parts[0]

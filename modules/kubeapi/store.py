@@ -12,7 +12,6 @@ compacted etcd. Writes also queue in `changes` until the persistence layer takes
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,8 +30,11 @@ _NAMESPACES = "/namespaces"
 _CRDS = "apiextensions.k8s.io/customresourcedefinitions"
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode(obj: JsonObj) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(obj).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +219,7 @@ class Store:
             raise errors.already_exists(rtype.plural, rtype.group, name)
         for key in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion"):
             meta.pop(key, None)
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = objects.new_uid()
         meta["creationTimestamp"] = objects.now()
         objects.prepare_create(rtype, obj)
         return self._commit(rtype, ns, name, obj, None)
