@@ -1,0 +1,163 @@
+"""Join tokens in KubeEdge's format, and their rotation into Secret ``tokensecret``.
+
+As pkg/security/token/token.go: ``<hex sha256 of the CA DER>.<JWT>``, the JWT HS256
+with the CA private key's DER bytes as HMAC secret and one claim, ``exp = now + 2 x
+refresh``. The cloud writes the current token to Secret ``tokensecret`` key
+``tokendata`` (where ``keadm gettoken`` reads it) and replaces it every `refresh`;
+the certificate server verifies the JWT part of ``Authorization: Bearer``; the edge
+checks the hash part against the CA it fetched. Errors say which check failed and
+never contain the token.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import hmac
+import logging
+import threading
+from collections.abc import Callable
+
+import jwt
+
+from modules.certs import errors
+from modules.certs.ca import KeyPair
+from modules.certs.store import SecretStore
+
+log = logging.getLogger("modules.certs.token")
+
+TOKEN_SECRET, TOKEN_KEY = "tokensecret", "tokendata"
+Clock = Callable[[], datetime.datetime]
+
+
+def utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def ca_hash(ca_der: bytes) -> str:
+    """Hex sha256 of the CA certificate's DER bytes: the token's first part."""
+    return hashlib.sha256(ca_der).hexdigest()
+
+
+def new_token(ca: KeyPair, *, now: datetime.datetime, refresh: datetime.timedelta) -> str:
+    """A token for `ca` expiring at ``now + 2 * refresh``."""
+    claims = {"exp": int((now + 2 * refresh).timestamp())}
+    signed = jwt.encode(claims, ca.key_der, algorithm="HS256")
+    return f"{ca_hash(ca.cert_der)}.{signed}"
+
+
+def split_token(token: str) -> tuple[str, str]:
+    """(CA hash, JWT) of a token.
+
+    Raises:
+        TokenError: not ``<64 hex digits>.<header>.<claims>.<signature>``.
+    """
+    digest, _, signed = token.strip().partition(".")
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()):
+        raise errors.TokenError("malformed: expected <sha256 of the CA>.<JWT>")
+    if signed.count(".") != 2:
+        raise errors.TokenError("malformed: the part after the CA hash is not a JWT")
+    return digest.lower(), signed
+
+
+def check_ca_hash(digest: str, ca_der: bytes) -> None:
+    """Raise unless `digest` is the sha256 of `ca_der`.
+
+    Raises:
+        TokenError: the token was made for another CA (or the CA was tampered with).
+    """
+    if not hmac.compare_digest(digest, ca_hash(ca_der)):
+        raise errors.TokenError(
+            "the token's CA hash does not match the CA"
+            " (a token from another cloud, or a tampered CA)"
+        )
+
+
+def verify_jwt(ca: KeyPair, signed: str, *, now: datetime.datetime) -> datetime.datetime:
+    """Check the JWT's HS256 signature with `ca`'s key and its expiry; returns the expiry.
+
+    Raises:
+        TokenError: malformed, bad signature (signed by another CA's key) or expired.
+    """
+    try:
+        claims = jwt.decode(
+            signed,
+            ca.key_der,
+            algorithms=["HS256"],
+            options={"verify_exp": False, "require": ["exp"]},  # expiry checked against `now`
+        )
+    except jwt.InvalidSignatureError:
+        raise errors.TokenError("bad signature (not signed by this cloud's CA key)") from None
+    except jwt.InvalidTokenError as exc:
+        raise errors.TokenError(f"malformed JWT ({type(exc).__name__})") from None
+    exp = claims["exp"]
+    if not isinstance(exp, int | float):
+        raise errors.TokenError("malformed JWT (exp is not a number)")
+    expiry = datetime.datetime.fromtimestamp(exp, datetime.UTC)
+    if now >= expiry:
+        raise errors.TokenError(
+            f"expired at {expiry.isoformat()}; get a fresh token from the cloud"
+        )
+    return expiry
+
+
+def verify_token(ca: KeyPair, token: str, *, now: datetime.datetime) -> datetime.datetime:
+    """Check a whole token against `ca` (hash, signature, expiry); returns its expiry.
+
+    Raises:
+        TokenError: naming the check that failed.
+    """
+    digest, signed = split_token(token)
+    check_ca_hash(digest, ca.cert_der)
+    return verify_jwt(ca, signed, now=now)
+
+
+class TokenRotator:
+    """Keeps a fresh token in Secret ``tokensecret``, replacing it every `refresh`."""
+
+    def __init__(
+        self, store: SecretStore, ca: KeyPair, *, refresh: datetime.timedelta,
+        clock: Clock = utc_now,
+    ) -> None:  # fmt: skip
+        self.store = store  # where the token is written
+        self.ca = ca  # signs the tokens
+        self.refresh = refresh  # interval between tokens (KubeEdge tokenRefreshDuration)
+        self.clock = clock  # source of "now" for each rotation
+        self.expires: datetime.datetime | None = None  # expiry of the token last written
+        self._stop = threading.Event()  # set by stop()
+        self._thread: threading.Thread | None = None  # the rotation loop
+
+    def rotate(self, now: datetime.datetime) -> datetime.datetime:
+        """Write a new token made at `now` to the Secret; returns its expiry."""
+        token = new_token(self.ca, now=now, refresh=self.refresh)
+        self.store.write(TOKEN_SECRET, {TOKEN_KEY: token.encode("ascii")})
+        self.expires = now + 2 * self.refresh
+        log.info("certserver: new join token, expires %s", self.expires.isoformat())
+        return self.expires
+
+    def start(self) -> None:
+        """Rotate now, then every `refresh` in a thread until `stop`."""
+        self.rotate(self.clock())
+        self._thread = threading.Thread(
+            target=self._loop, name="beehive-certserver-token", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.refresh.total_seconds()):
+            try:
+                self.rotate(self.clock())
+            except Exception:  # the old token stays valid; try again next round
+                log.exception("certserver: token rotation failed")
+
+
+def read_token(store: SecretStore) -> str | None:
+    """The current token from Secret ``tokensecret`` (``keadm gettoken``), or None."""
+    data = store.read(TOKEN_SECRET)
+    return data[TOKEN_KEY].decode("ascii") if data and TOKEN_KEY in data else None
