@@ -25,6 +25,7 @@ CATALOGUE: dict[str, str] = {
     "ticker": "modules.demo:Ticker",
     "echo": "modules.demo:Echo",
     "workload": "modules.workload:Workload",
+    "edgecontroller": "modules.edgecontroller:EdgeController",
 }
 
 SECTIONS: dict[str, type[Any]] = {"kube": KubeSettings}
