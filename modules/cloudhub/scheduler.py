@@ -51,6 +51,10 @@ class FairScheduler:
     def nodes(self) -> list[str]:
         return sorted(self._queues)
 
+    def has_node(self, node_id: str) -> bool:
+        """Whether the node has a queue (connected now or earlier, not removed)."""
+        return node_id in self._queues
+
     def is_connected(self, node_id: str) -> bool:
         return node_id in self._connected
 

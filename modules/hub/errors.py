@@ -5,7 +5,8 @@ The tree (all under `beehive.errors.BeehiveError`)::
     HubError
     ├── HandshakeError(reason)          path or headers of a connection are wrong
     ├── WrongNodeError(node_id, resource)  a message names another node's resource
-    └── SessionClosedError(node_id)     send on a session that has ended
+    ├── SessionClosedError(node_id)     send on a session that has ended
+    └── HubConnectionError(target, reason)  connect failed or the connection broke
 """
 
 from __future__ import annotations
@@ -43,3 +44,15 @@ class SessionClosedError(HubError):
 
     def __str__(self) -> str:
         return f"the session of node {self.node_id!r} has ended"
+
+
+class HubConnectionError(HubError):
+    """The transport could not connect, or the connection broke (wraps library errors)."""
+
+    def __init__(self, target: str, reason: str) -> None:
+        super().__init__(target, reason)
+        self.target = target
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"connection to {self.target}: {self.reason}"

@@ -59,6 +59,13 @@ class KeepaliveDue:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class KeepaliveReceived:
+    """Cloud side: the edge sent a keepalive (cloudhub renews the node's Lease on it)."""
+
+    at: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class SessionTimedOut:
     """Cloud side: the edge sent nothing for `idle` seconds; close the connection."""
 
@@ -79,6 +86,7 @@ Event: TypeAlias = (
     | MessageRejected
     | DecodeFailed
     | KeepaliveDue
+    | KeepaliveReceived
     | SessionTimedOut
     | ConnectionClosed
 )

@@ -230,7 +230,9 @@ class HubProtocol:
             self._write(message.reply(CONTROL_ACK))  # answered raw, never delivered
             return
         if operation == Operation.KEEPALIVE:
-            return  # liveness only; last_received is already updated
+            if self.side is Side.CLOUD:  # liveness; last_received is already updated
+                self._events.append(events.KeepaliveReceived(self.last_received))
+            return
         problem = self._problem(message)
         if problem:
             self._reject(message, problem)

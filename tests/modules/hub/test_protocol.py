@@ -319,10 +319,11 @@ def test_any_frame_from_the_edge_keeps_the_session_alive(data: bytes) -> None:
     assert proto.next_deadline() == clock.now + 1
 
 
-def test_keepalives_are_not_delivered_to_the_module() -> None:
-    proto = make(Side.CLOUD)
+def test_keepalives_are_reported_but_not_delivered_as_messages() -> None:
+    clock = FakeClock()
+    proto = make(Side.CLOUD, clock)
     proto.receive_data(codec.encode(Message.new(operation="keepalive", content="ping")))
-    assert proto.events_received() == []
+    assert proto.events_received() == [events.KeepaliveReceived(clock.now)]
     assert proto.data_to_send() == []
 
 

@@ -1,0 +1,152 @@
+"""The cloudhub module: wires the websocket server, the core and the ObjectSync writer.
+
+Input: its mailbox (downstream messages from edgecontroller, contract items 1, 3
+and 5), handed to the server's event loop. Output: upstream messages and session
+notices to edgecontroller (contract items 2, 4, 5), sent from the thread
+"beehive-cloudhub-upstream" so the loop never waits on a mailbox; ObjectSync
+writes on the writer's thread. Admin commands ``cloudhub.nodes``,
+``cloudhub.peek`` and ``cloudhub.address`` serve `beehive debug`.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Any
+
+from kubernetes import client
+
+from beehive import errors as beehive_errors
+from beehive.admin import message_json
+from beehive.message import Message
+from beehive.module import Module
+from modules.cloudhub import core, objects, redact, transport
+from modules.cloudhub.objectsync import ObjectSyncWriter
+from modules.cloudhub.settings import CloudHubSettings
+from modules.kubeapi import crds
+
+log = logging.getLogger("modules.cloudhub")
+
+
+class CloudHub(Module):
+    """KubeEdge's cloudhub: edges connect here over websocket (see the package docs)."""
+
+    settings_type = CloudHubSettings
+
+    def on_start(self) -> None:
+        settings: CloudHubSettings = self.settings or CloudHubSettings()
+        self._core = core.CloudHubCore(limits=settings.limits(), clock=time.monotonic)
+        self._api: client.ApiClient | None = None  # for ObjectSync records, if kept
+        self._writer: ObjectSyncWriter | None = None
+        self._upstream = _Upstream(self, settings.upstream_module, settings.upstream_queue)
+        self._transport = transport.ServerTransport(
+            self._core,
+            address=settings.address,
+            port=settings.port,
+            tick_interval=settings.tick_interval,
+            on_upstream=self._upstream.put,
+            on_syncs=self._submit_syncs,
+        )
+        try:
+            self._open_object_sync(settings)
+            self._upstream.start()
+            port = self._transport.start()
+        except BaseException:
+            self.on_stop()
+            raise
+        log.info("cloudhub listening on ws://%s:%d (plain websocket)", settings.address, port)
+        self.hive.register_command("cloudhub.nodes", self._nodes)
+        self.hive.register_command("cloudhub.peek", self._peek)
+        self.hive.register_command("cloudhub.address", self._address)
+
+    def on_message(self, message: Message) -> None:
+        self._transport.submit(message)
+
+    def on_stop(self) -> None:
+        self._transport.stop()
+        self._upstream.stop()
+        if self._writer is not None:
+            self._writer.stop()
+        if self._api is not None:
+            self._api.close()  # type: ignore[no-untyped-call]
+
+    # ObjectSync.
+
+    def _open_object_sync(self, settings: CloudHubSettings) -> None:
+        kube = self.context.services.get("kube")
+        if not settings.object_sync:
+            return
+        if kube is None:
+            log.warning("no kube service: ObjectSync records are not kept or read")
+            return
+        self._api = kube.api_client()
+        if settings.install_crds:
+            crds.install(self._api)
+        self._writer = ObjectSyncWriter(self._api, batch_delay=settings.sync_batch_delay)
+        count = self._core.restore(self._writer.read_all())
+        log.info("restored %d ObjectSync record(s)", count)
+        self._writer.start()
+
+    def _submit_syncs(self, ops: list[objects.SyncOp]) -> None:
+        if self._writer is not None:
+            self._writer.submit(ops)
+
+    # Admin commands (admin thread).
+
+    def _nodes(self, node: str = "") -> list[dict[str, Any]]:
+        rows = self._transport.call(self._core.nodes)
+        if self._writer is not None:
+            for row in rows:
+                row["sync_pending"] = self._writer.pending()
+        return [row for row in rows if not node or row["node"] == node]
+
+    def _peek(self, node: str, limit: int = 10) -> list[dict[str, Any]]:
+        queued = self._transport.call(lambda: self._core.peek(node, int(limit)))
+        return [redact.redacted(message_json(message)) for message in queued]
+
+    def _address(self) -> dict[str, Any]:
+        return {"address": self._transport.address, "port": self._transport.port}
+
+
+class _Upstream:
+    """A bounded hand-off from the loop to edgecontroller's mailbox, on its own thread."""
+
+    def __init__(self, owner: Module, target: str, size: int) -> None:
+        self._owner = owner
+        self._target = target  # module that receives edge traffic and notices
+        self._queue: queue.Queue[Message] = queue.Queue(size)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="beehive-cloudhub-upstream")
+        self.dropped = 0  # messages dropped because the hand-off was full
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+
+    def put(self, messages: list[Message]) -> None:
+        """Called on the loop thread: never blocks; drops (counted, logged) when full."""
+        for message in messages:
+            try:
+                self._queue.put_nowait(message)
+            except queue.Full:
+                self.dropped += 1
+                log.error("upstream hand-off full: dropped %s (%s on %s), %d dropped in all",
+                          message.msg_id, message.route.operation,
+                          message.route.resource, self.dropped)  # fmt: skip
+
+    def _run(self) -> None:
+        while not (self._stopping.is_set() and self._queue.empty()):
+            try:
+                message = self._queue.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            try:
+                self._owner.hive.send(self._target, message)
+            except beehive_errors.BeehiveError as exc:
+                log.error("cannot pass %s to %s: %s", message.msg_id, self._target, exc)

@@ -1,0 +1,50 @@
+"""cloudhub's ``settings:`` section, with KubeEdge's defaults where it has them."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from modules import contract
+from modules.cloudhub import core, queue
+from modules.hub.protocol import DEFAULT_MAX_FRAME_SIZE
+
+
+def _min(low: float) -> dict[str, float]:
+    return {"min": low}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CloudHubSettings:
+    """Where cloudhub listens and how it delivers (cloudHub.* in cloudcore.yaml)."""
+
+    # Plain websocket (no TLS yet): loopback unless you mean to expose it.
+    address: str = "127.0.0.1"
+    port: int = dataclasses.field(default=10000, metadata=_min(0))  # 0: any free port
+    node_limit: int = dataclasses.field(default=1000, metadata=_min(1))
+    keepalive_timeout: float = dataclasses.field(default=30.0, metadata=_min(0.01))
+    window: int = dataclasses.field(default=32, metadata=_min(1))  # unacked per node
+    max_objects: int = dataclasses.field(default=4096, metadata=_min(1))  # waiting per node
+    resend_initial: float = dataclasses.field(default=5.0, metadata=_min(0.001))
+    resend_factor: float = dataclasses.field(default=2.0, metadata=_min(1))
+    resend_max: float = dataclasses.field(default=60.0, metadata=_min(0.001))
+    message_qps: float = dataclasses.field(default=30.0, metadata=_min(0.001))  # per node, up
+    message_burst: int = dataclasses.field(default=60, metadata=_min(1))
+    max_frame_size: int = dataclasses.field(default=DEFAULT_MAX_FRAME_SIZE, metadata=_min(1024))
+    tick_interval: float = dataclasses.field(default=0.5, metadata=_min(0.001))
+    upstream_module: str = contract.EDGECONTROLLER  # where edge traffic and notices go
+    upstream_queue: int = dataclasses.field(default=10_000, metadata=_min(1))
+    object_sync: bool = True  # keep ObjectSync records (needs the ``kube`` service)
+    install_crds: bool = True  # create KubeEdge's CRDs if missing
+    sync_batch_delay: float = dataclasses.field(default=0.05, metadata=_min(0))
+
+    def limits(self) -> core.HubLimits:
+        return core.HubLimits(
+            node_limit=self.node_limit,
+            window=self.window,
+            max_objects=self.max_objects,
+            retry=queue.RetryPolicy(self.resend_initial, self.resend_factor, self.resend_max),
+            keepalive_timeout=self.keepalive_timeout,
+            rate=self.message_qps,
+            burst=self.message_burst,
+            max_frame_size=self.max_frame_size,
+        )

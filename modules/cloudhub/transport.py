@@ -1,0 +1,291 @@
+"""cloudhub's websocket server: moves frames between connections and `CloudHubCore`.
+
+Runs the asyncio `websockets` server on its own thread ("beehive-cloudhub-loop").
+Input: connections from edges, and downstream messages the module hands over
+with `submit` (any thread; bounded, the caller waits while it is full). Output:
+frames and closes to the connections; upstream messages and ObjectSync ops to
+the callbacks given, called on the loop thread (they must not block).
+
+Only this file knows `websockets`; its exceptions end at this seam. As KubeEdge's
+server: any path, headers ``node_id``/``project_id``, no compression, no
+websocket pings (liveness is the application keepalive), and no small size limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import dataclasses
+import http
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.http11 import Request, Response
+
+from beehive.message import Message
+from modules.cloudhub import core, objects
+from modules.hub import errors, handshake
+
+log = logging.getLogger("modules.cloudhub.transport")
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(eq=False)
+class _Conn:
+    ws: ServerConnection
+    outbox: collections.deque[bytes | core.Close] = dataclasses.field(
+        default_factory=collections.deque
+    )  # frames to write, then possibly a close
+    wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)  # outbox has items
+
+
+class ServerTransport:
+    """The websocket server thread around a `CloudHubCore` (which only it touches)."""
+
+    def __init__(
+        self,
+        hub: core.CloudHubCore,
+        *,
+        address: str,
+        port: int,
+        tick_interval: float,
+        on_upstream: Callable[[list[Message]], None],
+        on_syncs: Callable[[list[objects.SyncOp]], None],
+        max_pending: int = 10_000,
+    ) -> None:
+        self.core = hub  # all logic; used on the loop thread only
+        self.address = address  # host to bind
+        self.port = port  # port to bind (0: any); the bound port once started
+        self._tick_interval = tick_interval  # seconds between core ticks at most
+        self._on_upstream = on_upstream  # messages for edgecontroller
+        self._on_syncs = on_syncs  # work for the ObjectSync writer
+        self._max_pending = max_pending  # downstream messages waiting for the loop
+        self._pending: collections.deque[Message] = collections.deque()  # from submit
+        self._cond = threading.Condition()  # guards _pending and _drain_scheduled
+        self._drain_scheduled = False  # a _drain call is on its way to the loop
+        self._conns: dict[int, _Conn] = {}  # connection id -> connection (loop thread)
+        self._ids = itertools.count(1)  # connection ids
+        self._pump_scheduled = False  # a pump call is queued on the loop
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None  # set on the loop to stop serving
+        self._ready = threading.Event()  # set once listening (or failed)
+        self._error: BaseException | None = None  # why the server could not start
+        self._thread: threading.Thread | None = None
+
+    # Any thread.
+
+    def start(self, timeout: float = 10.0) -> int:
+        """Listen and serve on a new thread; returns the bound port.
+
+        Raises:
+            HubConnectionError: the address cannot be bound.
+        """
+        self._thread = threading.Thread(target=self._run, name="beehive-cloudhub-loop")
+        self._thread.start()
+        if not self._ready.wait(timeout) or self._error is not None:
+            self.stop()
+            reason = f"cannot listen: {self._error or 'timed out'}"
+            raise errors.HubConnectionError(f"{self.address}:{self.port}", reason)
+        return self.port
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close every connection (1001) and stop the server thread."""
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                loop.call_soon_threadsafe(stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with self._cond:
+            self._cond.notify_all()
+
+    def submit(self, message: Message) -> None:
+        """Hand a downstream message to the loop; waits while `max_pending` wait."""
+        with self._cond:
+            while len(self._pending) >= self._max_pending and self._is_running():
+                self._cond.wait(0.1)
+            self._pending.append(message)
+            if self._drain_scheduled:
+                return
+            self._drain_scheduled = True
+        self._call_soon(self._drain)
+
+    def call(self, func: Callable[[], T], timeout: float = 5.0) -> T:
+        """Run `func` on the loop thread and return its result (for debug commands)."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(func())
+            except Exception as exc:
+                future.set_exception(exc)
+
+        self._call_soon(run)
+        return future.result(timeout)
+
+    def _is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _call_soon(self, func: Callable[[], None]) -> None:
+        if self._loop is None:
+            raise errors.SessionClosedError("*")
+        try:
+            self._loop.call_soon_threadsafe(func)
+        except RuntimeError as exc:  # the loop has closed
+            raise errors.SessionClosedError("*") from exc
+
+    # The loop thread.
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except Exception as exc:
+            self._error = exc
+            log.error("cloudhub server stopped: %s", exc)
+        finally:
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        server = await serve(
+            self._handle,
+            self.address,
+            self.port,
+            compression=None,
+            max_size=self.core.limits.max_frame_size,
+            ping_interval=None,
+            close_timeout=2,
+            process_request=_check_request,
+        )
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        ticker = asyncio.create_task(self._tick())
+        await self._stop.wait()
+        ticker.cancel()
+        await self._shut_down(server)
+
+    async def _shut_down(self, server: Server) -> None:
+        self.core.close_all("cloudhub is stopping")
+        self._flush()
+        deadline = time.monotonic() + 2.0
+        while self._conns and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        server.close()
+        await server.wait_closed()
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        request = ws.request
+        assert request is not None  # the handshake is done
+        peer = handshake.parse_request(request.path, _headers(request))  # checked before
+        conn_id = next(self._ids)
+        conn = self._conns[conn_id] = _Conn(ws)
+        writer = asyncio.create_task(self._write_loop(conn))
+        try:
+            accepted = self.core.open(conn_id, peer.node_id)
+            self._after()
+            if accepted:
+                log.info("node %s connected from %s", peer.node_id, ws.remote_address)
+                await self._read_loop(conn_id, ws)
+            else:
+                await writer  # writes the refusal and closes
+        finally:
+            self.core.lost(conn_id)
+            del self._conns[conn_id]
+            writer.cancel()
+            self._after()
+
+    async def _read_loop(self, conn_id: int, ws: ServerConnection) -> None:
+        while True:
+            try:
+                data = await ws.recv(decode=False)
+            except ConnectionClosed:
+                return
+            self.core.receive(conn_id, data)
+            self._after()
+
+    async def _write_loop(self, conn: _Conn) -> None:
+        try:
+            while True:
+                while conn.outbox:
+                    item = conn.outbox.popleft()
+                    if isinstance(item, core.Close):
+                        await conn.ws.close(item.code, item.reason)
+                        return
+                    await conn.ws.send(item, text=True)
+                conn.wake.clear()
+                await conn.wake.wait()
+        except (ConnectionClosed, WebSocketException, OSError):
+            return
+
+    async def _tick(self) -> None:
+        while True:
+            delay = self._tick_interval
+            deadline = self.core.next_deadline()
+            if deadline is not None:
+                delay = min(delay, max(deadline - time.monotonic(), 0.001))
+            await asyncio.sleep(delay)
+            self.core.tick()
+            self._after()
+
+    def _drain(self) -> None:
+        with self._cond:
+            batch = list(self._pending)
+            self._pending.clear()
+            self._drain_scheduled = False
+            self._cond.notify_all()
+        for message in batch:
+            self.core.downstream(message)
+        self._after()
+
+    def _after(self) -> None:
+        """Deliver what is ready and hand the core's outputs on."""
+        self.core.pump()
+        self._flush()
+        if self.core.more and not self._pump_scheduled and self._loop is not None:
+            self._pump_scheduled = True
+            self._loop.call_soon(self._pump_again)
+
+    def _pump_again(self) -> None:
+        self._pump_scheduled = False
+        self._after()
+
+    def _flush(self) -> None:
+        out = self.core.take_outputs()
+        for conn_id, frames in out.writes.items():
+            conn = self._conns.get(conn_id)
+            if conn is not None:
+                conn.outbox.extend(frames)
+                conn.wake.set()
+        for close in out.closes:
+            conn = self._conns.get(close.conn)
+            if conn is not None:
+                conn.outbox.append(close)
+                conn.wake.set()
+        if out.upstream:
+            self._on_upstream(out.upstream)
+        if out.syncs:
+            self._on_syncs(out.syncs)
+
+
+def _headers(request: Request) -> dict[str, str]:
+    return dict(request.headers.raw_items())
+
+
+def _check_request(connection: ServerConnection, request: Request) -> Response | None:
+    """Refuse a bad connection request with 400 and the reason, before the upgrade."""
+    try:
+        handshake.parse_request(request.path, _headers(request))
+    except errors.HandshakeError as exc:
+        log.warning("refused a connection from %s: %s", connection.remote_address, exc)
+        return connection.respond(http.HTTPStatus.BAD_REQUEST, f"{exc}\n")
+    return None
