@@ -1,0 +1,220 @@
+"""Downstream logic: watch events in, (node, operation, object) sends out. No I/O.
+
+Input: the reflectors' events (ADDED / MODIFIED / DELETED with the object), one at a
+time on the downstream thread; output: `Send` items that `build_message` turns into
+messages for cloudhub (contract item 1), and resync answers (contract item 5).
+
+Level-based: the operation comes from what this node was last sent, not from the
+event type, so events collapsed by the keyed queue (an ADDED then MODIFIED becomes
+one MODIFIED) still yield ``insert`` for a first delivery, and an object added and
+deleted before it was processed yields nothing. Behaviour follows
+cloud/pkg/edgecontroller/controller/downstream.go, except where noted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+from beehive import Message
+from modules import contract
+from modules.edgecontroller.location import LocationCache, PodKey, Ref, pod_refs
+
+log = logging.getLogger("modules.edgecontroller.downstream")
+
+Obj = dict[str, Any]
+INSERT, UPDATE, DELETE = "insert", "update", "delete"
+ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
+# Metadata that changes without the object changing for the edge (downstream.go's
+# pod update filter ignores resourceVersion and generation; managedFields changes
+# with every status write on a real server).
+_VOLATILE_META = frozenset({"resourceVersion", "generation", "managedFields"})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Send:
+    """One object to deliver to one node."""
+
+    node: str
+    operation: str
+    rtype: str
+    obj: Obj
+
+
+def meta(obj: Obj) -> dict[str, Any]:
+    value = obj.get("metadata")
+    return value if isinstance(value, dict) else {}
+
+
+def build_message(send: Send) -> Message:
+    """The downstream message of contract item 1 for `send`."""
+    m = meta(send.obj)
+    resource = contract.build_resource(
+        send.node, m.get("namespace", ""), send.rtype, m.get("name", "")
+    )
+    return Message.new(
+        source=contract.EDGECONTROLLER,
+        group=contract.GROUP_RESOURCE,
+        operation=send.operation,
+        resource=resource,
+        content=send.obj,
+        resource_version=str(m.get("resourceVersion", "")),
+    )
+
+
+def only_status_changed(old: Obj, new: Obj) -> bool:
+    """True when nothing but status (and volatile metadata) differs."""
+    if old.get("spec") != new.get("spec"):
+        return False
+    old_meta, new_meta = meta(old), meta(new)
+    keys = (old_meta.keys() | new_meta.keys()) - _VOLATILE_META
+    return all(old_meta.get(k) == new_meta.get(k) for k in keys)
+
+
+def _ref(rtype: str, obj: Obj) -> Ref:
+    m = meta(obj)
+    return (rtype, m.get("namespace", ""), m.get("name", ""))
+
+
+class Downstream:
+    """What each edge node has been sent, and what an event changes about that."""
+
+    def __init__(self, location: LocationCache) -> None:
+        self.location = location  # shared with upstream queries
+        self.edge_nodes: dict[str, Obj] = {}  # edge node name -> its Node
+        self.pods: dict[PodKey, Obj] = {}  # every pod seen, by (namespace, name)
+        self.objects: dict[Ref, Obj] = {}  # configmaps and secrets, by ref
+
+    def apply(self, rtype: str, event: str, obj: Obj) -> list[Send]:
+        """The sends one watch event causes (KubeEdge's per-manager handlers)."""
+        if rtype == contract.POD:
+            return self._pod(event, obj)
+        if rtype in (contract.CONFIGMAP, contract.SECRET):
+            return self._object(rtype, event, obj)
+        if rtype == contract.NODE:
+            return self._node(event, obj)
+        # Rules and ruleendpoints go to KubeEdge's `router` module, which is not part
+        # of this cloudcore: they are watched (for `debug watches`) but not delivered.
+        log.debug("%s %s %s: not delivered (no router module)", rtype, event, _ref(rtype, obj))
+        return []
+
+    def resync(self, node: str) -> list[Send]:
+        """Contract item 5: an ``update`` for every object `node` should have now."""
+        if node not in self.edge_nodes:
+            return []
+        sends = [Send(node, UPDATE, contract.NODE, self.edge_nodes[node])]
+        sends += self._refs_to(node, self.location.refs_for_node(node), UPDATE)
+        for key in self.location.pods_on(node):
+            sends.append(Send(node, UPDATE, contract.POD, self.pods[key]))
+        return sends
+
+    # --- pods ------------------------------------------------------------------------
+
+    def _pod(self, event: str, pod: Obj) -> list[Send]:
+        m = meta(pod)
+        key: PodKey = (m.get("namespace", ""), m.get("name", ""))
+        old = self.pods.get(key)
+        if event == DELETED:
+            return self._pod_gone(key) if old is not None else []
+        sends: list[Send] = []
+        if old is not None and meta(old).get("uid") != m.get("uid"):
+            sends, old = self._pod_gone(key), None  # deleted and recreated under one name
+        node = _node_name(pod)
+        self.pods[key] = pod
+        old_node = _node_name(old) if old is not None else ""
+        if old is not None and old_node == node and only_status_changed(old, pod):
+            return sends
+        change = self.location.update_pod(key, node, pod_refs(pod))
+        for gone_node, ref in change.removed:
+            sends += self._ref_sends(gone_node, ref, DELETE)
+        for new_node, ref in change.added:
+            sends += self._ref_sends(new_node, ref, INSERT)
+        if node in self.edge_nodes:
+            # pod.go re-labels an ADDED pod that is already being deleted MODIFIED.
+            first = old_node != node and not m.get("deletionTimestamp")
+            sends.append(Send(node, INSERT if first else UPDATE, contract.POD, pod))
+        return sends
+
+    def _pod_gone(self, key: PodKey) -> list[Send]:
+        old = self.pods.pop(key)
+        node = self.location.node_of(key)
+        change = self.location.remove_pod(key)
+        sends = []
+        if node in self.edge_nodes:
+            sends.append(Send(node, DELETE, contract.POD, old))
+        for gone_node, ref in change.removed:
+            sends += self._ref_sends(gone_node, ref, DELETE)
+        return sends
+
+    # --- configmaps and secrets ----------------------------------------------------
+
+    def _object(self, rtype: str, event: str, obj: Obj) -> list[Send]:
+        ref = _ref(rtype, obj)
+        old = self.objects.get(ref)
+        nodes = [n for n in self.location.nodes_for(ref) if n in self.edge_nodes]
+        if event == DELETED:
+            if old is None:
+                return []
+            del self.objects[ref]
+            return [Send(n, DELETE, rtype, old) for n in nodes]
+        self.objects[ref] = obj
+        sends = []
+        if old is not None and meta(old).get("uid") != meta(obj).get("uid"):
+            sends = [Send(n, DELETE, rtype, old) for n in nodes]
+            old = None
+        # KubeEdge sends a secret's ADDED as `update` (downstream.go syncSecret).
+        operation = UPDATE if old is not None or rtype == contract.SECRET else INSERT
+        return sends + [Send(n, operation, rtype, obj) for n in nodes]
+
+    def _ref_sends(self, node: str, ref: Ref, operation: str) -> list[Send]:
+        return self._refs_to(node, [ref], operation) if node in self.edge_nodes else []
+
+    def _refs_to(self, node: str, refs: list[Ref], operation: str) -> list[Send]:
+        sends = []
+        for ref in refs:
+            obj = self.objects.get(ref)
+            if obj is not None:
+                op = UPDATE if operation == INSERT and ref[0] == contract.SECRET else operation
+                sends.append(Send(node, op, ref[0], obj))
+        return sends
+
+    # --- nodes -----------------------------------------------------------------------
+
+    def _node(self, event: str, node_obj: Obj) -> list[Send]:
+        name = meta(node_obj).get("name", "")
+        old = self.edge_nodes.get(name)
+        if event == DELETED:
+            if old is None:
+                return []
+            del self.edge_nodes[name]
+            return [Send(name, DELETE, contract.NODE, old)]
+        self.edge_nodes[name] = node_obj
+        if old is not None:
+            # KubeEdge sends every MODIFIED; status-only changes (mostly the edge's own
+            # reports coming back) are not echoed to the edge here.
+            if only_status_changed(old, node_obj):
+                return []
+            return [Send(name, UPDATE, contract.NODE, node_obj)]
+        # A node that just became an edge node gets what its pods need, then its pods.
+        sends = [Send(name, UPDATE, contract.NODE, node_obj)]
+        sends += self._refs_to(name, self.location.refs_for_node(name), INSERT)
+        for key in self.location.pods_on(name):
+            sends.append(Send(name, INSERT, contract.POD, self.pods[key]))
+        return sends
+
+
+def _node_name(pod: Obj) -> str:
+    spec = pod.get("spec")
+    name = spec.get("nodeName") if isinstance(spec, dict) else None
+    return name if isinstance(name, str) else ""
+
+
+def uids(sends: list[Send]) -> list[str]:
+    """The object UIDs among `sends`, in order, without repeats."""
+    seen: dict[str, None] = {}
+    for send in sends:
+        uid = meta(send.obj).get("uid")
+        if isinstance(uid, str) and uid:
+            seen.setdefault(uid, None)
+    return list(seen)

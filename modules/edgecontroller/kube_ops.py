@@ -1,0 +1,149 @@
+"""The API writes upstream reports turn into, with bounded retries and a shared rate limit.
+
+Input: calls from the upstream workers; output: requests to the Kubernetes API through
+the official client (merge patches on the status subresources, creates, Leases).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import urllib3
+from kubernetes import client
+
+from modules import contract
+from modules.edgecontroller.queues import TokenBucket
+from modules.edgecontroller.settings import EdgeControllerSettings
+
+log = logging.getLogger("modules.edgecontroller.upstream")
+
+Obj = dict[str, Any]
+MERGE = "application/merge-patch+json"
+_RETRYABLE = frozenset({409, 429, 500, 502, 503, 504})  # 409: a write raced another
+
+
+def micro_time(at: datetime.datetime | None = None) -> str:
+    """A Kubernetes MicroTime (RFC 3339 with microseconds, UTC)."""
+    at = at or datetime.datetime.now(datetime.UTC)
+    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class KubeOps:
+    """Typed-client calls returning plain JSON objects."""
+
+    def __init__(self, api_client: client.ApiClient, settings: EdgeControllerSettings) -> None:
+        self._core: Any = client.CoreV1Api(api_client)
+        self._leases: Any = client.CoordinationV1Api(api_client)
+        self._settings = settings
+
+    def call(
+        self, limiter: TokenBucket, stop: threading.Event, func: Callable[..., Any], *args: Any
+    ) -> Any:
+        """`func(*args)` under the rate limit, retried on transient errors (bounded)."""
+        attempts = self._settings.report_attempts
+        for attempt in range(1, attempts + 1):
+            if not limiter.acquire(stop):
+                raise RuntimeError("stopping")
+            try:
+                return func(*args)
+            except (client.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+                status = exc.status if isinstance(exc, client.ApiException) else None
+                if attempt == attempts or (status is not None and status not in _RETRYABLE):
+                    raise
+                log.warning("%s failed (%s); retry %d", func.__name__, exc, attempt)
+                stop.wait(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _plain(response: Any) -> Obj:
+        """The JSON body of a raw (``_preload_content=False``) response."""
+        plain: Obj = json.loads(response.data)
+        return plain
+
+    # --- nodes -----------------------------------------------------------------------
+
+    def patch_node_status(self, node: str, status: Obj) -> Obj:
+        """Merge-patch the node's status; the report itself is the heartbeat."""
+        status = copy.deepcopy(status)
+        now = _now()
+        for condition in status.get("conditions") or []:
+            if isinstance(condition, dict):
+                condition["lastHeartbeatTime"] = now
+        return self._plain(
+            self._core.patch_node_status(
+                node, {"status": status}, _content_type=MERGE, _preload_content=False
+            )
+        )
+
+    def register_node(self, node: str, body: Obj) -> Obj:
+        """Create the Node labelled as an edge node, or label the existing one."""
+        body = copy.deepcopy(body)
+        meta = body.setdefault("metadata", {})
+        for key in ("resourceVersion", "uid", "creationTimestamp"):
+            meta.pop(key, None)
+        meta["labels"] = {**(meta.get("labels") or {}), **self._settings.node_labels}
+        try:
+            return self._plain(self._core.create_node(body, _preload_content=False))
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+        patch = {"metadata": {"labels": self._settings.node_labels}}
+        return self._plain(
+            self._core.patch_node(node, patch, _content_type=MERGE, _preload_content=False)
+        )
+
+    # --- pods ------------------------------------------------------------------------
+
+    def patch_pod_status(self, namespace: str, name: str, status: Obj) -> Obj:
+        return self._plain(
+            self._core.patch_namespaced_pod_status(
+                name, namespace, {"status": status}, _content_type=MERGE, _preload_content=False
+            )
+        )
+
+    # --- leases ----------------------------------------------------------------------
+
+    def renew_lease(self, node: str) -> Obj:
+        """Renew (or create) ``kube-node-lease/<node>``, as the kubelet's lease controller."""
+        spec = {
+            "holderIdentity": node,
+            "leaseDurationSeconds": self._settings.lease_duration,
+            "renewTime": micro_time(),
+        }
+        ns = contract.LEASE_NAMESPACE
+        try:
+            return self._plain(
+                self._leases.patch_namespaced_lease(
+                    node, ns, {"spec": spec}, _content_type=MERGE, _preload_content=False
+                )
+            )
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+        body = {"metadata": {"name": node, "namespace": ns}, "spec": spec}
+        try:
+            return self._plain(
+                self._leases.create_namespaced_lease(ns, body, _preload_content=False)
+            )
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+        self._ensure_namespace(ns)
+        return self._plain(self._leases.create_namespaced_lease(ns, body, _preload_content=False))
+
+    def _ensure_namespace(self, name: str) -> None:
+        try:
+            self._core.create_namespace({"metadata": {"name": name}})
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise

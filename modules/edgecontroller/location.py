@@ -1,0 +1,172 @@
+"""Location cache: which nodes need which configmaps and secrets, and which pods sit where.
+
+Input: pods (from the downstream thread, as the pod watch reports them); output: the
+(node, object) pairs that start or stop being needed, for the downstream to send or
+delete, and look-ups for upstream queries (from worker threads, hence the lock).
+
+Mirrors cloud/pkg/edgecontroller/manager/location.go (references from volumes,
+projected sources, envFrom, env valueFrom and imagePullSecrets), and unlike it also
+forgets: a node stops needing an object when the last pod referencing it leaves, and
+init containers count too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from modules import contract
+
+Ref = tuple[str, str, str]  # (contract.CONFIGMAP or contract.SECRET, namespace, name)
+PodKey = tuple[str, str]  # (namespace, name)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Change:
+    """(node, ref) pairs that became needed and that stopped being needed."""
+
+    added: tuple[tuple[str, Ref], ...] = ()
+    removed: tuple[tuple[str, Ref], ...] = ()
+
+
+def pod_refs(pod: dict[str, Any]) -> frozenset[Ref]:
+    """The configmaps and secrets a pod references, by (type, namespace, name)."""
+    namespace = _get(pod, "metadata", "namespace") or ""
+    spec = pod.get("spec")
+    if not isinstance(spec, dict):
+        return frozenset()
+    found = set(_volume_refs(spec.get("volumes")))
+    for key in ("containers", "initContainers", "ephemeralContainers"):
+        for container in _dicts(spec.get(key)):
+            found.update(_container_refs(container))
+    for secret in _dicts(spec.get("imagePullSecrets")):
+        found.add((contract.SECRET, secret.get("name")))
+    return frozenset((rtype, namespace, name) for rtype, name in found if _valid(name))
+
+
+def _volume_refs(volumes: Any) -> Iterator[tuple[str, Any]]:
+    for volume in _dicts(volumes):
+        yield from _source_refs(volume)
+        for source in _dicts(_get(volume, "projected", "sources")):
+            yield from _source_refs(source)
+
+
+def _source_refs(source: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    if isinstance(source.get("configMap"), dict):
+        yield contract.CONFIGMAP, source["configMap"].get("name")
+    if isinstance(source.get("secret"), dict):
+        secret = source["secret"]
+        yield contract.SECRET, secret.get("secretName", secret.get("name"))
+
+
+def _container_refs(container: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    for env_from in _dicts(container.get("envFrom")):
+        if isinstance(env_from.get("configMapRef"), dict):
+            yield contract.CONFIGMAP, env_from["configMapRef"].get("name")
+        if isinstance(env_from.get("secretRef"), dict):
+            yield contract.SECRET, env_from["secretRef"].get("name")
+    for env in _dicts(container.get("env")):
+        value_from = env.get("valueFrom")
+        if not isinstance(value_from, dict):
+            continue
+        if isinstance(value_from.get("configMapKeyRef"), dict):
+            yield contract.CONFIGMAP, value_from["configMapKeyRef"].get("name")
+        if isinstance(value_from.get("secretKeyRef"), dict):
+            yield contract.SECRET, value_from["secretKeyRef"].get("name")
+
+
+def _dicts(value: Any) -> Iterable[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _get(obj: Any, *keys: str) -> Any:
+    for key in keys:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+def _valid(name: Any) -> bool:
+    return isinstance(name, str) and bool(name)
+
+
+class LocationCache:
+    """Pods by node and the references they hold; counts per (node, ref)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # writers: downstream thread; readers: upstream workers
+        self._pods: dict[PodKey, tuple[str, frozenset[Ref]]] = {}  # pod -> (node, refs)
+        self._on_node: dict[str, set[PodKey]] = {}  # node -> pods bound to it
+        self._needs: dict[Ref, dict[str, int]] = {}  # ref -> node -> referencing pods
+
+    def update_pod(self, key: PodKey, node: str, refs: frozenset[Ref]) -> Change:
+        """Record where a pod runs and what it references; what changed per node."""
+        with self._lock:
+            removed = self._drop(key)
+            added = self._add(key, node, refs) if node else []
+        # A ref that left and came back on the same node is no change.
+        both = set(added) & set(removed)
+        return Change(
+            tuple(p for p in added if p not in both), tuple(p for p in removed if p not in both)
+        )
+
+    def remove_pod(self, key: PodKey) -> Change:
+        """Forget a pod; the (node, ref) pairs no pod needs any more."""
+        with self._lock:
+            return Change(removed=tuple(self._drop(key)))
+
+    def nodes_for(self, ref: Ref) -> list[str]:
+        """Nodes where some pod references `ref`."""
+        with self._lock:
+            return list(self._needs.get(ref, ()))
+
+    def needs(self, node: str, ref: Ref) -> bool:
+        with self._lock:
+            return node in self._needs.get(ref, {})
+
+    def refs_for_node(self, node: str) -> list[Ref]:
+        """Every ref some pod on `node` holds (sorted, for a stable resync order)."""
+        with self._lock:
+            pods = [self._pods[key][1] for key in self._on_node.get(node, ())]
+        return sorted(set().union(*pods)) if pods else []
+
+    def pods_on(self, node: str) -> list[PodKey]:
+        with self._lock:
+            return sorted(self._on_node.get(node, ()))
+
+    def node_of(self, key: PodKey) -> str:
+        with self._lock:
+            entry = self._pods.get(key)
+        return entry[0] if entry else ""
+
+    def _add(self, key: PodKey, node: str, refs: frozenset[Ref]) -> list[tuple[str, Ref]]:
+        self._pods[key] = (node, refs)
+        self._on_node.setdefault(node, set()).add(key)
+        added = []
+        for ref in refs:
+            counts = self._needs.setdefault(ref, {})
+            counts[node] = counts.get(node, 0) + 1
+            if counts[node] == 1:
+                added.append((node, ref))
+        return added
+
+    def _drop(self, key: PodKey) -> list[tuple[str, Ref]]:
+        entry = self._pods.pop(key, None)
+        if entry is None:
+            return []
+        node, refs = entry
+        pods = self._on_node[node]
+        pods.discard(key)
+        if not pods:
+            del self._on_node[node]
+        removed = []
+        for ref in refs:
+            counts = self._needs[ref]
+            counts[node] -= 1
+            if counts[node] == 0:
+                del counts[node]
+                removed.append((node, ref))
+                if not counts:
+                    del self._needs[ref]
+        return removed

@@ -1,0 +1,174 @@
+"""EdgeController: the module wiring reflectors, the downstream thread and upstream workers.
+
+Input: the Kubernetes API (through `services["kube"]`) and cloudhub's messages in this
+module's mailbox; output: messages to cloudhub (objects for nodes, replies, resynced
+notices) and writes to the API. Threads: one reflector per watched resource, one
+downstream thread draining the keyed queue, and the upstream worker pool; all named
+``beehive-edgecontroller-*`` and stopped in `on_stop`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Hashable
+from typing import Any
+
+from beehive import Message, Module, errors
+from modules import contract
+from modules.edgecontroller import kinds
+from modules.edgecontroller.downstream import Downstream, Obj, build_message, uids
+from modules.edgecontroller.kinds import Kind
+from modules.edgecontroller.location import LocationCache
+from modules.edgecontroller.queues import KeyedQueue
+from modules.edgecontroller.reflector import Reflector
+from modules.edgecontroller.settings import EdgeControllerSettings
+from modules.edgecontroller.upstream import Upstream
+
+log = logging.getLogger("modules.edgecontroller")
+
+SESSION_OPERATIONS = frozenset({"connected", "disconnected", "keepalive"})
+# Resources that must be listed before a resync can say what a node should have.
+REQUIRED = frozenset({contract.NODE, contract.POD, contract.CONFIGMAP, contract.SECRET})
+
+
+class EdgeController(Module):
+    """KubeEdge's edgecontroller: Kubernetes objects down to edges, edge reports up."""
+
+    settings_type = EdgeControllerSettings
+
+    def on_start(self) -> None:
+        kube = self.context.services.get("kube")
+        if kube is None:
+            raise errors.BeehiveError("edgecontroller needs a kube: section in the config")
+        settings: EdgeControllerSettings = self.settings or EdgeControllerSettings()
+        self._halt = threading.Event()  # set in on_stop: every thread of ours ends
+        self._location = LocationCache()  # which node needs which configmap/secret
+        self._downstream = Downstream(self._location)  # touched by the downstream thread only
+        self._queue: KeyedQueue[tuple[Any, ...]] = KeyedQueue(settings.downstream_buffer)
+        self._synced: set[str] = set()  # resource types whose first list was processed
+        self._pending: set[str] = set()  # nodes whose resync waits for the first lists
+        self._reflectors = {
+            kind.rtype: Reflector(
+                kind,
+                connect=kube.api_client,
+                sink=self._on_event,
+                on_synced=self._on_synced,
+                settings=settings,
+                label_selector=settings.node_selector if kind is kinds.NODES else "",
+            )
+            for kind in kinds.ALL
+        }
+        self._api_client = kube.api_client(connection_pool_maxsize=settings.upstream_workers)
+        self._upstream = Upstream(
+            hive=self.hive,
+            api_client=self._api_client,
+            settings=settings,
+            location=self._location,
+            lookup=self._lookup,
+        )
+        self._thread = threading.Thread(
+            target=self._drain, name="beehive-edgecontroller-downstream", daemon=True
+        )
+        self._thread.start()
+        self._upstream.start()
+        for reflector in self._reflectors.values():
+            reflector.start()
+        self.hive.register_command("watches", self.watches)
+
+    def on_stop(self) -> None:
+        self._halt.set()
+        for reflector in self._reflectors.values():
+            reflector.stop()
+        self._upstream.stop()
+        self._thread.join(5)
+        self._api_client.close()
+
+    def on_message(self, message: Message) -> None:
+        """Route cloudhub's messages: resync, session notices, or reports for the workers."""
+        try:
+            resource = contract.parse_resource(message.route.resource)
+        except ValueError as exc:
+            log.error("dropped message %s: %s", message.msg_id, exc)
+            if message.header.sync:
+                self.hive.send_resp(message.error_reply(str(exc)))
+            return
+        operation = message.route.operation
+        if not resource.type and operation == contract.RESYNC:
+            self._queue.put(("resync", resource.node), ("resync", resource.node))
+        elif not resource.type and operation in SESSION_OPERATIONS:
+            self._upstream.session(resource.node, operation)
+        else:
+            self._upstream.submit(resource.node, message)
+
+    def watches(self) -> dict[str, Any]:
+        """Admin command ``watches``: per-resource watch state and the queues' depths."""
+        return {
+            "watches": [r.snapshot() for r in self._reflectors.values()],
+            "downstream_queued": len(self._queue),
+            "downstream_merged": self._queue.merged,
+            "upstream_queued": self._upstream.queued(),
+        }
+
+    # --- reflector callbacks (reflector threads) -------------------------------------
+
+    def _on_event(self, kind: Kind, event: str, obj: Obj) -> None:
+        meta = obj["metadata"]
+        key: Hashable = (kind.rtype, meta.get("namespace", ""), meta["name"])
+        self._queue.put(key, ("event", kind.rtype, event, obj), stop=self._halt)
+
+    def _on_synced(self, kind: Kind) -> None:
+        self._queue.put(("synced", kind.rtype), ("synced", kind.rtype), stop=self._halt)
+
+    def _lookup(self, rtype: str, namespace: str, name: str) -> Obj | None:
+        reflector = self._reflectors.get(rtype)
+        return reflector.get((namespace, name)) if reflector is not None else None
+
+    # --- the downstream thread -------------------------------------------------------
+
+    def _drain(self) -> None:
+        while not self._halt.is_set():
+            entry = self._queue.take(0.2)
+            if entry is None:
+                continue
+            key, item = entry
+            try:
+                self._process(item)
+            except Exception:  # one bad object must not stop delivery of the others
+                log.exception("downstream: failed on %s", key)
+
+    def _process(self, item: tuple[Any, ...]) -> None:
+        if item[0] == "event":
+            _, rtype, event, obj = item
+            for send in self._downstream.apply(rtype, event, obj):
+                self._send(build_message(send))
+        elif item[0] == "synced":
+            self._synced.add(item[1])
+            if self._synced >= REQUIRED:
+                for node in sorted(self._pending):
+                    self._resync(node)
+                self._pending.clear()
+        elif self._synced >= REQUIRED:
+            self._resync(item[1])
+        else:
+            self._pending.add(item[1])  # answered once the first lists are in
+
+    def _resync(self, node: str) -> None:
+        """Contract item 5: ``update`` every object the node should have, then ``resynced``."""
+        sends = self._downstream.resync(node)
+        for send in sends:
+            self._send(build_message(send))
+        done = Message.new(
+            source=contract.EDGECONTROLLER,
+            group=contract.GROUP_RESOURCE,
+            operation=contract.RESYNCED,
+            resource=contract.build_resource(node),
+            content={"uids": list(uids(sends))},
+        )
+        self._send(done)
+
+    def _send(self, message: Message) -> None:
+        try:
+            self.hive.send(contract.CLOUDHUB, message)
+        except errors.BeehiveError as exc:
+            log.error("could not send %s to cloudhub: %s", message.route.resource, exc)

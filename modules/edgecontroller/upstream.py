@@ -1,0 +1,255 @@
+"""Upstream: what edges report, applied to the Kubernetes API by a pool of workers.
+
+Input: cloudhub's messages (contract items 2 and 4), put per node into a `FairQueue`
+by the module thread; output: API writes (node and pod status, node registration,
+Leases) and replies to cloudhub (contract item 3). Content formats are those KubeEdge
+edges send (cloud/pkg/edgecontroller/controller/upstream.go): NodeStatusRequest
+``{"UID", "Status"}``, PodStatusRequest ``{"UID", "Name", "Status"}`` or a list of them,
+and a Node for ``insert``. A failing API call is retried (bounded) by the worker that
+holds that node; other nodes are served by the other workers meanwhile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client
+
+from beehive import JsonValue, Message, errors
+from modules import contract
+from modules.edgecontroller import kube_ops
+from modules.edgecontroller.downstream import DELETE, Send, build_message
+from modules.edgecontroller.location import LocationCache
+from modules.edgecontroller.queues import FairQueue, QueueFullError, TokenBucket
+from modules.edgecontroller.settings import EdgeControllerSettings
+
+log = logging.getLogger("modules.edgecontroller.upstream")
+
+Obj = dict[str, Any]
+Lookup = Callable[[str, str, str], Obj | None]  # (rtype, namespace, name) -> cached object
+
+
+class ReportError(Exception):
+    """A report refused: the text goes back to the edge in an ``error`` reply."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RenewLease:
+    """Work item: renew `node`'s Lease."""
+
+    node: str
+
+
+class Upstream:
+    """The worker pool and the handlers for each kind of report."""
+
+    def __init__(
+        self,
+        *,
+        hive: Any,
+        api_client: client.ApiClient,
+        settings: EdgeControllerSettings,
+        location: LocationCache,
+        lookup: Lookup,
+    ) -> None:
+        self._hive = hive  # replies and downstream deletes go through it
+        self._api = kube_ops.KubeOps(api_client, settings)  # the API writes
+        self._settings = settings
+        self._location = location  # which node may read which configmap/secret
+        self._lookup = lookup  # the reflectors' stores
+        self._queue: FairQueue[Message | RenewLease] = FairQueue(settings.upstream_buffer)
+        self._limiter = TokenBucket(settings.qps, settings.burst)  # API requests
+        self._stop = threading.Event()
+        self._workers: list[threading.Thread] = []
+        self._renewed: dict[str, float] = {}  # connected node -> monotonic time of last renew
+        self._lock = threading.Lock()  # guards _renewed
+        self.handled = 0  # reports handled (replied to), for tests and debug
+        self.refused = 0  # reports answered with an error
+
+    def start(self) -> None:
+        for i in range(self._settings.upstream_workers):
+            thread = threading.Thread(
+                target=self._work, name=f"beehive-edgecontroller-upstream-{i}", daemon=True
+            )
+            thread.start()
+            self._workers.append(thread)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        for thread in self._workers:
+            thread.join(timeout)
+
+    def queued(self) -> int:
+        return len(self._queue)
+
+    # --- from the module thread ------------------------------------------------------
+
+    def submit(self, node: str, message: Message) -> None:
+        """Queue a report from `node`; refused at once when the queue is full."""
+        try:
+            self._queue.put(node, message.msg_id, message)
+        except QueueFullError as exc:
+            self._refuse(node, message, f"edgecontroller busy: {exc}")
+
+    def session(self, node: str, operation: str) -> None:
+        """Contract item 4: connected / keepalive renew the Lease (at most per interval)."""
+        now = time.monotonic()
+        with self._lock:
+            if operation == "disconnected":
+                self._renewed.pop(node, None)
+                return
+            last = self._renewed.get(node)
+            if last is not None and now - last < self._settings.lease_renew_interval:
+                return
+            self._renewed[node] = now
+        try:
+            self._queue.put(node, "lease", RenewLease(node))
+        except QueueFullError:
+            log.warning("node %s: lease renewal skipped, upstream queue full", node)
+
+    # --- workers ---------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            entry = self._queue.take(0.2)
+            if entry is None:
+                continue
+            node, item = entry
+            try:
+                if isinstance(item, RenewLease):
+                    self._api.call(self._limiter, self._stop, self._api.renew_lease, node)
+                else:
+                    self._handle(node, item)
+            except Exception:  # one bad item must not end the worker
+                log.exception("node %s: upstream item failed", node)
+            finally:
+                self._queue.done(node)
+
+    def _handle(self, node: str, message: Message) -> None:
+        try:
+            content = self._dispatch(node, message)
+        except ReportError as exc:
+            self._refuse(node, message, str(exc))
+        except client.ApiException as exc:
+            self._refuse(node, message, f"Kubernetes API: {exc.status} {exc.reason}")
+        except Exception as exc:
+            self._refuse(node, message, f"{type(exc).__name__}: {exc}"[:256])
+        else:
+            self.handled += 1
+            self._reply(message.reply(content), message)
+
+    def _dispatch(self, node: str, message: Message) -> JsonValue:
+        resource = contract.parse_resource(message.route.resource)
+        rtype, operation = resource.type, message.route.operation
+        if rtype == contract.NODESTATUS and operation == "update":
+            return self._node_status(node, resource.name, message.content)
+        if rtype in (contract.NODESTATUS, contract.NODE) and operation == "insert":
+            created = self._call(self._api.register_node, node, _node_body(node, message.content))
+            return "OK" if rtype == contract.NODESTATUS else {"Object": created, "Err": None}
+        if rtype == contract.PODSTATUS and operation in ("update", "insert"):
+            return self._pod_status(node, resource, message.content)
+        if rtype == contract.LEASE and operation in ("update", "insert"):
+            return {"Object": self._call(self._api.renew_lease, node), "Err": None}
+        if rtype in (contract.CONFIGMAP, contract.SECRET) and operation == "query":
+            return self._query(node, rtype, resource.namespace, resource.name, message)
+        raise ReportError(f"unsupported {operation!r} on resource type {rtype!r}")
+
+    # --- handlers --------------------------------------------------------------------
+
+    def _node_status(self, node: str, name: str, content: Any) -> JsonValue:
+        if name and name != node:
+            raise ReportError(f"node {node} may not report the status of node {name}")
+        if not isinstance(content, dict) or not isinstance(content.get("Status"), dict):
+            raise ReportError(f"node {node}: NodeStatusRequest needs a Status object")
+        self._call(self._api.patch_node_status, node, content["Status"])
+        return "OK"
+
+    def _pod_status(self, node: str, resource: contract.Resource, content: Any) -> JsonValue:
+        entries = content if isinstance(content, list) else [content]
+        problems = []
+        for entry in entries:
+            try:
+                self._one_pod_status(node, resource.namespace, entry)
+            except (ReportError, client.ApiException) as exc:
+                problems.append(str(exc) if isinstance(exc, ReportError) else _api_text(exc))
+        if problems:
+            raise ReportError("; ".join(problems))
+        return "OK"
+
+    def _one_pod_status(self, node: str, namespace: str, entry: Any) -> None:
+        if not isinstance(entry, dict) or not isinstance(entry.get("Status"), dict):
+            raise ReportError(f"node {node}: PodStatusRequest needs Name and a Status object")
+        name = entry.get("Name")
+        if not isinstance(name, str) or not name:
+            raise ReportError(f"node {node}: PodStatusRequest without a Name")
+        pod = self._lookup(contract.POD, namespace, name)
+        if pod is None or pod["metadata"].get("uid") != entry.get("UID"):
+            # upstream.go: the edge holds a pod the cloud no longer has; tell it to drop it.
+            self._send_pod_delete(node, namespace, name, entry.get("UID"))
+            return
+        if (pod.get("spec") or {}).get("nodeName") != node:
+            raise ReportError(f"node {node}: pod {namespace}/{name} is not bound to this node")
+        self._call(self._api.patch_pod_status, namespace, name, entry["Status"])
+
+    def _query(
+        self, node: str, rtype: str, namespace: str, name: str, message: Message
+    ) -> JsonValue:
+        if not self._location.needs(node, (rtype, namespace, name)):
+            raise ReportError(f"node {node}: no pod on it references {rtype} {namespace}/{name}")
+        obj = self._lookup(rtype, namespace, name)
+        if obj is None:
+            raise ReportError(f"{rtype} {namespace}/{name} not found")
+        return obj
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _call(self, func: Callable[..., Any], *args: Any) -> Any:
+        return self._api.call(self._limiter, self._stop, func, *args)
+
+    def _send_pod_delete(self, node: str, namespace: str, name: str, uid: Any) -> None:
+        meta = {"name": name, "namespace": namespace, "uid": uid if isinstance(uid, str) else ""}
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta}
+        log.info("node %s reports pod %s/%s which is gone; sending a delete", node, namespace, name)
+        self._send(build_message(Send(node, DELETE, contract.POD, pod)))
+
+    def _refuse(self, node: str, message: Message, text: str) -> None:
+        self.refused += 1
+        log.error(
+            "node %s: refused %s %s (msg %s): %s",
+            node,
+            message.route.operation,
+            message.route.resource,
+            message.msg_id,
+            text,
+        )
+        self._reply(message.error_reply(text), message)
+
+    def _reply(self, reply: Message, request: Message) -> None:
+        if request.header.sync:
+            self._hive.send_resp(reply)
+        else:
+            self._send(reply)
+
+    def _send(self, message: Message) -> None:
+        try:
+            self._hive.send(contract.CLOUDHUB, message)
+        except errors.BeehiveError as exc:
+            log.error("could not send %s to cloudhub: %s", message.route.resource, exc)
+
+
+def _node_body(node: str, content: Any) -> Obj:
+    if not isinstance(content, dict):
+        raise ReportError(f"node {node}: registration needs a Node object")
+    name = (content.get("metadata") or {}).get("name")
+    if name != node:
+        raise ReportError(f"node {node} may not register a node named {name!r}")
+    return content
+
+
+def _api_text(exc: client.ApiException) -> str:
+    return f"Kubernetes API: {exc.status} {exc.reason}"

@@ -1,0 +1,153 @@
+"""Helpers for edgecontroller tests: the recorded cloudhub side and object manifests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import client
+
+from beehive import Hive, JsonValue, Message
+from modules import contract
+from tests.fakes import Probe, eventually
+from tests.kube_fixtures import KubeTestCluster, manifest, unique
+
+WAIT = 5.0  # seconds any single expectation may take
+
+
+def body(message: Message) -> Any:
+    """A message's content, typed Any for assertions."""
+    return message.content
+
+
+def edge_node(name: str, *, edge: bool = True) -> Any:
+    labels = {contract.EDGE_NODE_LABEL: ""} if edge else {"role": "cloud"}
+    return manifest({"metadata": {"name": name, "labels": labels}})
+
+
+def pod(name: str, node: str = "", **spec: Any) -> Any:
+    body: dict[str, Any] = {
+        "metadata": {"name": name, "labels": {"app": "t"}},
+        "spec": {"containers": [{"name": "main", "image": "registry.invalid/app:1"}], **spec},
+    }
+    if node:
+        body["spec"]["nodeName"] = node
+    return manifest(body)
+
+
+def configmap(name: str, **data: str) -> Any:
+    return manifest({"metadata": {"name": name}, "data": data})
+
+
+def secret(name: str, **data: str) -> Any:
+    return manifest({"metadata": {"name": name}, "stringData": data})
+
+
+def env_from(configmaps: tuple[str, ...] = (), secrets: tuple[str, ...] = ()) -> Any:
+    refs = [{"configMapRef": {"name": n}} for n in configmaps]
+    refs += [{"secretRef": {"name": n}} for n in secrets]
+    return [{"name": "main", "image": "registry.invalid/app:1", "envFrom": refs}]
+
+
+class Cloud:
+    """The hive under test, what reached the recording cloudhub, and cleanup of nodes."""
+
+    def __init__(self, hive: Hive, probe: Probe, kube: KubeTestCluster) -> None:
+        self.hive = hive
+        self.probe = probe
+        self.kube = kube
+        self.nodes: list[str] = []  # cluster-scoped objects to delete afterwards
+
+    # --- setup ------------------------------------------------------------------------
+
+    def wait_synced(self) -> None:
+        def synced() -> bool:
+            command = self.hive.commands.get("watches")  # registered in on_start
+            if command is None:
+                return False
+            watches = command()["watches"]
+            return all(w["synced"] for w in watches)
+
+        assert eventually(synced, WAIT), "watches not synced"
+
+    def node(self, prefix: str = "edge", *, edge: bool = True) -> str:
+        """Create a node (cluster-scoped, unique name, deleted at teardown)."""
+        name = unique(prefix)
+        self.nodes.append(name)
+        self.kube.core.create_node(edge_node(name, edge=edge))
+        return name
+
+    def close(self) -> None:
+        for name in self.nodes:
+            for delete in (
+                lambda n: self.kube.core.delete_node(n),
+                lambda n: self.kube.coordination.delete_namespaced_lease(
+                    n, contract.LEASE_NAMESPACE
+                ),
+            ):
+                try:
+                    delete(name)
+                except client.ApiException as exc:
+                    if exc.status != 404:
+                        raise
+
+    # --- what cloudhub got ------------------------------------------------------------
+
+    def sent(self) -> list[Message]:
+        return self.probe.messages(contract.CLOUDHUB)
+
+    def ops(self, node: str, *, rtype: str = "") -> list[tuple[str, str]]:
+        """(operation, resource) of the messages for `node`, optionally of one type."""
+        prefix = f"node/{node}/"
+        found = []
+        for m in self.sent():
+            resource = m.route.resource
+            if resource.startswith(prefix) or resource == f"node/{node}":
+                parsed = contract.parse_resource(resource)
+                if not rtype or parsed.type == rtype:
+                    found.append((m.route.operation, resource))
+        return found
+
+    def wait_ops(self, node: str, expected: list[tuple[str, str]], *, rtype: str = "") -> None:
+        """Wait until `node`'s messages (of `rtype`) are exactly `expected`, in order."""
+        ok = self.probe.wait_for(lambda: self.ops(node, rtype=rtype) == expected, WAIT)
+        assert ok, f"expected {expected}, got {self.ops(node, rtype=rtype)}"
+
+    def last(self, resource: str, operation: str = "") -> Message:
+        msgs = [
+            m
+            for m in self.sent()
+            if m.route.resource == resource and operation in ("", m.route.operation)
+        ]
+        assert msgs, f"nothing sent for {resource}"
+        return msgs[-1]
+
+    # --- as cloudhub: send to edgecontroller and wait for the reply --------------------
+
+    def report(self, node: str, operation: str, tail: str, content: JsonValue) -> Message:
+        """Send what `node` reported (resource ``node/<node>/<tail>``); the reply."""
+        request = Message.new(
+            source="edgehub",
+            group=contract.GROUP_RESOURCE,
+            operation=operation,
+            resource=f"node/{node}/{tail}" if tail else f"node/{node}",
+            content=content,
+        )
+        self.hive.send(contract.EDGECONTROLLER, request)
+        ok = self.probe.wait_for(lambda: self._reply(request) is not None, WAIT)
+        assert ok, f"no reply to {operation} {request.route.resource}"
+        reply = self._reply(request)
+        assert reply is not None
+        return reply
+
+    def notice(self, node: str, operation: str) -> None:
+        """A session notice or resync request from cloudhub (contract items 4 and 5)."""
+        message = Message.new(
+            source=contract.CLOUDHUB,
+            group=contract.GROUP_RESOURCE,
+            operation=operation,
+            resource=contract.build_resource(node),
+        )
+        self.hive.send(contract.EDGECONTROLLER, message)
+
+    def _reply(self, request: Message) -> Message | None:
+        return next((m for m in self.sent() if m.parent_msg_id == request.msg_id), None)
