@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,8 @@ from modules.kubeapi.store import Entry, Store, encode
 
 JsonObj = dict[str, Any]
 Query = dict[str, str]
+
+_log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's MaxRequestBodyBytes
 VERSION_INFO = {
@@ -94,6 +97,12 @@ class KubeApi:
             return self._handle(method, path, query, content_type, body)
         except errors.ApiError as exc:
             return _json(exc.status(), exc.code)
+        except Exception:  # a bug here must not take the server down: answer 500
+            _log.exception("%s %s failed", method, path)
+            failure = errors.ApiError(
+                500, errors.INTERNAL, "an error on the server prevented the request from succeeding"
+            )
+            return _json(failure.status(), failure.code)
 
     def resolve(self, path: str) -> tuple[routing.Target, ResourceType | None]:
         target = routing.parse(path)

@@ -1,19 +1,24 @@
 """The HTTP/1.1 transport: sockets in, `KubeApi` calls, bytes out.
 
-A `ThreadingTCPServer` with keep-alive; one thread per connection. Each request's line
-and headers are read from the buffered socket (the body capped at 3 MiB, answered 413
-beyond, as kube-apiserver), handed to `KubeApi.handle`, and the answer written in a
-single send. A watch (`?watch=true` or a /watch/ path) is answered with a chunked stream
-fed by `WatchStream`. The only logic here is framing: the client and kubectl send
-Content-Length bodies, so chunked request bodies and `Expect` are not supported.
+One event-loop thread (`selectors`) accepts connections, reads them without blocking,
+cuts complete requests out of each connection's buffer (`take_request`; bodies capped at
+3 MiB, answered 413 beyond, as kube-apiserver), answers them from `KubeApi.handle` and
+writes the answers, buffering what the socket does not take at once; pipelined requests
+are answered in order. A watch (`?watch=true` or a /watch/ path) moves its connection to
+a thread of its own, which streams `WatchStream`'s batches as HTTP chunks with blocking
+sends and hands the connection back to the loop when the watch ends. So requests cost no
+thread switch, and a slow watcher delays only itself. The client and kubectl send
+Content-Length bodies: chunked request bodies and `Expect` are not supported.
 """
 
 from __future__ import annotations
 
 import contextlib
+import queue
+import selectors
 import socket
-import socketserver
 import threading
+from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from modules.kubeapi import errors
@@ -21,8 +26,8 @@ from modules.kubeapi.api import MAX_BODY_BYTES, KubeApi, Response
 from modules.kubeapi.store import encode
 
 _TRUE = frozenset({"true", "1"})
-_MAX_LINE = 65536  # longest request or header line accepted
-_MAX_HEADERS = 100  # as http.client's limit
+_MAX_HEAD = 64 * 1024  # request line and headers
+_RECV = 256 * 1024  # bytes read per readiness event
 _REASONS = {
     200: "OK",
     201: "Created",
@@ -35,6 +40,7 @@ _REASONS = {
     413: "Request Entity Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Entity",
+    500: "Internal Server Error",
 }
 _CLOSE = "Connection: close\r\n"
 _WATCH_HEAD = (
@@ -42,134 +48,266 @@ _WATCH_HEAD = (
 )
 
 
-class _BadRequest(Exception):
-    """The bytes received are not an HTTP/1.x request; the connection is closed."""
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One parsed request; `keep_alive` is False when the connection ends after it."""
 
+    method: str
+    path: str
+    query: dict[str, str]
+    content_type: str
+    body: bytes
+    keep_alive: bool
 
-class _Handler(socketserver.StreamRequestHandler):
-    server: KubeHTTPServer
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.track(self.connection, add=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.track(self.connection, add=False)
-
-    def handle(self) -> None:
-        with contextlib.suppress(OSError):
-            while self._serve_one():
-                pass
-
-    def _serve_one(self) -> bool:
-        """Answer one request; False once the connection is to be closed."""
-        try:
-            request = self._read_head()
-        except _BadRequest as exc:
-            self._send(errors.bad_request(str(exc)), close=True)
-            return False
-        if request is None:
-            return False
-        method, target, headers, keep_alive = request
-        length = int(headers.get("content-length") or 0)
-        if length > MAX_BODY_BYTES:
-            self._send(errors.too_large(MAX_BODY_BYTES), close=True)
-            return False
-        body = self.rfile.read(length) if length else b""
-        path, _, query_text = target.partition("?")
-        query = dict(parse_qsl(query_text, keep_blank_values=True)) if query_text else {}
-        if method == "GET" and (query.get("watch", "") in _TRUE or "/watch/" in path):
-            return self._watch(path, query) and keep_alive
-        response = self.server.api.handle(
-            method, path, query, headers.get("content-type", ""), body
+    @property
+    def watch(self) -> bool:
+        return self.method == "GET" and (
+            self.query.get("watch", "") in _TRUE or "/watch/" in self.path
         )
-        self._send(response, close=not keep_alive)
-        return keep_alive
-
-    def _read_head(self) -> tuple[str, str, dict[str, str], bool] | None:
-        """(method, target, lower-cased headers, keep-alive), None at a clean end."""
-        line = self.rfile.readline(_MAX_LINE + 1)
-        if not line:
-            return None
-        parts = line.decode("latin-1").split()
-        if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or len(line) > _MAX_LINE:
-            raise _BadRequest(f"malformed request line {line[:80]!r}")
-        headers: dict[str, str] = {}
-        for _ in range(_MAX_HEADERS):
-            field = self.rfile.readline(_MAX_LINE + 1)
-            if field in (b"\r\n", b"\n", b""):
-                break
-            name, colon, value = field.decode("latin-1").partition(":")
-            if not colon:
-                raise _BadRequest(f"malformed header {field[:80]!r}")
-            headers[name.strip().lower()] = value.strip()
-        else:
-            raise _BadRequest("too many headers")
-        connection = headers.get("connection", "").lower()
-        keep_alive = connection != "close" and (
-            parts[2] != "HTTP/1.0" or connection == "keep-alive"
-        )
-        return parts[0], parts[1], headers, keep_alive
-
-    def _send(self, response: Response | errors.ApiError, *, close: bool = False) -> None:
-        if isinstance(response, errors.ApiError):
-            response = Response(response.code, encode(response.status()))
-        head = (
-            f"HTTP/1.1 {response.code} {_REASONS.get(response.code, 'Error')}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(response.body)}\r\n"
-            f"{_CLOSE if close else ''}\r\n"
-        )
-        self.connection.sendall(head.encode() + response.body)
-
-    def _watch(self, path: str, query: dict[str, str]) -> bool:
-        """Stream a watch; True when the connection can serve another request."""
-        api = self.server.api
-        try:
-            target, rtype = api.resolve(path)
-            if rtype is None or target.name:
-                raise errors.unknown_resource()
-            stream = api.watch(rtype, target, query)
-        except errors.ApiError as exc:
-            self._send(exc)
-            return True
-        send = self.connection.sendall
-        send(_WATCH_HEAD)
-        try:
-            for batch in stream:
-                send(b"%x\r\n%s\r\n" % (len(batch), batch))
-            send(b"0\r\n\r\n")
-        except OSError:
-            return False
-        return True
 
 
-class KubeHTTPServer(socketserver.ThreadingTCPServer):
-    """Serves one `KubeApi`; `close_all` drops open connections on stop."""
+def take_request(inbox: bytearray) -> Request | None:
+    """Remove one complete request from the front of `inbox`; None until one is there.
 
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
+    Raises:
+        errors.ApiError: 400 for bytes that are not an HTTP/1.x request, 413 for a body
+            over the limit; the connection is then closed.
+    """
+    end = inbox.find(b"\r\n\r\n")
+    if end < 0:
+        if len(inbox) > _MAX_HEAD:
+            raise errors.bad_request("request header too large")
+        return None
+    line, *fields = inbox[:end].decode("latin-1").split("\r\n")
+    parts = line.split()
+    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        raise errors.bad_request(f"malformed request line {line[:80]!r}")
+    headers: dict[str, str] = {}
+    for field in fields:
+        name, colon, value = field.partition(":")
+        if not colon:
+            raise errors.bad_request(f"malformed header {field[:80]!r}")
+        headers[name.strip().lower()] = value.strip()
+    length = _content_length(headers.get("content-length", ""))
+    start = end + 4
+    if len(inbox) < start + length:
+        return None
+    body = bytes(inbox[start : start + length])
+    del inbox[: start + length]
+    connection = headers.get("connection", "").lower()
+    keep_alive = connection != "close" and (parts[2] != "HTTP/1.0" or connection == "keep-alive")
+    path, _, text = parts[1].partition("?")
+    query = dict(parse_qsl(text, keep_blank_values=True)) if text else {}
+    return Request(parts[0], path, query, headers.get("content-type", ""), body, keep_alive)
+
+
+def _content_length(text: str) -> int:
+    if not text:
+        return 0
+    if not text.isdigit():
+        raise errors.bad_request(f"invalid Content-Length {text[:20]!r}")
+    if int(text) > MAX_BODY_BYTES:
+        raise errors.too_large(MAX_BODY_BYTES)
+    return int(text)
+
+
+def response_bytes(response: Response | errors.ApiError, *, close: bool = False) -> bytes:
+    """A complete HTTP/1.1 response with a JSON body."""
+    if isinstance(response, errors.ApiError):
+        response = Response(response.code, encode(response.status()))
+    head = (
+        f"HTTP/1.1 {response.code} {_REASONS.get(response.code, 'Error')}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(response.body)}\r\n"
+        f"{_CLOSE if close else ''}\r\n"
+    )
+    return head.encode() + response.body
+
+
+class _Connection:
+    """A client socket and the bytes in flight on it."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock  # non-blocking while the loop owns it
+        self.inbox = bytearray()  # received, not yet parsed
+        self.outbox = b""  # answered, not yet taken by the socket
+        self.closing = False  # close once the outbox is empty
+
+
+class KubeHTTPServer:
+    """Serves one `KubeApi` on `address` once `serve_forever` runs (on a thread of its own)."""
 
     def __init__(self, address: tuple[str, int], api: KubeApi) -> None:
-        super().__init__(address, _Handler)
         self.api = api  # what requests are answered from
-        self._connections: set[socket.socket] = set()  # open client sockets
-        self._connections_lock = threading.Lock()  # guards _connections
+        self._listener = socket.create_server(address)  # accepting socket
+        self._listener.setblocking(False)
+        self._selector = selectors.DefaultSelector()  # the loop's readiness source
+        self._waker, self._wake = socket.socketpair()  # wakes the loop from other threads
+        self._returned: queue.SimpleQueue[_Connection] = queue.SimpleQueue()  # ended watches
+        self._connections: set[_Connection] = set()  # every open connection
+        self._lock = threading.Lock()  # guards _connections
+        self._stopping = False  # set by shutdown; the loop then ends
+        self._stopped = threading.Event()  # set when the loop has ended
 
-    def track(self, conn: socket.socket, *, add: bool) -> None:
-        with self._connections_lock:
-            if add:
-                self._connections.add(conn)
-            else:
-                self._connections.discard(conn)
+    @property
+    def server_address(self) -> tuple[str, int]:
+        host, port = self._listener.getsockname()[:2]
+        return str(host), int(port)
+
+    def serve_forever(self) -> None:
+        """Run the loop until `shutdown`; closes the connections it owns on the way out."""
+        self._selector.register(self._listener, selectors.EVENT_READ, None)
+        self._selector.register(self._waker, selectors.EVENT_READ, None)
+        try:
+            while not self._stopping:
+                for key, events in self._selector.select():
+                    if key.fileobj is self._listener:
+                        self._accept()
+                    elif key.fileobj is self._waker:
+                        self._resume()
+                    elif events & selectors.EVENT_WRITE:
+                        self._flush(key.data)
+                    else:
+                        self._receive(key.data)
+        finally:
+            for key in list(self._selector.get_map().values()):
+                if isinstance(key.data, _Connection):
+                    self._close(key.data)
+            self._stopped.set()
+
+    def shutdown(self) -> None:
+        """Stop the loop and wait for it to end."""
+        self._stopping = True
+        self._wake.send(b"\0")
+        self._stopped.wait()
 
     def close_all(self) -> None:
-        with self._connections_lock:
+        """Shut down every open connection, ending the watches' blocking sends."""
+        with self._lock:
             conns = list(self._connections)
         for conn in conns:
             with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
+                conn.sock.shutdown(socket.SHUT_RDWR)
+
+    def server_close(self) -> None:
+        while not self._returned.empty():
+            self._close(self._returned.get())
+        for sock in (self._listener, self._waker, self._wake):
+            sock.close()
+        self._selector.close()
+
+    # -- the loop ----------------------------------------------------------------
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:  # none left, or out of descriptors: retried on the next event
+                return
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setblocking(False)
+            conn = _Connection(sock)
+            with self._lock:
+                self._connections.add(conn)
+            self._selector.register(sock, selectors.EVENT_READ, conn)
+
+    def _receive(self, conn: _Connection) -> None:
+        try:
+            data = conn.sock.recv(_RECV)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._selector.unregister(conn.sock)
+            self._close(conn)
+            return
+        conn.inbox += data
+        self._answer(conn)
+
+    def _answer(self, conn: _Connection) -> None:
+        """Answer the complete requests in the inbox while the socket takes the answers."""
+        while not conn.outbox and not conn.closing:
+            try:
+                request = take_request(conn.inbox)
+            except errors.ApiError as exc:
+                conn.closing = True
+                self._send(conn, response_bytes(exc, close=True))
+                return
+            if request is None:
+                return
+            if request.watch:
+                self._selector.unregister(conn.sock)
+                threading.Thread(
+                    target=self._watch, args=(conn, request), name="kubeapi-watch", daemon=True
+                ).start()
+                return
+            response = self.api.handle(
+                request.method, request.path, request.query, request.content_type, request.body
+            )
+            conn.closing = not request.keep_alive
+            self._send(conn, response_bytes(response, close=conn.closing))
+
+    def _send(self, conn: _Connection, data: bytes) -> None:
+        try:
+            sent = conn.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            sent = len(data)  # the peer is gone; the next read sees it
+        conn.outbox = data[sent:]
+        if conn.outbox:
+            self._selector.modify(conn.sock, selectors.EVENT_WRITE, conn)
+        elif conn.closing:
+            self._selector.unregister(conn.sock)
+            self._close(conn)
+
+    def _flush(self, conn: _Connection) -> None:
+        self._selector.modify(conn.sock, selectors.EVENT_READ, conn)
+        self._send(conn, conn.outbox)
+        if not conn.outbox:
+            self._answer(conn)
+
+    def _resume(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            self._waker.recv(4096)
+        while not self._returned.empty():
+            conn = self._returned.get()
+            conn.sock.setblocking(False)
+            self._selector.register(conn.sock, selectors.EVENT_READ, conn)
+            self._answer(conn)
+
+    def _close(self, conn: _Connection) -> None:
+        with self._lock:
+            self._connections.discard(conn)
+        conn.sock.close()
+
+    # -- watch threads -----------------------------------------------------------
+
+    def _watch(self, conn: _Connection, request: Request) -> None:
+        """Stream one watch with blocking sends, then hand the connection back."""
+        conn.sock.setblocking(True)
+        try:
+            self._stream(conn.sock, request)
+        except OSError:
+            self._close(conn)
+            return
+        if self._stopping or not request.keep_alive:
+            self._close(conn)
+            return
+        self._returned.put(conn)
+        with contextlib.suppress(OSError):
+            self._wake.send(b"\0")
+
+    def _stream(self, sock: socket.socket, request: Request) -> None:
+        try:
+            target, rtype = self.api.resolve(request.path)
+            if rtype is None or target.name:
+                raise errors.unknown_resource()
+            stream = self.api.watch(rtype, target, request.query)
+        except errors.ApiError as exc:
+            sock.sendall(response_bytes(exc))
+            return
+        sock.sendall(_WATCH_HEAD)
+        for batch in stream:
+            sock.sendall(b"%x\r\n%s\r\n" % (len(batch), batch))
+        sock.sendall(b"0\r\n\r\n")

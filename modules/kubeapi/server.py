@@ -58,7 +58,6 @@ class EmbeddedKubeAPI:
         self._http = KubeHTTPServer((self._host, self._port), self._api)
         self._thread = threading.Thread(
             target=self._http.serve_forever,
-            kwargs={"poll_interval": 0.1},
             name="kubeapi-http",
             daemon=True,
         )
