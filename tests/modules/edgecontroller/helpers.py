@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from kubernetes import client
 
-from beehive import Hive, JsonValue, Message
+from beehive import Hive, Message
 from modules import contract
 from tests.fakes import Probe, eventually
 from tests.kube_fixtures import KubeTestCluster, manifest, unique
@@ -17,6 +18,11 @@ WAIT = 5.0  # seconds any single expectation may take
 def body(message: Message) -> Any:
     """A message's content, typed Any for assertions."""
     return message.content
+
+
+def raw(method: Any, *args: Any) -> Any:
+    """Call a read method of the typed client and return the plain JSON object."""
+    return json.loads(method(*args, _preload_content=False).data)
 
 
 def edge_node(name: str, *, edge: bool = True) -> Any:
@@ -96,11 +102,13 @@ class Cloud:
         return self.probe.messages(contract.CLOUDHUB)
 
     def ops(self, node: str, *, rtype: str = "") -> list[tuple[str, str]]:
-        """(operation, resource) of the messages for `node`, optionally of one type."""
+        """(operation, resource) of what was sent for `node` (not replies), maybe of one type."""
         prefix = f"node/{node}/"
         found = []
         for m in self.sent():
             resource = m.route.resource
+            if m.parent_msg_id:
+                continue
             if resource.startswith(prefix) or resource == f"node/{node}":
                 parsed = contract.parse_resource(resource)
                 if not rtype or parsed.type == rtype:
@@ -123,7 +131,7 @@ class Cloud:
 
     # --- as cloudhub: send to edgecontroller and wait for the reply --------------------
 
-    def report(self, node: str, operation: str, tail: str, content: JsonValue) -> Message:
+    def report(self, node: str, operation: str, tail: str, content: Any) -> Message:
         """Send what `node` reported (resource ``node/<node>/<tail>``); the reply."""
         request = Message.new(
             source="edgehub",

@@ -1,0 +1,190 @@
+"""What edges report reaches the API, and each report gets its reply (contract items 2-4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from kubernetes.client import ApiException
+
+from modules import contract
+from tests.fakes import eventually
+from tests.kube_fixtures import unique
+from tests.modules.edgecontroller.helpers import WAIT, Cloud, body, configmap, env_from, pod, raw
+
+READY = {"type": "Ready", "status": "True", "reason": "EdgeReady", "message": "ok"}
+
+
+def test_node_status_report_patches_the_node_status(cloud: Cloud) -> None:
+    node = cloud.node()
+    uid = raw(cloud.kube.core.read_node, node)["metadata"]["uid"]
+    content = {"UID": uid, "Status": {"conditions": [READY], "nodeInfo": {"kubeletVersion": "v1"}}}
+    reply = cloud.report(node, "update", f"null/nodestatus/{node}", content)
+    assert (reply.route.operation, reply.content) == ("response", "OK")
+    status = raw(cloud.kube.core.read_node_status, node)["status"]
+    assert [(c["type"], c["status"]) for c in status["conditions"]] == [("Ready", "True")]
+    assert status["conditions"][0]["lastHeartbeatTime"]
+    assert status["nodeInfo"]["kubeletVersion"] == "v1"
+
+
+def test_an_edge_registering_creates_its_node_labelled_as_an_edge_node(cloud: Cloud) -> None:
+    name = unique("edge")
+    cloud.nodes.append(name)
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {"a": "b"}}}
+    reply = cloud.report(name, "insert", f"null/node/{name}", node)
+    assert reply.route.operation == "response"
+    created = body(reply)["Object"]
+    assert created["metadata"]["labels"] == {"a": "b", contract.EDGE_NODE_LABEL: ""}
+    labels = raw(cloud.kube.core.read_node, name)["metadata"]["labels"]
+    assert labels[contract.EDGE_NODE_LABEL] == ""
+    # The new edge node then gets its Node object, as any edge node does.
+    cloud.wait_ops(name, [("update", f"node/{name}/null/node/{name}")])
+    again = cloud.report(name, "insert", f"null/nodestatus/{name}", node)
+    assert again.content == "OK"
+
+
+def test_pod_status_report_patches_the_pod_status(cloud: Cloud, kube_namespace: str) -> None:
+    node = cloud.node()
+    created = cloud.kube.core.create_namespaced_pod(kube_namespace, pod("web", node))
+    cloud.wait_ops(node, [("insert", f"node/{node}/{kube_namespace}/pod/web")], rtype="pod")
+    status = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+    entries = [{"UID": created.metadata.uid, "Name": "web", "Status": status}]
+    reply = cloud.report(node, "update", f"{kube_namespace}/podstatus", entries)
+    assert reply.content == "OK"
+    assert (
+        raw(cloud.kube.core.read_namespaced_pod_status, "web", kube_namespace)["status"]["phase"]
+        == "Running"
+    )
+
+
+def test_status_of_a_pod_bound_to_another_node_is_refused(
+    cloud: Cloud, kube_namespace: str
+) -> None:
+    mine, other = cloud.node(), cloud.node()
+    created = cloud.kube.core.create_namespaced_pod(kube_namespace, pod("theirs", other))
+    cloud.wait_ops(other, [("insert", f"node/{other}/{kube_namespace}/pod/theirs")], rtype="pod")
+    entry = {"UID": created.metadata.uid, "Name": "theirs", "Status": {"phase": "Failed"}}
+    reply = cloud.report(mine, "update", f"{kube_namespace}/podstatus/theirs", entry)
+    assert reply.route.operation == "error"
+    assert "not bound to this node" in str(reply.content)
+    assert (
+        raw(cloud.kube.core.read_namespaced_pod_status, "theirs", kube_namespace)["status"].get(
+            "phase"
+        )
+        != "Failed"
+    )
+
+
+def test_status_of_a_pod_the_cloud_no_longer_has_sends_the_edge_a_delete(
+    cloud: Cloud, kube_namespace: str
+) -> None:
+    node = cloud.node()
+    entry = {"UID": "0000-gone", "Name": "ghost", "Status": {"phase": "Running"}}
+    reply = cloud.report(node, "update", f"{kube_namespace}/podstatus/ghost", entry)
+    assert reply.content == "OK"
+    delete = cloud.last(f"node/{node}/{kube_namespace}/pod/ghost", "delete")
+    assert body(delete)["metadata"]["uid"] == "0000-gone"
+
+
+@pytest.mark.parametrize(
+    ("operation", "tail", "content", "says"),
+    [
+        pytest.param(
+            "update",
+            "null/nodestatus/NODE",
+            "not an object",
+            "Status object",
+            id="status content is a string",
+        ),
+        pytest.param(
+            "update",
+            "null/nodestatus/NODE",
+            {"UID": "u"},
+            "Status object",
+            id="status without Status",
+        ),
+        pytest.param(
+            "update",
+            "null/nodestatus/someone-else",
+            {"Status": {}},
+            "may not report",
+            id="status of another node",
+        ),
+        pytest.param(
+            "update",
+            "ns/podstatus/p",
+            [1, 2],
+            "PodStatusRequest",
+            id="pod status entries not objects",
+        ),
+        pytest.param(
+            "update",
+            "ns/podstatus/p",
+            {"UID": "u", "Status": {}},
+            "without a Name",
+            id="pod status without a name",
+        ),
+        pytest.param(
+            "insert",
+            "null/node/other-name",
+            {"metadata": {"name": "other"}},
+            "may not register",
+            id="registering another name",
+        ),
+        pytest.param(
+            "insert", "null/node/NODE", ["x"], "Node object", id="registering without a Node"
+        ),
+        pytest.param("update", "ns/widget/w", {}, "unsupported", id="unknown resource type"),
+        pytest.param("delete", "null/nodestatus/NODE", {}, "unsupported", id="unknown operation"),
+    ],
+)
+def test_malformed_reports_are_refused_with_an_error_reply(
+    cloud: Cloud, operation: str, tail: str, content: Any, says: str
+) -> None:
+    node = cloud.node()
+    reply = cloud.report(node, operation, tail.replace("NODE", node), content)
+    assert reply.route.operation == "error"
+    assert says in str(reply.content)
+    # The controller keeps serving: a good report right after is applied.
+    good = cloud.report(
+        node, "update", f"null/nodestatus/{node}", {"Status": {"conditions": [READY]}}
+    )
+    assert good.content == "OK"
+
+
+def test_query_is_answered_only_for_objects_a_pod_on_the_node_references(
+    cloud: Cloud, kube_namespace: str
+) -> None:
+    ns, core = kube_namespace, cloud.kube.core
+    node, other = cloud.node(), cloud.node()
+    core.create_namespaced_config_map(ns, configmap("mine", k="v"))
+    core.create_namespaced_config_map(ns, configmap("notmine", k="v"))
+    core.create_namespaced_pod(ns, pod("app", node, containers=env_from(configmaps=("mine",))))
+    cloud.wait_ops(node, [("insert", f"node/{node}/{ns}/pod/app")], rtype="pod")
+
+    answer = cloud.report(node, "query", f"{ns}/configmap/mine", None)
+    assert answer.route.operation == "response"
+    assert (body(answer)["kind"], body(answer)["data"]) == ("ConfigMap", {"k": "v"})
+    for asker, name in ((node, "notmine"), (other, "mine")):
+        refused = cloud.report(asker, "query", f"{ns}/configmap/{name}", None)
+        assert refused.route.operation == "error"
+        assert f"{asker}: no pod on it references configmap {ns}/{name}" in str(refused.content)
+
+
+def test_session_notices_create_and_renew_the_node_lease(cloud: Cloud) -> None:
+    node = cloud.node()
+    leases = cloud.kube.coordination
+
+    def lease() -> Any:
+        try:
+            return raw(leases.read_namespaced_lease, node, contract.LEASE_NAMESPACE)
+        except ApiException:
+            return None
+
+    cloud.notice(node, "connected")
+    assert eventually(lambda: lease() is not None, WAIT)
+    first = lease()["spec"]
+    assert (first["holderIdentity"], first["leaseDurationSeconds"]) == (node, 40)
+    cloud.notice(node, "disconnected")
+    cloud.notice(node, "connected")  # a new session renews at once
+    assert eventually(lambda: lease()["spec"]["renewTime"] > first["renewTime"], WAIT)
