@@ -1,1 +1,5 @@
-"""metamanager: the edge's store of what the cloud sent (KubeEdge's metamanager module)."""
+"""metamanager: the edge's sqlite store of what the cloud delivered (`MetaManager`)."""
+
+from modules.metamanager.module import MetaManager, MetaManagerSettings
+
+__all__ = ["MetaManager", "MetaManagerSettings"]

@@ -1,0 +1,78 @@
+"""``beehive debug nodes`` and ``peek-node``: cloudhub's view of each edge node.
+
+Input: the admin commands ``cloudhub.nodes`` and ``cloudhub.peek`` of a running
+process (modules/cloudhub/module.py). Output: a table or JSON on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from typing import Any
+
+from beehive.cli.table import age, render
+
+Connect = Callable[[argparse.Namespace], Any]  # args -> AdminClient
+
+
+def register(dsub: Any, connect: Connect) -> None:
+    """Add ``nodes`` and ``peek-node`` to ``beehive debug``."""
+    q = dsub.add_parser("nodes", help="cloudhub: per edge node, connection, queue and acks")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    q.add_argument("--node", default="", help="only this node")
+    q.add_argument("--peek", type=int, default=0, metavar="N", help="with --node: N queued")
+    q.set_defaults(func=lambda args: _nodes(args, connect))
+    q = dsub.add_parser("peek-node", help="cloudhub: messages queued for a node (secrets hidden)")
+    q.add_argument("node")
+    q.add_argument("-n", "--limit", type=int, default=10)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=lambda args: _peek(args, connect, args.node, args.limit))
+
+
+def _nodes(args: argparse.Namespace, connect: Connect) -> int:
+    rows = connect(args).call("cloudhub.nodes", node=args.node)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(nodes_table(rows))
+    if args.node and args.peek:
+        return _peek(args, connect, args.node, args.peek)
+    return 0
+
+
+def _peek(args: argparse.Namespace, connect: Connect, node: str, limit: int) -> int:
+    queued = connect(args).call("cloudhub.peek", node=node, limit=limit)
+    if args.json:
+        print(json.dumps(queued, indent=2))
+        return 0
+    print(peek_table(queued))
+    return 0
+
+
+def nodes_table(rows: list[dict[str, Any]]) -> str:
+    head = ["NODE", "CONNECTED", "QUEUED", "IN FLIGHT", "OLDEST UNACKED", "SENT", "ACKED",
+            "RESENT", "LAST ACK", "DOWN/S", "UP/S", "LIMITED", "BAD FRAMES"]  # fmt: skip
+    body = [
+        [r["node"], "yes" if r["connected"] else "no", r["queued"], r["in_flight"],
+         _age(r["oldest_unacked_age"]), r["sent"], r["acked"], r["resends"],
+         _age(r["last_ack_age"]), f"{r['rate_down']:.1f}", f"{r['rate_up']:.1f}",
+         r["rate_limited"], r["decode_failed"] + r["rejected"]]
+        for r in rows
+    ]  # fmt: skip
+    return render(head, body)
+
+
+def peek_table(queued: list[dict[str, Any]]) -> str:
+    body = []
+    for message in queued:
+        route, header = message.get("route", {}), message.get("header", {})
+        content = json.dumps(message.get("content"))
+        body.append([header.get("msg_id", ""), route.get("operation", ""),
+                     route.get("resource", ""), header.get("resourceversion", ""),
+                     content if len(content) <= 60 else content[:57] + "..."])  # fmt: skip
+    return render(["MSG_ID", "OPERATION", "RESOURCE", "RV", "CONTENT"], body)
+
+
+def _age(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{age(seconds)} ago"

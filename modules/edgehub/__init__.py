@@ -1,0 +1,11 @@
+"""edgehub: the edge end of KubeEdge's websocket protocol.
+
+`EdgeHub` (module.py) is the module; `core.EdgeCore` holds the logic without I/O
+(also for simulators holding many edges); `transport.ClientConnection` wraps
+websocket-client; `node` builds what a hollow node reports.
+"""
+
+from modules.edgehub.module import EdgeHub
+from modules.edgehub.settings import EdgeHubSettings
+
+__all__ = ["EdgeHub", "EdgeHubSettings"]

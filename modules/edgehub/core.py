@@ -1,0 +1,166 @@
+"""The edge's side of a connection, without I/O: one per connected edge node.
+
+Input: frames read from the cloud (`receive`), messages from local modules
+(`send`), connection up and down (`connected`, `disconnected`) and the time
+(`tick`). Output: frames to write (`data_to_send`) and what the frames carried
+(`receive` returns `Inbound`: objects to store, replies for waiting callers).
+
+Used by the edgehub module (websocket-client, threads) and meant for any other
+transport, such as an asyncio simulator holding many edges. As KubeEdge's
+edgehub (edge/pkg/edgehub/process.go): keepalive every heartbeat, on connect
+the node registers (as edged does) and then reports its status every period;
+replies are acked on receipt, other messages only once the store has them.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+from collections.abc import Callable
+
+from beehive.message import Message
+from modules.edgehub import node
+from modules.hub import errors, events
+from modules.hub.protocol import DEFAULT_MAX_FRAME_SIZE, HubProtocol, KeepaliveSettings, Side
+
+log = logging.getLogger("modules.edgehub")
+
+_OWN_REQUESTS = 64  # ids of our own registration/status messages remembered
+
+
+@dataclasses.dataclass(slots=True)
+class Inbound:
+    """What frames from the cloud carried."""
+
+    store: list[Message] = dataclasses.field(default_factory=list)  # for metamanager
+    replies: list[Message] = dataclasses.field(default_factory=list)  # for send_resp
+
+
+class EdgeCore:
+    """Registration, status reports and framing for one edge node."""
+
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        project_id: str,
+        clock: Callable[[], float],
+        heartbeat: float = 15.0,
+        status_interval: float = 10.0,
+        register: bool = True,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    ) -> None:
+        self.node_id = node_id
+        self.project_id = project_id
+        self._clock = clock  # monotonic seconds
+        self._heartbeat = heartbeat  # seconds between keepalives
+        self._status_interval = status_interval  # seconds between node status reports
+        self._register = register  # register the node on every connect
+        self._max_frame_size = max_frame_size
+        self._protocol: HubProtocol | None = None  # the current connection's, or None
+        self._next_status = 0.0  # when the next node status report is due
+        self._own: collections.deque[str] = collections.deque(maxlen=_OWN_REQUESTS)
+        self.node_uid = ""  # the Node's uid, from the registration reply
+        self.connects = 0  # connections made
+        self.received = 0  # messages received from the cloud
+        self.sent = 0  # messages sent to the cloud (acks included)
+
+    @property
+    def is_connected(self) -> bool:
+        return self._protocol is not None
+
+    def connected(self) -> None:
+        """A connection is up: keepalive at once, register, report status."""
+        self._protocol = HubProtocol(
+            side=Side.EDGE,
+            node_id=self.node_id,
+            clock=self._clock,
+            project_id=self.project_id,
+            keepalive=KeepaliveSettings(interval=self._heartbeat),
+            max_frame_size=self._max_frame_size,
+        )
+        self.connects += 1
+        self._protocol.check_timers()
+        if self._register:
+            self._send_own(node.register_message(self.node_id))
+        self._next_status = self._clock()
+        self.tick()
+
+    def disconnected(self) -> None:
+        if self._protocol is not None:
+            self._protocol.receive_eof()
+        self._protocol = None
+
+    def send(self, message: Message) -> None:
+        """Send a local module's message (or an ack) to the cloud.
+
+        Raises:
+            SessionClosedError: not connected.
+        """
+        if self._protocol is None:
+            raise errors.SessionClosedError(self.node_id)
+        self._protocol.send(message)
+        self.sent += 1
+
+    def tick(self) -> None:
+        """Keepalive and node status when due."""
+        if self._protocol is None:
+            return
+        self._protocol.check_timers()
+        self._protocol.events_received()  # only KeepaliveDue: nothing to do
+        now = self._clock()
+        if now >= self._next_status:
+            self._send_own(node.node_status_message(self.node_id, self.node_uid))
+            self._next_status = now + self._status_interval
+
+    def next_deadline(self) -> float | None:
+        if self._protocol is None:
+            return None
+        keepalive = self._protocol.next_deadline()
+        return self._next_status if keepalive is None else min(keepalive, self._next_status)
+
+    def receive(self, data: bytes | str) -> Inbound:
+        """A frame from the cloud; replies are acked at once."""
+        inbound = Inbound()
+        if self._protocol is None:
+            return inbound
+        self._protocol.receive_data(data)
+        for event in self._protocol.events_received():
+            if isinstance(event, events.MessageReceived):
+                self._route(event.message, inbound)
+            elif isinstance(event, events.MessageRejected):
+                log.error("edge %s: rejected %s from the cloud: %s",
+                          self.node_id, event.msg_id, event.reason)  # fmt: skip
+            elif isinstance(event, events.DecodeFailed):
+                log.error("edge %s: undecodable frame from the cloud (%s): %s",
+                          self.node_id, event.reason, event.excerpt)  # fmt: skip
+        return inbound
+
+    def data_to_send(self) -> list[bytes]:
+        return self._protocol.data_to_send() if self._protocol is not None else []
+
+    def _route(self, message: Message, inbound: Inbound) -> None:
+        self.received += 1
+        if not message.parent_msg_id:
+            inbound.store.append(message)
+            return
+        self.send(message.reply("OK"))  # a reply is delivered once handed over: ack it
+        if message.parent_msg_id in self._own:
+            self._own_reply(message)
+        else:
+            inbound.replies.append(message)
+
+    def _own_reply(self, message: Message) -> None:
+        content = message.content
+        metadata = content.get("metadata") if isinstance(content, dict) else None
+        uid = metadata.get("uid") if isinstance(metadata, dict) else None
+        if isinstance(uid, str) and uid:
+            self.node_uid = uid
+        if message.route.operation == "error":
+            log.warning("edge %s: the cloud refused %s: %s",
+                        self.node_id, message.parent_msg_id, content)  # fmt: skip
+
+    def _send_own(self, message: Message) -> None:
+        self._own.append(message.msg_id)
+        self.send(message)

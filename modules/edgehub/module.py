@@ -1,0 +1,204 @@
+"""The edgehub module: the edge's connection to cloudhub.
+
+Input: its mailbox (acks from metamanager, messages and ``send_sync`` requests
+from local modules, all bound for the cloud) and frames from the cloud, read on
+the thread "beehive-edgehub-conn", which also connects, reconnects with jittered
+backoff, and ticks keepalives and status reports. Output: frames to the cloud;
+cloud messages to metamanager and replies to their waiting callers
+(`Hive.send_resp`). Upstream messages other than acks pass a token bucket
+(edgeHub.messageQPS/messageBurst); those over it wait in a bounded outbox.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import random
+import threading
+import time
+from typing import Any
+
+from beehive import errors as beehive_errors
+from beehive.message import Message
+from beehive.module import Module
+from modules.edgehub.core import EdgeCore, Inbound
+from modules.edgehub.settings import EdgeHubSettings
+from modules.edgehub.transport import ClientConnection
+from modules.hub import errors, handshake
+from modules.hub.protocol import is_ack
+from modules.hub.ratelimit import TokenBucket
+
+log = logging.getLogger("modules.edgehub")
+
+_MAX_READ_WAIT = 0.2  # seconds; bounds how late a stop or a due outbox message is noticed
+
+
+class EdgeHub(Module):
+    """KubeEdge's edgehub over plain websocket (see the module docstring)."""
+
+    settings_type = EdgeHubSettings
+
+    def on_start(self) -> None:
+        settings: EdgeHubSettings = self.settings or EdgeHubSettings()
+        self._settings = settings
+        self._core = EdgeCore(
+            node_id=settings.node_name,
+            project_id=settings.project_id,
+            clock=time.monotonic,
+            heartbeat=settings.heartbeat,
+            status_interval=settings.status_interval,
+            register=settings.register_node,
+            max_frame_size=settings.max_frame_size,
+        )
+        self._lock = threading.Lock()  # guards _core, _conn and _outbox; orders writes
+        self._conn: ClientConnection | None = None  # the live connection, if any
+        self._bucket = TokenBucket(
+            rate=settings.message_qps, burst=settings.message_burst, now=time.monotonic()
+        )
+        self._outbox: collections.deque[Message] = collections.deque()  # waiting for tokens
+        self._stop = threading.Event()
+        self.last_error = ""  # why the last connection attempt or connection failed
+        self._thread = threading.Thread(target=self._run, name="beehive-edgehub-conn")
+        self._thread.start()
+        self.hive.register_command("edgehub.state", self._state)
+
+    def on_stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def on_message(self, message: Message) -> None:
+        """A message for the cloud: acks go at once, the rest within the rate limit."""
+        with self._lock:
+            if is_ack(message) or (not self._outbox and self._bucket.take(time.monotonic())):
+                self._write(message)
+            elif len(self._outbox) < self._settings.outbox_size:
+                self._outbox.append(message)
+            else:
+                self._refuse(message, "the upstream outbox is full")
+
+    # Connection thread.
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                conn = ClientConnection(
+                    self._settings.url,
+                    handshake.connection_headers(
+                        self._settings.node_name, self._settings.project_id
+                    ),
+                    timeout=self._settings.handshake_timeout,
+                )
+            except errors.HubConnectionError as exc:
+                failures += 1
+                self._note_failure(exc, failures)
+                continue
+            failures = 0
+            self._serve(conn)
+
+    def _serve(self, conn: ClientConnection) -> None:
+        with self._lock:
+            self._conn = conn
+            self._core.connected()
+            self._flush()
+        log.info("edge %s connected to %s", self._settings.node_name, conn.url)
+        try:
+            while not self._stop.is_set() and self._conn is conn:
+                data = conn.recv(self._read_wait())
+                with self._lock:
+                    inbound = self._core.receive(data) if data is not None else Inbound()
+                    self._core.tick()
+                    self._drain_outbox()
+                    self._flush()
+                self._hand_over(inbound)
+        except errors.HubConnectionError as exc:
+            self.last_error = str(exc)
+            log.warning("edge %s: %s", self._settings.node_name, exc)
+        finally:
+            with self._lock:
+                self._core.disconnected()
+                self._conn = None
+                self._fail_outbox()
+            conn.close()
+        self._stop.wait(self._backoff(1))
+
+    def _read_wait(self) -> float:
+        with self._lock:
+            deadline = self._core.next_deadline()
+        wait = _MAX_READ_WAIT if deadline is None else deadline - time.monotonic()
+        return min(max(wait, 0.001), _MAX_READ_WAIT)
+
+    def _hand_over(self, inbound: Inbound) -> None:
+        for message in inbound.store:
+            try:
+                self.hive.send(self._settings.store_module, message)
+            except beehive_errors.BeehiveError as exc:
+                log.error("cannot pass %s to %s: %s", message.msg_id,
+                          self._settings.store_module, exc)  # fmt: skip
+        for reply in inbound.replies:
+            self.hive.send_resp(reply)
+
+    def _note_failure(self, exc: errors.HubConnectionError, failures: int) -> None:
+        self.last_error = str(exc)
+        delay = self._backoff(failures)
+        log.warning("edge %s: %s; retrying in %.1f s", self._settings.node_name, exc, delay)
+        self._stop.wait(delay)
+
+    def _backoff(self, failures: int) -> float:
+        """Jittered exponential backoff: half to all of initial * 2^(n-1), capped."""
+        s = self._settings
+        ceiling = min(s.reconnect_initial * 2 ** min(failures - 1, 30), s.reconnect_max)
+        return float(ceiling * random.uniform(0.5, 1.0))
+
+    # Under self._lock.
+
+    def _write(self, message: Message) -> None:
+        try:
+            self._core.send(message)
+            self._flush()
+        except errors.HubError as exc:
+            self._refuse(message, str(exc))
+
+    def _flush(self) -> None:
+        frames = self._core.data_to_send()
+        if self._conn is None:
+            return
+        try:
+            for frame in frames:
+                self._conn.send(frame)
+        except errors.HubConnectionError as exc:
+            self.last_error = str(exc)
+            log.warning("edge %s: write failed: %s", self._settings.node_name, exc)
+
+    def _drain_outbox(self) -> None:
+        now = time.monotonic()
+        while self._outbox and self._bucket.take(now):
+            self._write(self._outbox.popleft())
+
+    def _fail_outbox(self) -> None:
+        while self._outbox:
+            self._refuse(self._outbox.popleft(), "the connection to the cloud was lost")
+
+    def _refuse(self, message: Message, reason: str) -> None:
+        """Not sent: a waiting caller gets an error reply; anything else is logged."""
+        if message.header.sync:
+            self.hive.send_resp(message.error_reply(f"not sent to the cloud: {reason}"))
+        else:
+            log.warning("edge %s: dropped %s (%s %s): %s", self._settings.node_name,
+                        message.msg_id, message.route.operation,
+                        message.route.resource, reason)  # fmt: skip
+
+    # Admin command.
+
+    def _state(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "node": self._settings.node_name,
+                "server": self._settings.server,
+                "connected": self._core.is_connected,
+                "connects": self._core.connects,
+                "received": self._core.received,
+                "sent": self._core.sent,
+                "outbox": len(self._outbox),
+                "last_error": self.last_error,
+            }

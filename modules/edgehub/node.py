@@ -1,0 +1,99 @@
+"""What a hollow edge node reports: its Node, its status, its pods' status.
+
+There is no container runtime: the node reports itself Ready and a pod Running
+once it is stored, as KubeEdge's edgemark hollow node does. Shapes follow
+KubeEdge's edged: the Node it registers, ``NodeStatusRequest`` and
+``PodStatusRequest`` (cloud/pkg/edgecontroller/types/types.go; no JSON tags, so
+the keys are ``UID``, ``Status``, ``Name``, ``ExtendResources``).
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from beehive.message import JsonValue, Message, Operation
+from modules import contract
+
+SOURCE = "edged"  # the edge module that owns nodes and pods in KubeEdge
+_CAPACITY: dict[str, JsonValue] = {"cpu": "2", "memory": "2Gi", "pods": "110"}
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def node_status(node_id: str) -> dict[str, JsonValue]:
+    """A Ready NodeStatus for a hollow node."""
+    now = _now()
+    return {
+        "conditions": [
+            {"type": "Ready", "status": "True", "reason": "EdgeReady",
+             "message": "edge is posting ready status", "lastHeartbeatTime": now,
+             "lastTransitionTime": now},
+        ],
+        "addresses": [{"type": "Hostname", "address": node_id}],
+        "capacity": dict(_CAPACITY),
+        "allocatable": dict(_CAPACITY),
+        "nodeInfo": {"kubeletVersion": "v1.30.0-kubeedge-hollow", "operatingSystem": "linux",
+                     "architecture": "amd64", "containerRuntimeVersion": "none://hollow"},
+    }  # fmt: skip
+
+
+def node_object(node_id: str) -> dict[str, JsonValue]:
+    """The Node an edge registers, labelled as an edge node."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": node_id,
+            "labels": {contract.EDGE_NODE_LABEL: "", "kubernetes.io/hostname": node_id},
+        },
+        "spec": {},
+        "status": node_status(node_id),
+    }
+
+
+def register_message(node_id: str) -> Message:
+    """``insert`` on ``null/node/<node>`` with the Node: edgecontroller creates it."""
+    return Message.new(
+        source=SOURCE,
+        group=contract.GROUP_RESOURCE,
+        operation=Operation.INSERT,
+        resource=f"{contract.NULL_NAMESPACE}/{contract.NODE}/{node_id}",
+        content=node_object(node_id),
+    )
+
+
+def node_status_message(node_id: str, uid: str = "") -> Message:
+    """``update`` on ``null/nodestatus/<node>``: edgecontroller patches the Node's status."""
+    content: JsonValue = {"UID": uid, "Status": node_status(node_id), "ExtendResources": None}
+    return Message.new(
+        source=SOURCE,
+        group=contract.GROUP_RESOURCE,
+        operation=Operation.UPDATE,
+        resource=f"{contract.NULL_NAMESPACE}/{contract.NODESTATUS}/{node_id}",
+        content=content,
+    )
+
+
+def pod_status_message(pod: JsonValue) -> Message | None:
+    """``update`` on ``<ns>/podstatus/<name>``: the stored pod reported Running."""
+    metadata = pod.get("metadata") if isinstance(pod, dict) else None
+    if not isinstance(metadata, dict):
+        return None
+    name, namespace, uid = metadata.get("name"), metadata.get("namespace"), metadata.get("uid")
+    if not (isinstance(name, str) and isinstance(namespace, str)):
+        return None
+    now = _now()
+    status: JsonValue = {
+        "phase": "Running",
+        "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}],
+        "startTime": now,
+    }
+    return Message.new(
+        source=SOURCE,
+        group=contract.GROUP_RESOURCE,
+        operation=Operation.UPDATE,
+        resource=f"{namespace}/{contract.PODSTATUS}/{name}",
+        content={"UID": uid if isinstance(uid, str) else "", "Name": name, "Status": status},
+    )

@@ -1,0 +1,153 @@
+"""The metamanager module: the edge's store of what the cloud sent, and its queries.
+
+Input: its mailbox: cloud ``insert``/``update``/``delete`` messages from edgehub,
+and ``query`` requests from local modules. Output: acks to edgehub once a
+message is committed to the sqlite file (an ``error`` reply if it cannot be
+stored: the cloud sends it again later), ``podstatus`` reports for stored pods
+(Running: a hollow node, see modules/edgehub/node.py), answers to queries
+(configmaps and secrets asked of the cloud through edgehub's ``send_sync`` and
+stored, the local store otherwise or when that fails). As
+edge/pkg/metamanager/process.go.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from typing import Any
+
+from beehive import errors as beehive_errors
+from beehive.message import OK, JsonValue, Message, Operation
+from beehive.module import Module
+from modules import contract
+from modules.edgehub import node
+from modules.metamanager.store import Applied, MetaStore, StoreError
+
+log = logging.getLogger("modules.metamanager")
+
+_REMOTE_TYPES = frozenset({contract.CONFIGMAP, contract.SECRET})
+_STORED_OPERATIONS = frozenset({Operation.INSERT, Operation.UPDATE, Operation.DELETE})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MetaManagerSettings:
+    """Where the store lives and how queries go (metaManager.* in edgecore.yaml)."""
+
+    db_path: str = "edgecore.db"  # the sqlite file (database.dataSource)
+    hub_module: str = contract.EDGEHUB  # acks, reports and remote queries go here
+    remote_query_timeout: float = dataclasses.field(default=60.0, metadata={"min": 0.01})
+    report_pod_status: bool = True  # report a stored pod Running, once per pod
+
+
+class MetaManager(Module):
+    """Stores cloud messages in sqlite, then acks them (see the module docstring)."""
+
+    settings_type = MetaManagerSettings
+
+    def on_start(self) -> None:
+        self._settings: MetaManagerSettings = self.settings or MetaManagerSettings()
+        self._store = MetaStore(self._settings.db_path)
+        self._lock = threading.Lock()  # the admin thread reads the store too
+        self._reported: set[str] = set()  # pod uids whose status was reported
+        self.hive.register_command("metamanager.store", self._listing)
+
+    def on_stop(self) -> None:
+        with self._lock:
+            self._store.close()
+
+    def on_message(self, message: Message) -> None:
+        operation = message.route.operation
+        if operation in _STORED_OPERATIONS and not message.parent_msg_id:
+            self._apply(message)
+        elif operation == Operation.QUERY:
+            self._query(message)
+        else:
+            log.warning("metamanager: ignored %s (%s on %s)",
+                        message.msg_id, operation, message.route.resource)  # fmt: skip
+
+    def _apply(self, message: Message) -> None:
+        try:
+            with self._lock:
+                applied = self._store.apply(message)
+        except StoreError as exc:
+            log.error("cannot store %s: %s", message.msg_id, exc)
+            self._to_hub(message.error_reply(str(exc)))
+            return
+        self._to_hub(message.reply(OK))
+        if applied is Applied.STORED:
+            self._report_pod(message)
+
+    def _report_pod(self, message: Message) -> None:
+        if not self._settings.report_pod_status or message.route.operation == Operation.DELETE:
+            return
+        if message.route.resource.split("/")[1:2] != [contract.POD]:
+            return
+        report = node.pod_status_message(message.content)
+        uid = report.content.get("UID") if report and isinstance(report.content, dict) else None
+        if report is not None and isinstance(uid, str) and uid not in self._reported:
+            self._reported.add(uid)
+            self._to_hub(report)
+
+    def _query(self, message: Message) -> None:
+        """Answer from the cloud for configmaps and secrets (stored on the way), else locally."""
+        parts = message.route.resource.split("/")
+        content = None
+        if len(parts) == 3 and parts[1] in _REMOTE_TYPES:
+            content = self._remote(message)
+        if content is None:
+            with self._lock:
+                found = self._store.get(message.route.resource)
+            content = found.value if found is not None else None
+        if not message.header.sync:
+            return
+        if content is None:
+            self.hive.send_resp(message.error_reply(f"{message.route.resource} not found"))
+        else:
+            self.hive.send_resp(message.reply(content))
+
+    def _remote(self, message: Message) -> JsonValue:
+        request = Message.new(
+            source=contract.METAMANAGER,
+            group=contract.GROUP_RESOURCE,
+            operation=Operation.QUERY,
+            resource=message.route.resource,
+        )
+        try:
+            reply = self.hive.send_sync(
+                self._settings.hub_module, request, timeout=self._settings.remote_query_timeout
+            )
+        except beehive_errors.BeehiveError as exc:
+            log.warning("remote query for %s failed: %s", message.route.resource, exc)
+            return None
+        if reply.route.operation != Operation.RESPONSE or not isinstance(reply.content, dict):
+            log.warning("remote query for %s: %s", message.route.resource, reply.content)
+            return None
+        stored = Message.new(
+            source=contract.EDGECONTROLLER,
+            group=contract.GROUP_RESOURCE,
+            operation=Operation.UPDATE,
+            resource=message.route.resource,
+            content=reply.content,
+        )
+        try:
+            with self._lock:
+                self._store.apply(stored)
+        except StoreError as exc:
+            log.warning("remote query for %s: not stored: %s", message.route.resource, exc)
+        return reply.content
+
+    def _to_hub(self, message: Message) -> None:
+        try:
+            self.hive.send(self._settings.hub_module, message)
+        except beehive_errors.BeehiveError as exc:
+            log.error("cannot pass %s to %s: %s", message.msg_id, self._settings.hub_module, exc)
+
+    def _listing(self, type: str = "") -> list[dict[str, Any]]:
+        with self._lock:
+            stored = self._store.list_objects(type or None)
+        return [
+            {"type": o.type, "namespace": o.namespace, "name": o.name,
+             "resource_version": o.resource_version, "uid": o.uid}
+            for o in stored
+        ]  # fmt: skip
