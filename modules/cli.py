@@ -14,9 +14,11 @@ from typing import Any
 
 from beehive import cli, errors
 from beehive.config import Config
+from modules.cloudhub import debug as cloudhub_debug
 from modules.kube.connection import open_kube
 from modules.kube.settings import KubeSettings
 from modules.kubeapi import cli as kubeapi_cli
+from modules.metamanager import debug as metamanager_debug
 
 log = logging.getLogger("modules.cli")
 
@@ -52,6 +54,7 @@ APP = cli.App(
     sections=SECTIONS,
     services=services,
     commands=[kubeapi_cli.register],
+    debug_commands=[cloudhub_debug.register, metamanager_debug.register],
 )
 
 
