@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl
 from modules.kubeapi import errors
 from modules.kubeapi.api import MAX_BODY_BYTES, KubeApi, Response
 from modules.kubeapi.store import encode
+from modules.kubeapi.watch import WatchStream
 
 _TRUE = frozenset({"true", "1"})
 _MAX_HEAD = 64 * 1024  # request line and headers
@@ -131,6 +132,7 @@ class _Connection:
         self.inbox = bytearray()  # received, not yet parsed
         self.outbox = b""  # answered, not yet taken by the socket
         self.closing = False  # close once the outbox is empty
+        self.watch: WatchStream | None = None  # streamed by a watch thread, or None
 
 
 class KubeHTTPServer:
@@ -164,6 +166,8 @@ class KubeHTTPServer:
                         self._accept()
                     elif key.fileobj is self._waker:
                         self._resume()
+                    elif key.data.watch is not None:
+                        self._check_watcher(key.data)
                     elif events & selectors.EVENT_WRITE:
                         self._flush(key.data)
                     else:
@@ -236,10 +240,7 @@ class KubeHTTPServer:
             if request is None:
                 return
             if request.watch:
-                self._selector.unregister(conn.sock)
-                threading.Thread(
-                    target=self._watch, args=(conn, request), name="kubeapi-watch", daemon=True
-                ).start()
+                self._start_watch(conn, request)
                 return
             response = self.api.handle(
                 request.method, request.path, request.query, request.content_type, request.body
@@ -268,10 +269,17 @@ class KubeHTTPServer:
             self._answer(conn)
 
     def _resume(self) -> None:
+        """Take back the connections of ended watches: close them or serve them again."""
         with contextlib.suppress(BlockingIOError):
             self._waker.recv(4096)
         while not self._returned.empty():
             conn = self._returned.get()
+            conn.watch = None
+            if conn.sock in self._selector.get_map():
+                self._selector.unregister(conn.sock)
+            if conn.closing or self._stopping:
+                self._close(conn)
+                continue
             conn.sock.setblocking(False)
             self._selector.register(conn.sock, selectors.EVENT_READ, conn)
             self._answer(conn)
@@ -283,31 +291,44 @@ class KubeHTTPServer:
 
     # -- watch threads -----------------------------------------------------------
 
-    def _watch(self, conn: _Connection, request: Request) -> None:
-        """Stream one watch with blocking sends, then hand the connection back."""
-        conn.sock.setblocking(True)
-        try:
-            self._stream(conn.sock, request)
-        except OSError:
-            self._close(conn)
-            return
-        if self._stopping or not request.keep_alive:
-            self._close(conn)
-            return
-        self._returned.put(conn)
-        with contextlib.suppress(OSError):
-            self._wake.send(b"\0")
-
-    def _stream(self, sock: socket.socket, request: Request) -> None:
+    def _start_watch(self, conn: _Connection, request: Request) -> None:
+        """Validate a watch and give it a thread; the loop keeps reading to see the client leave."""
         try:
             target, rtype = self.api.resolve(request.path)
             if rtype is None or target.name:
                 raise errors.unknown_resource()
-            stream = self.api.watch(rtype, target, request.query)
+            conn.watch = self.api.watch(rtype, target, request.query)
         except errors.ApiError as exc:
-            sock.sendall(response_bytes(exc))
+            conn.closing = not request.keep_alive
+            self._send(conn, response_bytes(exc, close=conn.closing))
             return
-        sock.sendall(_WATCH_HEAD)
-        for batch in stream:
-            sock.sendall(b"%x\r\n%s\r\n" % (len(batch), batch))
-        sock.sendall(b"0\r\n\r\n")
+        conn.closing = not request.keep_alive
+        conn.sock.setblocking(True)
+        threading.Thread(
+            target=self._stream, args=(conn, conn.watch), name="kubeapi-watch", daemon=True
+        ).start()
+
+    def _check_watcher(self, conn: _Connection) -> None:
+        """A watching client sent EOF (end the watch) or data (stop looking until it ends)."""
+        try:
+            peek = conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            peek = b""
+        self._selector.unregister(conn.sock)
+        if not peek and conn.watch is not None:
+            conn.watch.cancel()
+
+    def _stream(self, conn: _Connection, stream: WatchStream) -> None:
+        """On a watch thread: send the stream with blocking sends, then hand the connection back."""
+        try:
+            conn.sock.sendall(_WATCH_HEAD)
+            for batch in stream:
+                conn.sock.sendall(b"%x\r\n%s\r\n" % (len(batch), batch))
+            conn.sock.sendall(b"0\r\n\r\n")
+        except OSError:
+            conn.closing = True
+        self._returned.put(conn)
+        with contextlib.suppress(OSError):
+            self._wake.send(b"\0")

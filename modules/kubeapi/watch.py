@@ -57,6 +57,13 @@ class WatchStream:
         self._from: int | None = None if rv in ("", "0") or self._initial else _rv(rv)
         timeout = query.get("timeoutSeconds")
         self._timeout = float(timeout) if timeout else DEFAULT_TIMEOUT  # seconds until the end
+        self._cancelled = False  # the client went away: end at the next wake-up
+
+    def cancel(self) -> None:
+        """End the stream at its next wake-up; the transport calls it when the client left."""
+        with self._api.cond:
+            self._cancelled = True
+            self._api.cond.notify_all()
 
     def __iter__(self) -> Iterator[bytes]:
         deadline = time.monotonic() + self._timeout
@@ -82,7 +89,7 @@ class WatchStream:
                 except errors.ApiError as exc:
                     yield encode({"type": "ERROR", "object": exc.status()}) + b"\n"
                     return
-                stopping = self._api.stopping
+                stopping = self._api.stopping or self._cancelled
                 current = self._api.store.resource_version
             if stopping:
                 return
@@ -103,7 +110,7 @@ class WatchStream:
     def _wait(self, position: int, deadline: float) -> list[Event]:
         """Events after `position`, waiting (lock held) until some, a stop, or a timer."""
         events = self._api.store.events_since(position)
-        if not events and not self._api.stopping:
+        if not events and not self._api.stopping and not self._cancelled:
             wait = deadline - time.monotonic()
             if self._bookmarks:
                 wait = min(wait, BOOKMARK_INTERVAL)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -117,3 +118,12 @@ def test_the_connection_serves_again_after_a_watch_ends(conn: socket.socket) -> 
     assert received.startswith(b"HTTP/1.1 200 OK") and b"kube-system" in received
     conn.sendall(GET)
     assert read_response(conn, bytearray())[0] == 200
+
+
+def test_a_watch_ends_when_its_client_goes_away(conn: socket.socket) -> None:
+    conn.sendall(b"GET /api/v1/namespaces?watch=true HTTP/1.1\r\n\r\n")
+    assert conn.recv(65536).startswith(b"HTTP/1.1 200 OK")
+    conn.close()
+    for thread in [t for t in threading.enumerate() if t.name == "kubeapi-watch"]:
+        thread.join(5)
+        assert not thread.is_alive()
