@@ -28,6 +28,9 @@ CATALOGUE: dict[str, str] = {
     "echo": "modules.demo:Echo",
     "workload": "modules.workload:Workload",
     "edgecontroller": "modules.edgecontroller:EdgeController",
+    "cloudhub": "modules.cloudhub:CloudHub",
+    "edgehub": "modules.edgehub:EdgeHub",
+    "metamanager": "modules.metamanager:MetaManager",
 }
 
 SECTIONS: dict[str, type[Any]] = {"kube": KubeSettings}
