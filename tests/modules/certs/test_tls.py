@@ -1,0 +1,112 @@
+"""TLS contexts and peer checks: who may connect to cloudhub as which node."""
+
+from __future__ import annotations
+
+import ssl
+
+import pytest
+
+from modules.certs import ca as ca_mod
+from modules.certs import tls
+from tests.modules.certs.tls_peer import tls_peer_node
+
+
+def _node_files(tmp_path, ca, node, now):
+    key = ca_mod.new_key()
+    pair = ca_mod.KeyPair(ca_mod.sign_node(ca, key.public_key(), node, days=1, now=now), key)
+    (tmp_path / f"{node}.crt").write_bytes(pair.cert_pem)
+    (tmp_path / f"{node}.key").write_bytes(pair.key_pem)
+    return pair, tmp_path / f"{node}.crt", tmp_path / f"{node}.key"
+
+
+def test_contexts_require_tls12_and_ecdsa_suites(ca, now) -> None:
+    server = ca_mod.generate_server_cert(ca, ips=["127.0.0.1"], dns_names=[], now=now)
+    context = tls.server_context(ca_pem=ca.cert_pem, cert=server.cert_pem, key=server.key_pem)
+    assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    tls12 = {c["name"] for c in context.get_ciphers() if c["protocol"] == "TLSv1.2"}
+    assert tls12 == set(tls.TLS12_CIPHERS.split(":"))
+
+
+def test_node_certificate_connects_and_names_its_node(ca, now, tmp_path) -> None:
+    _, cert, key = _node_files(tmp_path, ca, "edge-a", now)
+    client = tls.client_context(ca_pem=ca.cert_pem, cert=cert, key=key)
+    assert tls_peer_node(ca, client, node_id="edge-a") == ("edge-a", None)
+
+
+def test_certificate_for_node_a_presented_as_node_b_is_refused_with_a_reason(
+    ca, now, tmp_path
+) -> None:
+    _, cert, key = _node_files(tmp_path, ca, "edge-a", now)
+    client = tls.client_context(ca_pem=ca.cert_pem, cert=cert, key=key)
+    node, reason = tls_peer_node(ca, client, node_id="edge-b")
+    assert node == "edge-a"
+    assert (
+        reason
+        == "the client certificate is for node 'edge-a' but the connection claims node_id 'edge-b'"
+    )
+
+
+def test_certificate_from_another_ca_fails_the_handshake(ca, now, tmp_path) -> None:
+    _, cert, key = _node_files(tmp_path, ca_mod.generate_ca(now), "edge-a", now)
+    client = tls.client_context(ca_pem=ca.cert_pem, cert=cert, key=key)
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        tls_peer_node(ca, client, node_id="edge-a")
+
+
+def test_client_without_certificate_fails_the_handshake(ca) -> None:
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        tls_peer_node(ca, tls.client_context(ca_pem=ca.cert_pem), node_id="edge-a")
+
+
+@pytest.mark.parametrize(
+    ("peer", "reason"),
+    [
+        pytest.param(None, "no client certificate was presented", id="no certificate"),
+        pytest.param(
+            {"subject": ((("commonName", "system:node:edge-a"),),)},
+            "organization",
+            id="dict without O system:nodes",
+        ),
+        pytest.param(
+            {
+                "subject": (
+                    (("organizationName", "system:nodes"),),
+                    (("commonName", "kubeedge.io"),),
+                )
+            },
+            "common name",
+            id="legacy kubeedge.io subject",
+        ),
+        pytest.param(
+            {
+                "subject": (
+                    (("organizationName", "system:nodes"),),
+                    (("commonName", "system:node:edge-b"),),
+                )
+            },
+            "for node 'edge-b'",
+            id="dict for another node",
+        ),
+    ],
+)
+def test_check_peer_reasons(peer, reason) -> None:
+    result = tls.check_peer(peer, "edge-a")
+    assert result is not None and reason in result
+
+
+def test_check_peer_accepts_the_right_node_and_rechecks_the_ca_for_der(ca, now) -> None:
+    pair = ca_mod.KeyPair(
+        ca_mod.sign_node(ca, ca_mod.new_key().public_key(), "edge-a", days=1, now=now), ca.key
+    )
+    ok = {
+        "subject": (
+            (("organizationName", "system:nodes"),),
+            (("commonName", "system:node:edge-a"),),
+        )
+    }
+    assert tls.check_peer(ok, "edge-a") is None
+    assert tls.check_peer(pair.cert_der, "edge-a", ca=ca.cert) is None
+    other = ca_mod.generate_ca(now)
+    reason = tls.check_peer(pair.cert_der, "edge-a", ca=other.cert)
+    assert reason is not None and "not signed by this cloud's CA" in reason
