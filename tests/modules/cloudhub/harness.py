@@ -200,4 +200,7 @@ class RawEdge:
                 return int.from_bytes(data[:2], "big"), data[2:].decode()
 
     def close(self) -> None:
-        self.ws.close(timeout=0.5)
+        try:
+            self.ws.close(timeout=0.5)
+        finally:
+            self.ws.shutdown()  # close() skips it once the peer has closed

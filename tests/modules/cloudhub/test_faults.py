@@ -1,0 +1,102 @@
+"""Faults that must lose nothing: disconnects, cloudcore restarts, replaced sessions.
+
+Edge hives (edgehub + metamanager on sqlite) against cloud hives (cloudhub with a
+scripted edgecontroller answering resync) on loopback, ObjectSyncs in the API.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fakes import eventually
+from tests.modules.cloudhub.harness import (
+    RawEdge,
+    node_row,
+    pod,
+    start_cloud,
+    start_edge,
+    stored,
+)
+from tests.modules.cloudhub.test_end_to_end import object_sync, synced_rv
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_reconnecting_edge_gets_exactly_what_it_missed(make_hive, probe, world, tmp_path):
+    cloud, port = start_cloud(make_hive, probe, world)
+    db = tmp_path / "m.db"
+    edge = start_edge(make_hive, port, "edge-m", db)
+    for name, uid in (("a", "ua"), ("b", "ub"), ("c", "uc")):
+        cloud.send("cloudhub", world.put("edge-m", pod(name, uid, rv=10)))
+    assert eventually(lambda: stored(edge) == {"a": 10, "b": 10, "c": 10})
+    assert eventually(lambda: node_row(cloud, "edge-m")["acked"] == 3)
+    edge.stop(timeout=2)
+    assert eventually(lambda: not node_row(cloud, "edge-m")["connected"])
+
+    cloud.send("cloudhub", world.put("edge-m", pod("a", "ua", rv=11)))  # missed update
+    cloud.send("cloudhub", world.remove("edge-m", "ub"))  # missed delete
+    cloud.send("cloudhub", world.put("edge-m", pod("d", "ud", rv=12)))  # missed create
+    again = start_edge(make_hive, port, "edge-m", db)
+    assert eventually(lambda: stored(again) == {"a": 11, "c": 10, "d": 12})
+    assert eventually(lambda: node_row(cloud, "edge-m")["acked"] == 6)
+    row = node_row(cloud, "edge-m")
+    assert row["sent"] == 6  # 3, then exactly the 3 missed: nothing acked went again
+    assert row["queued"] == row["in_flight"] == 0
+
+
+def test_after_a_cloudcore_restart_nothing_acked_is_sent_again(
+    make_hive, probe, world, kube, kube_namespace, tmp_path
+):
+    ns = kube_namespace
+    cloud, port = start_cloud(make_hive, probe, world, kube=kube)
+    edge = start_edge(make_hive, port, "edge-k", tmp_path / "k.db")
+    cloud.send("cloudhub", world.put("edge-k", pod("a", "ua", ns, rv=20)))
+    cloud.send("cloudhub", world.put("edge-k", pod("b", "ub", ns, rv=21)))
+    cloud.send("cloudhub", world.put("edge-k", pod("c", "uc", ns, rv=22)))
+    assert eventually(lambda: stored(edge) == {"a": 20, "b": 21, "c": 22})
+    assert eventually(lambda: synced_rv(kube, ns, "edge-k.uc") == "22")
+    assert eventually(lambda: synced_rv(kube, ns, "edge-k.ub") == "21")
+    cloud.stop(timeout=2)
+
+    world.put("edge-k", pod("a", "ua", ns, rv=23))  # changed while cloudcore was down
+    world.remove("edge-k", "ub")  # deleted while cloudcore was down
+    cloud, _ = start_cloud(make_hive, probe, world, kube=kube, port=port)
+    assert eventually(lambda: stored(edge) == {"a": 23, "c": 22}, timeout=5)
+    assert eventually(lambda: object_sync(kube, ns, "edge-k.ub") is None)
+    assert eventually(lambda: synced_rv(kube, ns, "edge-k.ua") == "23")
+    assert eventually(lambda: node_row(cloud, "edge-k")["acked"] == 2)
+    assert node_row(cloud, "edge-k")["sent"] == 2  # the update of a and the delete of b
+
+
+def test_a_second_connection_for_a_node_replaces_the_first(make_hive, probe, world):
+    cloud, port = start_cloud(make_hive, probe, world)
+    first = RawEdge(port, "edge-2")
+    assert eventually(lambda: node_row(cloud, "edge-2").get("connected", False))
+    second = RawEdge(port, "edge-2")
+    assert first.close_status() == (1000, "replaced by a newer connection of this node")
+    cloud.send("cloudhub", world.put("edge-2", pod("p", "up", rv=5)))
+    frame = second.recv()
+    assert frame["route"]["resource"] == "default/pod/p"
+    second.ack(frame)
+    assert eventually(lambda: node_row(cloud, "edge-2")["acked"] == 1)
+    assert node_row(cloud, "edge-2")["connects"] == 2
+    first.close()
+    second.close()
+
+
+def test_the_window_pipelines_unacked_messages_per_node(make_hive, probe, world):
+    cloud, port = start_cloud(make_hive, probe, world, window=4)
+    edge = RawEdge(port, "edge-w")
+    for i in range(6):
+        cloud.send("cloudhub", world.put("edge-w", pod(f"p{i}", f"u{i}", rv=30 + i)))
+    frames = [edge.recv() for _ in range(4)]  # four go out before any ack
+    assert eventually(lambda: node_row(cloud, "edge-w")["in_flight"] == 4)
+    assert node_row(cloud, "edge-w")["queued"] == 2
+    edge.ack(frames[0])
+    assert edge.recv()["route"]["resource"] == "default/pod/p4"  # one slot freed, one more
+    for frame in frames[1:]:
+        edge.ack(frame)
+    last = edge.recv()
+    edge.ack(last)
+    assert eventually(lambda: node_row(cloud, "edge-w")["acked"] == 5)
+    edge.close()
