@@ -1,0 +1,91 @@
+"""The ``certserver`` module: cloudcore's CA, join token and HTTPS certificate server.
+
+Input: the ``kube`` service (a `modules.kube.connection.KubeConnection`) and
+`CertSettings`. On start it loads or creates the CA and the server certificate in
+the Secrets of `settings.namespace` (`modules.certs.ca`), writes a join token to
+Secret ``tokensecret`` and rotates it (`modules.certs.token`), and serves
+``/ca.crt`` and ``/edge.crt`` on `settings.port` (`modules.certs.https`), as
+cloudhub's start sequence (cloudhub.go, steps 3-5). Output: certificates to edges
+and the admin command ``certserver`` (CA hash, token expiry, counts; never the
+token or a key). It handles no messages.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from typing import Any
+
+from kubernetes import client
+
+from beehive import Module
+from modules.certs import ca as ca_mod
+from modules.certs import tls, token
+from modules.certs.https import CertHTTPSServer
+from modules.certs.server import CertService
+from modules.certs.settings import CertSettings
+from modules.certs.store import SecretStore
+
+log = logging.getLogger("modules.certs")
+
+ADMIN_COMMAND = "certserver"
+
+
+class CertServer(Module):
+    """Serves the certificate flow while the hive runs (see the module docstring)."""
+
+    settings_type = CertSettings
+
+    def on_start(self) -> None:
+        s: CertSettings = self.settings
+        self._api = self.context.services["kube"].api_client()  # closed in on_stop
+        store = SecretStore(client.CoreV1Api(self._api), s.namespace)
+        now = token.utc_now()
+        self._ca = ca_mod.load_or_create_ca(store, now)  # shared by every replica
+        server_pair = ca_mod.load_or_create_server_cert(
+            store, self._ca, ips=s.advertise_addresses, dns_names=s.dns_names, now=now
+        )
+        refresh = datetime.timedelta(hours=s.token_refresh_hours)
+        self._rotator = token.TokenRotator(store, self._ca, refresh=refresh)
+        self._service = CertService(self._ca, validity_days=s.validity_days, max_body=s.max_body)
+        context = tls.server_context(
+            ca_pem=self._ca.cert_pem,
+            cert=server_pair.cert_pem,
+            key=server_pair.key_pem,
+            require_client_cert=False,
+        )
+        self._https = CertHTTPSServer(self._service, context, s)
+        self._rotator.start()
+        self._https.start()
+        self.hive.register_command(ADMIN_COMMAND, self.status)
+        log.info(
+            "certserver: serving on %s:%d, CA sha256 %s",
+            s.address, self._https.port, token.ca_hash(self._ca.cert_der),
+        )  # fmt: skip
+
+    def on_stop(self) -> None:
+        for stop in (
+            getattr(self, "_https", None),
+            getattr(self, "_rotator", None),
+        ):
+            if stop is not None:
+                stop.stop()
+        if getattr(self, "_api", None) is not None:
+            self._api.close()
+
+    @property
+    def port(self) -> int:
+        """The port the certificate server listens on (useful with ``port: 0``)."""
+        return self._https.port
+
+    def status(self) -> dict[str, Any]:
+        """The admin view: nothing secret, only hashes, times and counts."""
+        expires = self._rotator.expires
+        return {
+            "port": self._https.port,
+            "ca_sha256": token.ca_hash(self._ca.cert_der),
+            "token_expires": expires.isoformat() if expires else None,
+            "certificates_issued": self._service.issued,
+            "requests_refused": self._service.refused,
+            **self._https.stats,
+        }
