@@ -27,6 +27,7 @@ CATALOGUE: dict[str, str] = {
     "ticker": "modules.demo:Ticker",
     "echo": "modules.demo:Echo",
     "workload": "modules.workload:Workload",
+    "certserver": "modules.certs:CertServer",
     "edgecontroller": "modules.edgecontroller:EdgeController",
     "cloudhub": "modules.cloudhub:CloudHub",
     "edgehub": "modules.edgehub:EdgeHub",
