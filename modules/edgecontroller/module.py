@@ -51,7 +51,7 @@ class EdgeController(Module):
         self._reflectors = {
             kind.rtype: Reflector(
                 kind,
-                connect=kube.api_client,
+                connect=lambda: kube.api_client(retries=0),  # the reflector retries
                 sink=self._on_event,
                 on_synced=self._on_synced,
                 settings=settings,

@@ -288,7 +288,7 @@ class Reflector:
         level = logging.WARNING if failures == 1 or failures % 10 == 0 else logging.DEBUG
         log.log(
             level,
-            "%s: Kubernetes API at %s failed (%s, attempt %d); retrying in %.1fs",
+            "%s: Kubernetes API at %s failed (%s, attempt %d); retrying in %.2fs",
             self.kind.plural,
             self._host,
             self.last_error,

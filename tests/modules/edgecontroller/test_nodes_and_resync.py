@@ -1,0 +1,72 @@
+"""Edge nodes come and go; a (re)connecting node is resynced (contract item 5)."""
+
+from __future__ import annotations
+
+from modules import contract
+from tests.kube_fixtures import manifest
+from tests.modules.edgecontroller.helpers import WAIT, Cloud, body, configmap, env_from, pod
+
+
+def test_labelling_a_node_as_edge_sends_it_its_pods_and_their_configmaps(
+    cloud: Cloud, kube_namespace: str
+) -> None:
+    ns, core = kube_namespace, cloud.kube.core
+    node = cloud.node("later", edge=False)
+    core.create_namespaced_config_map(ns, configmap("conf"))
+    core.create_namespaced_pod(ns, pod("app", node, containers=env_from(configmaps=("conf",))))
+    labels = {"metadata": {"labels": {contract.EDGE_NODE_LABEL: ""}}}
+    core.patch_node(node, manifest(labels))
+    cloud.wait_ops(
+        node,
+        [
+            ("update", f"node/{node}/null/node/{node}"),
+            ("insert", f"node/{node}/{ns}/configmap/conf"),
+            ("insert", f"node/{node}/{ns}/pod/app"),
+        ],
+    )
+    core.patch_node(node, manifest({"metadata": {"labels": {contract.EDGE_NODE_LABEL: None}}}))
+    cloud.wait_ops(
+        node,
+        [
+            ("update", f"node/{node}/null/node/{node}"),
+            ("insert", f"node/{node}/{ns}/configmap/conf"),
+            ("insert", f"node/{node}/{ns}/pod/app"),
+            ("delete", f"node/{node}/null/node/{node}"),
+        ],
+    )
+
+
+def test_resync_updates_everything_the_node_should_have_then_lists_their_uids(
+    cloud: Cloud, kube_namespace: str
+) -> None:
+    ns, core = kube_namespace, cloud.kube.core
+    node, other = cloud.node(), cloud.node()
+    core.create_namespaced_config_map(ns, configmap("conf"))
+    core.create_namespaced_config_map(ns, configmap("theirs"))
+    core.create_namespaced_pod(ns, pod("app", node, containers=env_from(configmaps=("conf",))))
+    core.create_namespaced_pod(ns, pod("x", other, containers=env_from(configmaps=("theirs",))))
+    cloud.wait_ops(node, [("insert", f"node/{node}/{ns}/pod/app")], rtype="pod")
+    before = len(cloud.ops(node))
+
+    cloud.notice(node, contract.RESYNC)
+    done = f"node/{node}"
+    assert cloud.probe.wait_for(lambda: ("resynced", done) in cloud.ops(node), WAIT)
+    resync = cloud.ops(node)[before:]
+    assert resync == [
+        ("update", f"node/{node}/null/node/{node}"),
+        ("update", f"node/{node}/{ns}/configmap/conf"),
+        ("update", f"node/{node}/{ns}/pod/app"),
+        ("resynced", done),
+    ]
+    sent = [m for m in cloud.sent() if m.route.resource.startswith(f"node/{node}/")]
+    uids = {body(m)["metadata"]["uid"] for m in sent[-3:]}
+    resynced = cloud.last(done, "resynced")
+    assert (resynced.route.source, resynced.route.group) == ("edgecontroller", "resource")
+    assert set(body(resynced)["uids"]) == uids and len(body(resynced)["uids"]) == 3
+
+
+def test_resync_of_a_node_that_is_not_an_edge_node_lists_no_uids(cloud: Cloud) -> None:
+    cloud.notice("no-such-node-x1", contract.RESYNC)
+    done = "node/no-such-node-x1"
+    assert cloud.probe.wait_for(lambda: ("resynced", done) in cloud.ops("no-such-node-x1"), WAIT)
+    assert body(cloud.last(done, "resynced")) == {"uids": []}
