@@ -23,7 +23,12 @@ def test_a_configmap_query_is_answered_by_the_cloud_and_stored(make_hive, probe,
     world.configmaps["settings"] = configmap("settings", "7")
     _cloud, port = start_cloud(make_hive, probe, world)
     edge = start_edge(make_hive, port, "edge-q", tmp_path / "q.db")
-    assert eventually(lambda: edge.commands["edgehub.state"]()["connected"])
+
+    def connected() -> bool:
+        command = edge.commands.get("edgehub.state")
+        return command is not None and bool(command()["connected"])
+
+    assert eventually(connected)
     query = Message.new(source="edged", group="resource", operation="query",
                         resource="default/configmap/settings")  # fmt: skip
     reply = edge.send_sync(contract.METAMANAGER, query, timeout=3)
