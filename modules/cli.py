@@ -15,6 +15,7 @@ from typing import Any
 from beehive import cli, errors
 from beehive.config import Config
 from modules.cloudhub import debug as cloudhub_debug
+from modules.edgecontroller import debug as edgecontroller_debug
 from modules.kube.connection import open_kube
 from modules.kube.settings import KubeSettings
 from modules.kubeapi import cli as kubeapi_cli
@@ -58,7 +59,11 @@ APP = cli.App(
     sections=SECTIONS,
     services=services,
     commands=[kubeapi_cli.register],
-    debug_commands=[cloudhub_debug.register, metamanager_debug.register],
+    debug_commands=[
+        cloudhub_debug.register,
+        metamanager_debug.register,
+        edgecontroller_debug.register,
+    ],
 )
 
 
