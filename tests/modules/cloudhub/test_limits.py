@@ -11,8 +11,10 @@ from beehive.admin import AdminServer
 from modules import cli
 from tests.fakes import eventually
 from tests.modules.cloudhub.harness import (
+    ControllerSettings,
     RawEdge,
     node_row,
+    object_message,
     operations,
     pod,
     start_cloud,
@@ -82,14 +84,15 @@ def test_a_silent_edge_is_disconnected_after_the_keepalive_timeout(make_hive, pr
 
 
 def test_deleting_the_node_ends_its_session_and_drops_its_queue(make_hive, probe, world):
-    cloud, port = start_cloud(make_hive, probe, world, window=1)
+    quiet = ControllerSettings(answer_resync=False)  # nothing re-sent after the delete
+    cloud, port = start_cloud(make_hive, probe, world, controller=quiet, window=1)
     edge = RawEdge(port, "edge-d")
     cloud.send("cloudhub", world.put("edge-d", pod("a", "ua", rv=1)))
     cloud.send("cloudhub", world.put("edge-d", pod("b", "ub", rv=2)))
     edge.recv()
     meta = {"name": "edge-d", "uid": "n1", "resourceVersion": "9"}
     node = {"apiVersion": "v1", "kind": "Node", "metadata": meta}
-    cloud.send("cloudhub", world.put("edge-d", node).with_route(operation="delete"))
+    cloud.send("cloudhub", object_message("edge-d", node, "delete"))
     assert edge.close_status() == (1000, "the node was deleted")
     assert eventually(lambda: node_row(cloud, "edge-d") == {})
     edge.close()
