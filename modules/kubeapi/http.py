@@ -162,6 +162,8 @@ class KubeHTTPServer:
         try:
             while not self._stopping:
                 for key, events in self._selector.select():
+                    if self._selector.get_map().get(key.fd) is not key:
+                        continue  # closed or handed to a watch earlier in this batch
                     if key.fileobj is self._listener:
                         self._accept()
                     elif key.fileobj is self._waker:

@@ -27,9 +27,6 @@ from tests.modules.edgecontroller.helpers import WAIT, body, configmap, edge_nod
 
 pytestmark = [
     pytest.mark.skipif(bool(os.environ.get(ENV)), reason="restarts the embedded server"),
-    # The embedded server's HTTP thread can race its own stop while watches are open
-    # (modules/kubeapi/http.py unregisters a socket already closed); not ours to test.
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning"),
 ]
 FAST = EdgeControllerSettings(backoff_initial=0.05, backoff_max=0.2)
 
