@@ -109,6 +109,7 @@ class Cell:
         self.last_error = ""  # text of the most recent failure
         self._consecutive = 0  # failures since the last healthy message, for the backoff
         self._loop_done = threading.Event()  # the actor left its start hook (pull loop ended)
+        self.started = threading.Event()  # the first on_start returned (or failed)
         self._actor: pykka.ActorRef[Any] | None = None
         self.samples: deque[tuple[float, int, int]] = deque(maxlen=11)  # (t, in, out) per tick
 
@@ -150,11 +151,13 @@ class Cell:
     def actor_started(self) -> None:
         try:
             failure = self._start_instance()
+            self.started.set()
             if failure is not None and not self._recover(failure):
                 return
             if self.pull_style:
                 self._pull_loop()
         finally:
+            self.started.set()
             self._loop_done.set()
 
     def handle(self, message: Message) -> None:

@@ -133,11 +133,19 @@ class Hive:
         """Expose `func` as an admin command (``beehive debug``); kwargs come from the caller."""
         self.commands[name] = func
 
-    def start(self) -> None:
-        """Start every registered module, in registration order."""
+    def start(self, *, timeout: float = 30.0) -> None:
+        """Start every registered module, in registration order.
+
+        Each module's on_start runs on its own thread; this returns once every one
+        has returned (or failed, see the restart policy), waiting at most `timeout`
+        seconds for each.
+        """
         self._started = True
         for cell in self._cells.values():
             cell.start()
+        for cell in self._cells.values():
+            if not cell.started.wait(timeout):
+                log.warning("module %s: on_start still running after %gs", cell.name, timeout)
         self._stats_thread = threading.Thread(
             target=self._sample_stats, name="beehive-stats", daemon=True
         )
@@ -284,6 +292,12 @@ class Hive:
         reason = "reply with no waiter (late, duplicate or unknown parent_msg_id)"
         self.dead_letters.add(response.route.source or "-", reason, response)
         return False
+
+    def is_awaiting(self, msg_id: str) -> bool:
+        """Whether a send_sync caller still waits for replies to request `msg_id`."""
+        with self._lock:
+            waiter = self._waiters.get(msg_id)
+            return waiter is not None and not waiter.event.is_set()
 
     def fail_waiter(self, msg_id: str, error: BaseException) -> None:
         """Fail the caller waiting on request `msg_id` (its handler raised `error`)."""

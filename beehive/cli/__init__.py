@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -50,6 +51,7 @@ def main(argv: Sequence[str] | None = None, *, app: App | None = None) -> int:
     from beehive.cli import configcmd, debug, run
 
     app = app or App()
+    _import_from_cwd()
     parser = argparse.ArgumentParser(prog=app.prog, description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run.register(sub, app)
@@ -69,3 +71,10 @@ def main(argv: Sequence[str] | None = None, *, app: App | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return code
+
+
+def _import_from_cwd() -> None:
+    """Let ``impl:`` name modules under the working directory, as ``python -m`` would."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)

@@ -20,6 +20,7 @@ from kubernetes import client
 from modules import contract
 from modules.edgecontroller.queues import TokenBucket
 from modules.edgecontroller.settings import EdgeControllerSettings
+from modules.kube import raw
 
 log = logging.getLogger("modules.edgecontroller.upstream")
 
@@ -42,6 +43,7 @@ class KubeOps:
     """Typed-client calls returning plain JSON objects."""
 
     def __init__(self, api_client: client.ApiClient, settings: EdgeControllerSettings) -> None:
+        self._api_client = api_client
         self._core: Any = client.CoreV1Api(api_client)
         self._leases: Any = client.CoordinationV1Api(api_client)
         self._settings = settings
@@ -93,7 +95,8 @@ class KubeOps:
             meta.pop(key, None)
         meta["labels"] = {**(meta.get("labels") or {}), **self._settings.node_labels}
         try:
-            return self._plain(self._core.create_node(body, _preload_content=False))
+            created: Obj = raw.request(self._api_client, "POST", "/api/v1/nodes", body=body)
+            return created
         except client.ApiException as exc:
             if exc.status != 409:
                 raise

@@ -136,7 +136,14 @@ class EdgeHub(Module):
                 log.error("cannot pass %s to %s: %s", message.msg_id,
                           self._settings.store_module, exc)  # fmt: skip
         for reply in inbound.replies:
-            self.hive.send_resp(reply)
+            if self.hive.is_awaiting(reply.parent_msg_id):
+                self.hive.send_resp(reply)
+            elif reply.route.operation == "error":
+                log.warning("edge %s: the cloud refused %s: %s", self._settings.node_name,
+                            reply.parent_msg_id, reply.content)  # fmt: skip
+            else:  # the answer to a report nobody waits on (pod status): nothing to do
+                log.debug("edge %s: reply to %s: %s", self._settings.node_name,
+                          reply.parent_msg_id, reply.content)  # fmt: skip
 
     def _note_failure(self, exc: errors.HubConnectionError, failures: int) -> None:
         self.last_error = str(exc)

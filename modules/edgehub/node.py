@@ -10,12 +10,16 @@ the keys are ``UID``, ``Status``, ``Name``, ``ExtendResources``).
 from __future__ import annotations
 
 import datetime
+import uuid
 
 from beehive.message import JsonValue, Message, Operation
 from modules import contract
 
 SOURCE = "edged"  # the edge module that owns nodes and pods in KubeEdge
 _CAPACITY: dict[str, JsonValue] = {"cpu": "2", "memory": "2Gi", "pods": "110"}
+
+
+_BOOT_ID = str(uuid.uuid4())  # one per process, as a machine's boot id
 
 
 def _now() -> str:
@@ -35,7 +39,9 @@ def node_status(node_id: str) -> dict[str, JsonValue]:
         "capacity": dict(_CAPACITY),
         "allocatable": dict(_CAPACITY),
         "nodeInfo": {"kubeletVersion": "v1.30.0-kubeedge-hollow", "operatingSystem": "linux",
-                     "architecture": "amd64", "containerRuntimeVersion": "none://hollow"},
+                     "architecture": "amd64", "containerRuntimeVersion": "none://hollow",
+                     "kubeProxyVersion": "", "kernelVersion": "", "osImage": "hollow",
+                     "machineID": node_id, "systemUUID": node_id, "bootID": _BOOT_ID},
     }  # fmt: skip
 
 

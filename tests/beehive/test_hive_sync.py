@@ -202,3 +202,22 @@ def test_many_concurrent_callers_each_get_their_own_reply(make_hive: MakeHive) -
     for t in threads:
         t.join(20)
     assert not mismatches and not any(t.is_alive() for t in threads)
+
+
+def test_is_awaiting_tells_whether_a_caller_still_waits(make_hive: MakeHive) -> None:
+    hive = make_hive()
+    hive.add("mute", RecordingModule, settings=RecordingSettings(reply=False))
+    hive.start()
+    request = msg()
+    seen: list[bool] = []
+
+    def check() -> None:
+        assert eventually(lambda: hive.is_awaiting(request.msg_id))
+        seen.append(True)
+        hive.send_resp(request.reply("done"))
+
+    thread = threading.Thread(target=check)
+    thread.start()
+    assert hive.send_sync("mute", request, timeout=5).content == "done"
+    thread.join(5)
+    assert seen == [True] and not hive.is_awaiting(request.msg_id)

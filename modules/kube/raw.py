@@ -1,0 +1,45 @@
+"""Plain-JSON requests through the official client, without its model validation.
+
+The generated client validates request bodies against its models before sending,
+which refuses objects a real API server accepts (a Node whose ``nodeInfo`` lacks
+fields, say). Objects that come from edges are passed on as they are, through the
+client's own transport (configuration, auth, TLS), and answered as plain JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubernetes import client
+
+
+def request(
+    api_client: client.ApiClient,
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    query: list[tuple[str, str]] | None = None,
+    content_type: str = "application/json",
+) -> Any:
+    """Send one request and return its JSON body.
+
+    Raises:
+        kubernetes.client.ApiException: the server answered with an error status.
+    """
+    headers = {"Accept": "application/json", "Content-Type": content_type}
+    method_, url, headers_, body_, _ = api_client.param_serialize(
+        method=method,
+        resource_path=path,
+        query_params=query or [],
+        header_params=headers,
+        body=body,
+        auth_settings=["BearerToken"],
+    )
+    response = api_client.call_api(method_, url, header_params=headers_, body=body_)
+    data: bytes = response.read()  # type: ignore[no-untyped-call]
+    if not 200 <= response.status < 300:
+        text = data.decode("utf-8", "replace")
+        raise client.ApiException(status=response.status, reason=response.reason, body=text)
+    return json.loads(data) if data else None
