@@ -136,14 +136,13 @@ class Hive:
     def start(self, *, timeout: float = 30.0) -> None:
         """Start every registered module, in registration order.
 
-        Each module's on_start runs on its own thread; this returns once every one
-        has returned (or failed, see the restart policy), waiting at most `timeout`
-        seconds for each.
+        Each module's on_start runs on its own thread; the next module starts once
+        it has returned (or failed, see the restart policy), or after `timeout`
+        seconds, so modules listed earlier are up before those that use them.
         """
         self._started = True
         for cell in self._cells.values():
             cell.start()
-        for cell in self._cells.values():
             if not cell.started.wait(timeout):
                 log.warning("module %s: on_start still running after %gs", cell.name, timeout)
         self._stats_thread = threading.Thread(

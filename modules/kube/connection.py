@@ -2,8 +2,9 @@
 
 Input: `KubeSettings`; output: a `KubeConnection` whose `api_client()` builds clients of
 the official `kubernetes` package. In embedded mode the API server (modules.kubeapi)
-runs for the duration of the `with` block and its kubeconfig lives in a temporary
-directory; in kubeconfig mode nothing is started.
+runs, with KubeEdge's CRDs installed, for the duration of the `with` block, its
+kubeconfig where the settings say or in a temporary directory; in kubeconfig mode
+nothing is started.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from kubernetes import client, config
 
 from modules.kube.settings import KubeSettings
+from modules.kubeapi import crds
 from modules.kubeapi.server import EmbeddedKubeAPI
 
 
@@ -76,4 +78,7 @@ def open_kube(settings: KubeSettings) -> Iterator[KubeConnection]:
     ):
         target = Path(settings.kubeconfig) if settings.kubeconfig else Path(tmp) / "kubeconfig"
         path = server.write_kubeconfig(target)
-        yield KubeConnection(path, "", settings)
+        connection = KubeConnection(path, "", settings)
+        with connection.api_client() as api_client:
+            crds.install(api_client)  # KubeEdge's CRDs, as a KubeEdge cluster has them
+        yield connection
