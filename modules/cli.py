@@ -16,6 +16,7 @@ from beehive import cli, errors
 from beehive.config import Config
 from modules.cloudhub import debug as cloudhub_debug
 from modules.edgecontroller import debug as edgecontroller_debug
+from modules.fleet import cli as fleet_cli
 from modules.kube.connection import open_kube
 from modules.kube.settings import KubeSettings
 from modules.kubeapi import cli as kubeapi_cli
@@ -58,7 +59,7 @@ APP = cli.App(
     catalogue=CATALOGUE,
     sections=SECTIONS,
     services=services,
-    commands=[kubeapi_cli.register],
+    commands=[kubeapi_cli.register, fleet_cli.register],
     debug_commands=[
         cloudhub_debug.register,
         metamanager_debug.register,

@@ -1,0 +1,80 @@
+"""Joining the fleet's nodes to a cloud: certificates and Node objects.
+
+Input: `FleetOptions` (the certificate server, the join token, the certificate
+directory, a kubeconfig). Output: one client `ssl.SSLContext` per node (its
+certificate enrolled with the token through `modules.certs.enroll`, KubeEdge's
+join flow, or reused from the directory) and, when a kubeconfig is given, the
+nodes' Node objects created through the API. Both run with bounded concurrency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import ssl
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from modules.certs import enroll, errors, tls
+from modules.edgehub import node
+from modules.fleet.options import FleetOptions
+from modules.fleet.stats import Counters
+
+
+class JoinError(Exception):
+    """A node could not join: enrolment or Node creation failed."""
+
+
+async def enroll_all(options: FleetOptions, counters: Counters) -> list[ssl.SSLContext]:
+    """A client context per node, in node order, enrolling those without a valid certificate.
+
+    Raises:
+        JoinError: naming the node and the enrolment step that failed.
+    """
+    gate = asyncio.Semaphore(options.enroll_concurrency)
+
+    async def one(name: str) -> ssl.SSLContext:
+        async with gate:
+            context = await asyncio.to_thread(_ensure, options, name)
+        counters.enrolled += 1
+        return context
+
+    return list(await asyncio.gather(*(one(name) for name in options.node_names)))
+
+
+def _ensure(options: FleetOptions, name: str) -> ssl.SSLContext:
+    paths = enroll.EdgeCertPaths.in_directory(options.certs / name)
+    try:
+        enroll.ensure_certificate(options.cert_server_url, name, paths, join_token=options.token)
+    except errors.EnrollError as exc:
+        raise JoinError(f"node {name}: {exc}") from None
+    return tls.client_context(ca_pem=paths.ca.read_bytes(), cert=paths.cert, key=paths.key)
+
+
+def create_nodes(options: FleetOptions) -> int:
+    """Create the nodes' Node objects (an existing one is kept); returns how many were new.
+
+    Raises:
+        JoinError: the API refused a Node for another reason than that it exists.
+    """
+    api_client = config.new_client_from_config(config_file=options.kubeconfig)  # type: ignore[no-untyped-call]
+    core: Any = client.CoreV1Api(api_client)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(options.enroll_concurrency) as pool:
+            return sum(pool.map(lambda name: _create_node(core, name), options.node_names))
+    finally:
+        api_client.close()
+
+
+def _create_node(core: Any, name: str) -> int:
+    try:
+        core.create_node(node.node_object(name), _preload_content=False)
+    except ApiException as exc:
+        if exc.status == 409:
+            return 0
+        raise JoinError(
+            f"node {name}: the API refused its Node: {exc.status} {exc.reason}"
+        ) from None
+    return 1

@@ -1,0 +1,261 @@
+"""One fleet node: its websocket connection, driven by the edge's own protocol code.
+
+Input: frames from cloudhub (the asyncio `websockets` client), ticks from the fleet
+(keepalive and status deadlines) and fault orders (`drop`). Output: frames to
+cloudhub: registration, node status, keepalives, pod status and the ack for each
+delivery, sent only after the node's store applied it (as metamanager does).
+Reconnects after a drop at once, after a failure with jittered backoff.
+Only this file and `modules.fleet.fleet` know `websockets`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+import time
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from beehive.message import Message, Operation
+from modules import contract
+from modules.edgehub import node
+from modules.edgehub.core import EdgeCore
+from modules.fleet import store as store_mod
+from modules.fleet.options import FleetOptions
+from modules.fleet.stats import Counters
+from modules.hub import errors, handshake
+
+log = logging.getLogger("modules.fleet")
+
+# Frames a broken edge might send: not JSON, wrong field types, an unknown operation.
+MALFORMED_FRAMES = (
+    "this is not json",
+    '{"header": 5, "route": [], "content": null}',
+    '{"header": {"msg_id": "m-bad"}, "route": {"source": "edged", "group": "resource",'
+    ' "operation": "explode", "resource": "default/pod/x"}, "content": null}',
+)
+
+
+class EdgeSession:
+    """One edge node of the fleet; `run` keeps it connected until `stop` is set."""
+
+    def __init__(
+        self, *, index: int, options: FleetOptions, counters: Counters,
+        node_store: store_mod.MemoryNodeStore, gate: asyncio.Semaphore,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:  # fmt: skip
+        self.node_id = options.node_name(index)
+        self._options = options  # what the fleet was asked to do
+        self._counters = counters  # fleet-wide totals, shared
+        self.store = node_store  # what this node holds
+        self._gate = gate  # bounds handshakes in progress across the fleet
+        self._ssl = ssl_context  # this node's client certificate context, None for ws://
+        self._rng = random.Random(f"{options.seed}:{index}")  # jitter and fault choices
+        faults = options.faults
+        self._malformed = index < faults.malformed_nodes  # send bad frames on connect
+        self.core = EdgeCore(
+            node_id=self.node_id,
+            project_id=options.project_id,
+            clock=time.monotonic,
+            heartbeat=options.heartbeat,
+            # Staggered: each node's period differs a little, so reports spread out.
+            status_interval=options.status_interval * self._rng.uniform(0.9, 1.1),
+            max_frame_size=options.max_size,
+        )
+        self._ws: ClientConnection | None = None  # the current connection
+        self._dropped = False  # the current connection was dropped on purpose
+        self._withheld: set[str] = set()  # ids whose first delivery was not acked
+        self._pending: set[asyncio.Task[None]] = set()  # delayed acks in flight
+
+    @property
+    def url(self) -> str:
+        scheme = "ws" if self._ssl is None else "wss"
+        path = handshake.connection_path(self.node_id, self._options.project_id)
+        return f"{scheme}://{self._options.cloud}{path}"
+
+    @property
+    def is_connected(self) -> bool:
+        return self._ws is not None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Connect, serve, reconnect; until `stop` is set."""
+        failures = 0
+        while not stop.is_set():
+            ws = await self._connect()
+            if ws is None:
+                failures += 1
+                await sleep_or_stop(stop, self._backoff(failures))
+                continue
+            failures = 0
+            await self._serve(ws)
+            if not self._dropped:  # the cloud ended it: back off as an edge would
+                await sleep_or_stop(stop, self._backoff(1))
+
+    def drop(self) -> bool:
+        """Break the connection abruptly, as a network failure would; False if not connected."""
+        if self._ws is None:
+            return False
+        self._dropped = True
+        self._ws.transport.abort()
+        self._counters.drops += 1
+        return True
+
+    async def tick(self) -> None:
+        """Keepalive and node status when due (the fleet calls this on a period)."""
+        deadline = self.core.next_deadline()
+        if deadline is not None and deadline <= time.monotonic():
+            sent = self.core.sent
+            self.core.tick()
+            self._counters.status_reports += self.core.sent - sent  # node status, if due
+            await self._flush()
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+
+    # Connection.
+
+    async def _connect(self) -> ClientConnection | None:
+        async with self._gate:
+            try:
+                ws = await connect(
+                    self.url,
+                    additional_headers=handshake.connection_headers(
+                        self.node_id, self._options.project_id
+                    ),
+                    ssl=self._ssl,
+                    compression=None,  # KubeEdge peers do not negotiate it
+                    max_size=self._options.max_size,
+                    ping_interval=None,  # liveness is the application keepalive
+                    open_timeout=self._options.connect_timeout,
+                    close_timeout=1,
+                    proxy=None,
+                )
+            except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+                self._counters.connect_failures += 1
+                log.debug("%s: connect failed: %s", self.node_id, exc)
+                return None
+        return ws
+
+    async def _serve(self, ws: ClientConnection) -> None:
+        self._ws, self._dropped = ws, False
+        self._counters.connects += 1
+        self._counters.connected += 1
+        try:
+            sent = self.core.sent
+            self.core.connected()  # keepalive, registration, first node status
+            self._counters.status_reports += self.core.sent - sent
+            await self._flush()
+            if self._malformed:
+                await self._send_malformed(ws)
+            async for frame in ws:
+                await self._receive(frame)
+        except (ConnectionClosed, OSError, errors.HubError) as exc:
+            log.debug("%s: connection ended: %s", self.node_id, exc)
+        finally:
+            self._ws = None
+            self.core.disconnected()
+            self._counters.connected -= 1
+            self._counters.disconnects += 1
+
+    async def _receive(self, frame: str | bytes) -> None:
+        counters = self._counters
+        before = counters.received
+        inbound = self.core.receive(frame)
+        counters.received = before + len(inbound.store) + len(inbound.replies)
+        for reply in inbound.replies:
+            if reply.route.operation == Operation.ERROR:
+                counters.cloud_errors += 1
+        for message in inbound.store:
+            self._store_and_ack(message)
+        await self._flush()
+
+    def _store_and_ack(self, message: Message) -> None:
+        """Apply, then ack (or, as the faults say, hold the ack back or withhold it)."""
+        counters, faults = self._counters, self._options.faults
+        if message.route.operation in store_mod.CHANGES:
+            try:
+                verdict = self.store.apply(message, time.monotonic())
+            except Exception as exc:  # the sqlite store's StoreError: answer as metamanager
+                counters.store_errors += 1
+                self.core.send(message.error_reply(f"cannot store: {exc}"))
+                return
+            self._count(verdict, message)
+        if self._withhold(message):
+            return
+        self._withheld.discard(message.msg_id)
+        if faults.ack_delay:
+            task = asyncio.get_running_loop().create_task(self._ack_later(message))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+            return
+        self.core.send(message.reply("OK"))
+        counters.acks += 1
+
+    def _withhold(self, message: Message) -> bool:
+        """Whether to leave this delivery unacked: a chosen fraction, first copy only."""
+        fraction = self._options.faults.withhold_acks
+        if not fraction or message.msg_id in self._withheld:
+            return False
+        if self._rng.random() >= fraction:
+            return False
+        self._withheld.add(message.msg_id)
+        self._counters.acks_withheld += 1
+        return True
+
+    def _count(self, verdict: store_mod.Verdict, message: Message) -> None:
+        counters = self._counters
+        if verdict is store_mod.Verdict.STALE:
+            counters.duplicates += 1
+        elif verdict is store_mod.Verdict.DELETED:
+            counters.deleted += 1
+        elif verdict in (store_mod.Verdict.NEW, store_mod.Verdict.NEWER):
+            counters.stored += 1
+            if self._options.pod_status and verdict is store_mod.Verdict.NEW:
+                self._report_pod(message)
+
+    def _report_pod(self, message: Message) -> None:
+        if message.route.resource.split("/")[1:2] != [contract.POD]:
+            return
+        report = node.pod_status_message(message.content)
+        if report is not None:
+            self.core.send(report)
+            self._counters.status_reports += 1
+
+    async def _ack_later(self, message: Message) -> None:
+        await asyncio.sleep(self._options.faults.ack_delay)
+        if self.core.is_connected:
+            self.core.send(message.reply("OK"))
+            self._counters.acks += 1
+            await self._flush()
+
+    async def _send_malformed(self, ws: ClientConnection) -> None:
+        for frame in MALFORMED_FRAMES:
+            await ws.send(frame)
+            self._counters.malformed_sent += 1
+
+    async def _flush(self) -> None:
+        frames = self.core.data_to_send()
+        ws = self._ws
+        if ws is None or not frames:
+            return
+        try:
+            for frame in frames:
+                await ws.send(frame, text=True)
+        except (ConnectionClosed, OSError) as exc:  # the read loop sees the end too
+            log.debug("%s: write failed: %s", self.node_id, exc)
+
+    def _backoff(self, failures: int) -> float:
+        ceiling = min(0.5 * 2 ** min(failures - 1, 20), self._options.reconnect_max)
+        return float(ceiling * self._rng.uniform(0.5, 1.0))
+
+
+async def sleep_or_stop(stop: asyncio.Event, delay: float) -> None:
+    """Sleep `delay` seconds or until `stop` is set, whichever comes first."""
+    if delay > 0:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)

@@ -1,0 +1,108 @@
+"""What each fleet node holds: objects the cloud delivered, and when each arrived.
+
+Input: cloud ``insert``/``update``/``delete`` messages a session received (resource
+``<namespace>/<type>/<name>``) and the arrival time. Output: a `Verdict` (the
+session acks every verdict, as metamanager does) and, for reports and benchmarks,
+``objects`` (key -> resourceVersion, arrival time) and ``deleted`` (key -> time).
+
+`MemoryNodeStore` applies with metamanager's rules (a newer resourceVersion
+replaces, an older or equal one is stale, a delete removes and a late update of the
+deleted uid is ignored). `SqliteNodeStore` writes through `MetaStore` first, so
+what is acked is on disk, and keeps the same arrival records.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+from beehive.message import JsonValue, Message, Operation
+from modules.metamanager.store import Applied, MetaStore
+
+CHANGES = frozenset({Operation.INSERT, Operation.UPDATE, Operation.DELETE})
+
+
+class Verdict(enum.Enum):
+    NEW = "new"  # a key not held before
+    NEWER = "newer"  # replaced an older version
+    STALE = "stale"  # not newer than what is held: a duplicate or reordered delivery
+    DELETED = "deleted"  # removed
+    IGNORED = "ignored"  # a delete of nothing, an update of a deleted uid, or no object
+
+
+def resource_version(message: Message) -> int | None:
+    """The message's resourceVersion as an integer (header first, then the object)."""
+    text = message.header.resource_version or str(
+        _metadata(message.content).get("resourceVersion") or ""
+    )
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def _metadata(content: JsonValue) -> dict[str, JsonValue]:
+    metadata = content.get("metadata") if isinstance(content, dict) else None
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def _uid(message: Message) -> str:
+    uid = _metadata(message.content).get("uid")
+    return uid if isinstance(uid, str) else ""
+
+
+class MemoryNodeStore:
+    """One node's objects in dicts: key -> (resourceVersion, uid, arrival time)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, tuple[int, str, float]] = {}  # what the node holds now
+        self.deleted: dict[str, tuple[str, float]] = {}  # key -> (uid, when the delete came)
+
+    def apply(self, message: Message, now: float) -> Verdict:
+        key = message.route.resource
+        if message.route.operation == Operation.DELETE:
+            return self._delete(key, _uid(message), now)
+        rv = resource_version(message)
+        if rv is None:
+            return Verdict.IGNORED
+        uid = _uid(message)
+        held = self.objects.get(key)
+        if held is not None and rv <= held[0]:
+            return Verdict.STALE
+        gone = self.deleted.get(key)
+        if gone is not None and uid and gone[0] == uid:
+            return Verdict.IGNORED
+        self.objects[key] = (rv, uid, now)
+        self.deleted.pop(key, None)
+        return Verdict.NEW if held is None else Verdict.NEWER
+
+    def _delete(self, key: str, uid: str, now: float) -> Verdict:
+        held = self.objects.get(key)
+        if held is None or (uid and held[1] and held[1] != uid):
+            return Verdict.IGNORED
+        del self.objects[key]
+        self.deleted[key] = (uid or held[1], now)
+        return Verdict.DELETED
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def count(self, rtype: str) -> int:
+        """Objects of one type (``pod``) held."""
+        marker = f"/{rtype}/"
+        return sum(1 for key in self.objects if marker in key)
+
+
+class SqliteNodeStore(MemoryNodeStore):
+    """Writes through a per-node `MetaStore` (sqlite, synchronous=FULL) before recording."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._meta = MetaStore(path)  # the node's sqlite file; raises StoreError
+
+    def apply(self, message: Message, now: float) -> Verdict:
+        applied = self._meta.apply(message)  # raises StoreError: the session answers error
+        if applied in (Applied.STALE, Applied.GONE, Applied.ABSENT):
+            return Verdict.STALE if applied is Applied.STALE else Verdict.IGNORED
+        return super().apply(message, now)
+
+    def close(self) -> None:
+        self._meta.close()

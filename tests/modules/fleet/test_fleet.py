@@ -1,0 +1,103 @@
+"""The fleet against a cloudcore in this process (plain websocket): connecting,
+receiving and acking, status reports, and faults."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from modules.fleet import Faults
+from tests.fakes import eventually
+from tests.modules.fleet.conftest import WAIT, Cloud, FleetThread
+from tests.modules.fleet.helpers import create_pods, patch_pods
+
+pytestmark = pytest.mark.integration
+
+StartFleet = Callable[..., FleetThread]
+
+
+def ready(core: Any, name: str) -> bool:
+    nodes = core.list_node(field_selector=f"metadata.name={name}").items
+    conditions = nodes[0].status.conditions or [] if nodes else []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+def test_nodes_register_connect_and_report_ready_status(
+    cloud: Cloud, start_fleet: StartFleet
+) -> None:
+    fleet = start_fleet(nodes=3)
+    assert fleet.wait_connected()
+    names = fleet.options.node_names
+    assert eventually(lambda: all(ready(cloud.core, n) for n in names), timeout=WAIT)
+    assert eventually(lambda: fleet.counter("status_reports") >= 2 * 3 + 3, timeout=WAIT)
+
+
+def test_pods_created_through_the_api_are_stored_and_acked(
+    cloud: Cloud, start_fleet: StartFleet
+) -> None:
+    fleet = start_fleet(nodes=3)
+    assert fleet.wait_connected()
+    expected = create_pods(cloud.core, fleet.options.node_names, per_node=2)
+    assert fleet.holds(expected)
+    summary = fleet.stop()
+    assert summary["held"]["pod"] == 6
+    assert summary["acks"] >= summary["stored"] >= 6
+    assert summary["duplicates"] == 0 and summary["errors"] == 0
+
+
+def test_reconnect_storm_converges_with_nothing_lost(cloud: Cloud, start_fleet: StartFleet) -> None:
+    fleet = start_fleet(nodes=4)
+    assert fleet.wait_connected()
+    created = create_pods(cloud.core, fleet.options.node_names, per_node=2)
+    assert fleet.holds(created)
+    assert fleet.call(fleet.fleet.storm) == 4
+    updated = patch_pods(cloud.core, created, "storm")  # while the sessions come back
+    assert fleet.holds(updated)
+    assert fleet.wait_connected()
+    assert fleet.counter("connects") >= 8
+
+
+def test_dropping_a_fraction_drops_only_that_share_and_they_come_back(
+    start_fleet: StartFleet,
+) -> None:
+    fleet = start_fleet(nodes=4)
+    assert fleet.wait_connected()
+    assert fleet.call(lambda: fleet.fleet.drop(0.5)) == 2
+    assert eventually(lambda: fleet.counter("connects") == 6, timeout=WAIT)
+    assert fleet.wait_connected()
+
+
+def test_withheld_acks_make_the_cloud_resend_until_acked(
+    cloud: Cloud, start_fleet: StartFleet
+) -> None:
+    fleet = start_fleet(nodes=2, faults=Faults(withhold_acks=1.0))
+    assert fleet.wait_connected()
+    expected = create_pods(cloud.core, fleet.options.node_names, per_node=1)
+    assert fleet.holds(expected)
+    # Every first copy was withheld: the cloud resent each (same id) and that was acked.
+    assert eventually(
+        lambda: fleet.counter("acks") >= fleet.counter("acks_withheld") >= 2, timeout=WAIT
+    )
+    assert eventually(lambda: fleet.counter("duplicates") >= 2, timeout=WAIT)
+
+
+def test_delayed_acks_still_arrive(cloud: Cloud, start_fleet: StartFleet) -> None:
+    fleet = start_fleet(nodes=2, faults=Faults(ack_delay=0.2))
+    assert fleet.wait_connected()
+    expected = create_pods(cloud.core, fleet.options.node_names, per_node=1)
+    assert fleet.holds(expected)
+    assert eventually(lambda: fleet.counter("acks") >= fleet.counter("stored"), timeout=WAIT)
+
+
+def test_malformed_frames_from_one_node_leave_the_others_untouched(
+    cloud: Cloud, start_fleet: StartFleet
+) -> None:
+    fleet = start_fleet(nodes=3, faults=Faults(malformed_nodes=1))
+    assert eventually(lambda: fleet.counter("malformed_sent") >= 3, timeout=WAIT)
+    healthy = fleet.options.node_names[1:]
+    expected = create_pods(cloud.core, healthy, per_node=2)
+    assert fleet.holds(expected)
+    sessions = fleet.call(lambda: {s.node_id: s.core.connects for s in fleet.fleet.sessions})
+    assert all(sessions[name] == 1 for name in healthy)
