@@ -1,0 +1,503 @@
+"""End-to-end benchmark: Kubernetes API -> cloudcore -> 1,000 fleet edges, against the watch floor.
+
+Run: python bench/e2e_bench.py [--nodes 1000] [--pods-per-node 10] [--kubeconfig PATH] [--quick]
+
+Processes: the API server (`beehive kube-api`, unless --kubeconfig names one), cloudcore
+(`beehive run` on a generated config: edgecontroller + cloudhub, pointed at the API by
+kubeconfig) and the fleet (`beehive fleet --control`, driven over its stdin). Driver
+threads here call the API and record when each call returned; the fleet records when
+each object arrived at its node (both on the system-wide monotonic clock).
+
+Workload W: create pods-per-node pods on every node, update each once, delete all.
+First the floor: the same workload in another namespace, seen by a bare watch in this
+process with no cloudcore in between. Then W through cloudcore, and a reconnect storm
+(every session drops while one pod per node changes). Prints per phase: time until
+all arrived, messages/s, latency p50/p90/p99/max (call returned -> arrived),
+duplicates, CPU seconds per process and cloudcore's peak memory; cloudcore's memory
+per connected node at idle; the storm's convergence time and lost updates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import psutil
+from kubernetes import client, config
+
+BEEHIVE = [sys.executable, "-m", "modules.cli"]
+Expected = dict[str, dict[str, int | None]]  # node -> key -> resourceVersion (None: deleted)
+Returned = dict[str, tuple[str, int | None, float]]  # key -> (node, rv, when the call returned)
+CLOUDCORE = """kube: {{mode: kubeconfig, kubeconfig: "{kubeconfig}"}}
+hive: {{admin: {{address: "off"}}}}
+modules:
+  edgecontroller: {{}}
+  cloudhub:
+    settings: {{address: 127.0.0.1, port: {port}, node_limit: {limit}}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0}
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return {"p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "max": ordered[-1]}
+
+
+# Processes.
+
+
+def spawn(args: list[str], log: Path, **kwargs: Any) -> subprocess.Popen[str]:
+    with log.open("w") as out:
+        return subprocess.Popen(
+            args, stdout=kwargs.pop("stdout", out), stderr=out, text=True, **kwargs
+        )
+
+
+def stop(proc: subprocess.Popen[str] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    times = {}
+    for name, pid in pids.items():
+        t = psutil.Process(pid).cpu_times()
+        times[name] = t.user + t.system
+    return times
+
+
+@contextmanager
+def peak_rss(pid: int) -> Iterator[list[int]]:
+    """Sample a process's RSS every 50 ms while the block runs; yields [peak]."""
+    peak, done, proc = [0], threading.Event(), psutil.Process(pid)
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            peak[0] = max(peak[0], proc.memory_info().rss)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield peak
+    finally:
+        done.set()
+        thread.join()
+
+
+class FleetControl:
+    """The fleet process's control channel: one JSON reply per command."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        assert proc.stdin is not None and proc.stdout is not None
+        self._in: IO[str] = proc.stdin
+        self._out: IO[str] = proc.stdout
+
+    def ask(self, command: str) -> dict[str, Any]:
+        self._in.write(command + "\n")
+        self._in.flush()
+        line = self._out.readline()
+        if not line:
+            raise RuntimeError(f"the fleet exited (code {self.proc.poll()}) on {command!r}")
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+
+# The workload.
+
+
+class Driver:
+    """Driver threads calling the API, each with its own client; records when calls return."""
+
+    def __init__(self, kubeconfig: str, namespace: str, threads: int) -> None:
+        self.namespace = namespace
+        self.threads = threads
+        self._local = threading.local()
+        self._kubeconfig = kubeconfig
+        self._clients: list[client.ApiClient] = []
+
+    def _core(self) -> Any:
+        if not hasattr(self._local, "core"):
+            api = config.new_client_from_config(config_file=self._kubeconfig)  # type: ignore[no-untyped-call]
+            self._clients.append(api)
+            self._local.core = client.CoreV1Api(api)
+        return self._local.core
+
+    def run(self, calls: list[tuple[str, str, str]]) -> Returned:
+        """(verb, node, pod name) calls spread over the threads."""
+        with ThreadPoolExecutor(self.threads) as pool:
+            return dict(pool.map(lambda c: self._call(*c), calls))
+
+    def _call(self, verb: str, node: str, name: str) -> tuple[str, tuple[str, int | None, float]]:
+        core, ns = self._core(), self.namespace
+        if verb == "create":
+            body = {"metadata": {"name": name}, "spec": {"nodeName": node, "containers": [
+                {"name": "main", "image": "registry.invalid/app:1"}]}}  # fmt: skip
+            resp = core.create_namespaced_pod(ns, body, _preload_content=False)
+        elif verb == "update":
+            patch = {"metadata": {"labels": {"phase": uuid.uuid4().hex[:8]}}}
+            resp = core.patch_namespaced_pod(name, ns, patch, _preload_content=False)
+        else:
+            resp = core.delete_namespaced_pod(
+                name, ns, grace_period_seconds=0, _preload_content=False
+            )
+        returned = time.monotonic()
+        rv = json.loads(resp.data)["metadata"].get("resourceVersion") if verb != "delete" else None
+        return f"{ns}/pod/{name}", (node, int(rv) if rv else None, returned)
+
+    def close(self) -> None:
+        for api in self._clients:
+            api.close()  # type: ignore[no-untyped-call]
+
+
+class FloorWatch:
+    """A bare watch on the namespace's pods: key -> [(event type, rv, arrival)]."""
+
+    def __init__(self, kubeconfig: str, namespace: str) -> None:
+        self.events: dict[str, list[tuple[str, int, float]]] = {}
+        self._lock = threading.Lock()
+        self._api = config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+        self._namespace = namespace
+        self._resp: Any = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        core: Any = client.CoreV1Api(self._api)
+        listed = json.loads(core.list_namespaced_pod(namespace, _preload_content=False).data)
+        self._resp = core.list_namespaced_pod(
+            namespace, watch=True, resource_version=listed["metadata"]["resourceVersion"],
+            timeout_seconds=3600, _preload_content=False,
+        )  # fmt: skip
+        self._thread.start()
+
+    def _run(self) -> None:
+        buffer = b""
+        for chunk in self._resp.stream(65536):
+            arrived = time.monotonic()
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                event = json.loads(line)
+                meta = event["object"]["metadata"]
+                key = f"{self._namespace}/pod/{meta['name']}"
+                with self._lock:
+                    self.events.setdefault(key, []).append(
+                        (event["type"], int(meta["resourceVersion"]), arrived)
+                    )
+
+    def arrival(self, key: str, rv: int | None) -> float | None:
+        with self._lock:
+            for kind, event_rv, t in self.events.get(key, []):
+                if (rv is None and kind == "DELETED") or (
+                    rv is not None and kind != "DELETED" and event_rv >= rv
+                ):
+                    return t
+        return None
+
+    def close(self) -> None:
+        self._resp.release_conn()
+        self._api.close()
+
+
+# Phases.
+
+
+class Bench:
+    """The processes of one run and the measurements taken from them."""
+
+    def __init__(self, args: argparse.Namespace, tmp: Path) -> None:
+        self.args = args
+        self.tmp = tmp
+        self.procs: dict[str, subprocess.Popen[str]] = {}  # api, cloudcore, fleet
+        self.kubeconfig = args.kubeconfig
+        self.fleet: FleetControl | None = None
+        self.nodes = [f"{args.prefix}-{i}" for i in range(args.nodes)]
+        self.run_id = uuid.uuid4().hex[:6]
+
+    def pids(self) -> dict[str, int]:
+        pids = {name: proc.pid for name, proc in self.procs.items() if proc.poll() is None}
+        return {**pids, "driver": os.getpid()}
+
+    def start_api(self) -> None:
+        path = self.tmp / "kubeconfig"
+        self.procs["api"] = spawn([*BEEHIVE, "kube-api", "--port", "0", "--kubeconfig", str(path)],
+                                  self.tmp / "api.log")  # fmt: skip
+        wait_until(path.exists, 30, "the API server's kubeconfig")
+        self.kubeconfig = str(path)
+
+    def namespace(self, name: str) -> str:
+        api = config.new_client_from_config(config_file=self.kubeconfig)  # type: ignore[no-untyped-call]
+        core: Any = client.CoreV1Api(api)
+        core.create_namespace({"metadata": {"name": name}})
+        api.close()
+        return name
+
+    def start_cloudcore(self) -> None:
+        port = free_port()
+        path = self.tmp / "cloudcore.yaml"
+        path.write_text(
+            CLOUDCORE.format(kubeconfig=self.kubeconfig, port=port, limit=self.args.nodes + 10)
+        )
+        self.procs["cloudcore"] = spawn([*BEEHIVE, "run", str(path)], self.tmp / "cloudcore.log")
+        self.cloud = f"127.0.0.1:{port}"
+
+        def listening() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_until(listening, 60, "cloudcore listening")
+
+    def start_fleet(self) -> None:
+        args = [*BEEHIVE, "fleet", "--cloud", self.cloud, "--nodes", str(self.args.nodes),
+                "--plain", "--prefix", self.args.prefix, "--kubeconfig", self.kubeconfig,
+                "--control", "--no-progress", "--no-pod-status", "--status-interval", "60",
+                "--json"]  # fmt: skip
+        proc = spawn(args, self.tmp / "fleet.log", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.procs["fleet"] = proc
+        self.fleet = FleetControl(proc)
+        fleet = self.fleet
+        wait_until(
+            lambda: fleet.ask("stats")["connected"] == self.args.nodes, 300, "fleet connected"
+        )
+
+    def calls(self, verb: str, prefix: str, per_node: int) -> list[tuple[str, str, str]]:
+        return [(verb, n, f"{prefix}-{n}-{i}") for i in range(per_node) for n in self.nodes]
+
+    def phase(self, name: str, driver: Driver, calls: list[tuple[str, str, str]],
+              waiter: Callable[[Returned], dict[str, float]]) -> dict[str, Any]:  # fmt: skip
+        """Run the calls, wait for every arrival; timing, latency and CPU of the phase."""
+        cpu0 = cpu_seconds(self.pids())
+        dup0 = self.fleet.ask("stats")["duplicates"] if self.fleet else 0
+        cloudcore = self.procs.get("cloudcore")
+        with peak_rss(cloudcore.pid if cloudcore else os.getpid()) as peak:
+            start = time.monotonic()
+            returned = driver.run(calls)
+            arrived = waiter(returned)
+        cpu1 = cpu_seconds(self.pids())
+        latencies = [arrived[k] - t for k, (_, _, t) in returned.items()]
+        elapsed = max(arrived.values()) - start
+        return {
+            "phase": name, "objects": len(calls), "seconds": round(elapsed, 3),
+            "messages_per_second": round(len(calls) / elapsed, 1),
+            "latency_ms": {q: round(v * 1000, 1) for q, v in percentiles(latencies).items()},
+            "duplicates": (self.fleet.ask("stats")["duplicates"] - dup0) if self.fleet else 0,
+            "cpu_seconds": {p: round(cpu1[p] - cpu0.get(p, 0.0), 2) for p in cpu1},
+            "cloudcore_peak_mib": round(peak[0] / 2**20, 1) if cloudcore else None,
+        }  # fmt: skip
+
+    def floor_waiter(self, watch: FloorWatch) -> Callable[[Returned], dict[str, float]]:
+        def wait(returned: Returned) -> dict[str, float]:
+            found: dict[str, float] = {}
+
+            def done() -> bool:
+                for key, (_, rv, _) in returned.items():
+                    if key not in found and (t := watch.arrival(key, rv)) is not None:
+                        found[key] = t
+                return len(found) == len(returned)
+
+            wait_until(done, self.args.timeout, "floor arrivals")
+            return found
+
+        return wait
+
+    def fleet_waiter(self, returned: Returned) -> dict[str, float]:
+        assert self.fleet is not None
+        fleet = self.fleet
+        expected: Expected = {}
+        for key, (node, rv, _) in returned.items():
+            expected.setdefault(node, {})[key] = rv
+        path = self.tmp / f"expected-{uuid.uuid4().hex[:8]}.json"
+        path.write_text(json.dumps(expected))
+        wait_until(lambda: (r := fleet.ask(f"check {path}"))["met"] == r["total"],
+                   self.args.timeout, "fleet arrivals")  # fmt: skip
+        return self.fleet_arrivals(returned)
+
+    def fleet_arrivals(self, returned: Returned) -> dict[str, float]:
+        assert self.fleet is not None
+        dump = self.tmp / "arrivals.json"
+        self.fleet.ask(f"dump {dump}")
+        records = json.loads(dump.read_text())
+        arrived = {}
+        for key, (node, rv, _) in returned.items():
+            held = records[node]["objects"].get(key)
+            if rv is not None and held is not None and held[0] >= rv:
+                arrived[key] = held[1]
+            elif rv is None and key in records[node]["deleted"]:
+                arrived[key] = records[node]["deleted"][key]
+        return arrived
+
+    def workload(
+        self, waiter: Callable[[Returned], dict[str, float]], namespace: str
+    ) -> list[dict[str, Any]]:
+        driver = Driver(self.kubeconfig, namespace, self.args.drivers)
+        per_node = self.args.pods_per_node
+        try:
+            return [self.phase(verb, driver, self.calls(verb, "w", per_node), waiter)
+                    for verb in ("create", "update", "delete")]  # fmt: skip
+        finally:
+            driver.close()
+
+    def storm(self, namespace: str) -> dict[str, Any]:
+        """One pod per node; drop every session and update every pod at once."""
+        assert self.fleet is not None
+        driver = Driver(self.kubeconfig, namespace, self.args.drivers)
+        try:
+            self.fleet_waiter(driver.run(self.calls("create", "s", 1)))
+            start = time.monotonic()
+            dropped = self.fleet.ask("storm")["dropped"]
+            returned = driver.run(self.calls("update", "s", 1))
+            last_call = max(t for _, _, t in returned.values())
+            lost = 0
+            try:
+                arrived = self.fleet_waiter(returned)
+            except TimeoutError:
+                arrived = self.fleet_arrivals(returned)
+                lost = len(returned) - len(arrived)
+        finally:
+            driver.close()
+        end = max(arrived.values()) if arrived else time.monotonic()
+        return {"dropped": dropped, "updates": len(returned), "lost": lost,
+                "converged_seconds": round(end - start, 3),
+                "after_last_update_seconds": round(end - last_call, 3)}  # fmt: skip
+
+
+def idle_memory(bench: Bench) -> dict[str, float]:
+    """cloudcore's RSS before the fleet connects and after, per connected node."""
+    proc = psutil.Process(bench.procs["cloudcore"].pid)
+    time.sleep(2)  # let cloudcore's start-up settle (bounded; a benchmark, not a test)
+    before = proc.memory_info().rss
+    bench.start_fleet()
+    time.sleep(3)  # registrations and first status reports drain
+    after = proc.memory_info().rss
+    return {"before_mib": round(before / 2**20, 1), "after_mib": round(after / 2**20, 1),
+            "per_node_kib": round((after - before) / bench.args.nodes / 1024, 1)}  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="e2e-bench-") as tmp:
+        bench = Bench(args, Path(tmp))
+        try:
+            if not bench.kubeconfig:
+                bench.start_api()
+            floor_ns = bench.namespace(f"floor-{bench.run_id}")
+            watch = FloorWatch(bench.kubeconfig, floor_ns)
+            try:
+                floor = bench.workload(bench.floor_waiter(watch), floor_ns)
+            finally:
+                watch.close()
+            bench.start_cloudcore()
+            memory = idle_memory(bench)
+            edge_ns = bench.namespace(f"edge-{bench.run_id}")
+            phases = bench.workload(bench.fleet_waiter, edge_ns)
+            storm = bench.storm(edge_ns)
+            summary = bench.fleet.ask("stats") if bench.fleet else {}
+        finally:
+            for name in ("fleet", "cloudcore", "api"):
+                stop(bench.procs.get(name))
+    return {"nodes": args.nodes, "pods_per_node": args.pods_per_node, "floor": floor,
+            "cloudcore": phases, "idle_memory": memory, "storm": storm,
+            "fleet_errors": summary.get("errors")}  # fmt: skip
+
+
+def report(result: dict[str, Any]) -> str:
+    head = "phase              arrived s   msg/s  p50 ms  p90 ms  p99 ms  max ms  dup  x floor"
+    lines = [
+        f"workload: {result['nodes']} nodes x {result['pods_per_node']} pods",
+        head + "  cpu s api/cloudcore/fleet/driver, cloudcore peak MiB",
+    ]
+    for floor, edge in zip(result["floor"], result["cloudcore"], strict=True):
+        for label, row in (
+            ("floor " + floor["phase"], floor),
+            ("cloudcore " + edge["phase"], edge),
+        ):
+            lines.append(f"{label:<18}" + _row(row, floor["seconds"]))
+    mem, storm = result["idle_memory"], result["storm"]
+    lines.append(
+        f"idle cloudcore: {mem['before_mib']} MiB, {mem['after_mib']} MiB with every node"
+        f" connected: {mem['per_node_kib']} KiB per node"
+    )
+    lines.append(
+        f"storm: {storm['dropped']} sessions dropped, {storm['updates']} updates, converged"
+        f" in {storm['converged_seconds']} s ({storm['after_last_update_seconds']} s after"
+        f" the last update returned), lost {storm['lost']}"
+    )
+    return "\n".join(lines)
+
+
+def _row(row: dict[str, Any], floor_seconds: float) -> str:
+    lat, cpu = row["latency_ms"], row["cpu_seconds"]
+    ratio = row["seconds"] / floor_seconds if floor_seconds else 0.0
+    cpus = "/".join(str(cpu.get(p, "-")) for p in ("api", "cloudcore", "fleet", "driver"))
+    figures = (
+        f"{row['seconds']:>10.2f}{row['messages_per_second']:>8.0f}{lat['p50']:>8.1f}"
+        f"{lat['p90']:>8.1f}{lat['p99']:>8.1f}{lat['max']:>8.1f}{row['duplicates']:>5}"
+    )
+    return f"{figures}{ratio:>9.2f}  {cpus}, {row['cloudcore_peak_mib'] or '-'}"
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--pods-per-node", type=int, default=10)
+    parser.add_argument("--drivers", type=int, default=8, help="driver threads calling the API")
+    parser.add_argument(
+        "--kubeconfig", default="", help="an API server to use (default: start one)"
+    )
+    parser.add_argument("--prefix", default="", help="node name prefix (default: unique per run)")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds a phase may take")
+    parser.add_argument("--quick", action="store_true", help="20 nodes x 3 pods, 4 drivers")
+    parser.add_argument("--json", default="", metavar="PATH", help="also write the results here")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.nodes, args.pods_per_node, args.drivers, args.timeout = 20, 3, 4, 60
+    args.prefix = args.prefix or f"e2e{uuid.uuid4().hex[:4]}"
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    result = run(args)
+    print(report(result), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
