@@ -67,6 +67,7 @@ def enroll(
         raise errors.EnrollError("check node name", f"{node[:64]!r} is not a valid node name")
     try:
         digest, jwt_part = token.split_token(join_token)
+        token.check_unexpired(jwt_part, now=now or token.utc_now())
     except errors.TokenError as exc:
         raise errors.EnrollError("check token", exc.reason) from None
     ca_der = _fetch(server, "/ca.crt", tls.unverified_context(), {}, None, timeout)

@@ -101,6 +101,24 @@ def verify_jwt(ca: KeyPair, signed: str, *, now: datetime.datetime) -> datetime.
     return expiry
 
 
+def check_unexpired(signed: str, *, now: datetime.datetime) -> None:
+    """The edge's own check, before enrolling: the JWT's ``exp`` (read without the key,
+    which only the cloud has) is still ahead, so an old token fails with that reason
+    instead of the certificate server's bare 401.
+
+    Raises:
+        TokenError: unreadable, or expired.
+    """
+    try:
+        claims = jwt.decode(signed, options={"verify_signature": False, "require": ["exp"]})
+    except jwt.InvalidTokenError as exc:
+        raise errors.TokenError(f"malformed JWT ({type(exc).__name__})") from None
+    exp = claims["exp"]
+    if isinstance(exp, int | float) and now >= datetime.datetime.fromtimestamp(exp, datetime.UTC):
+        expiry = datetime.datetime.fromtimestamp(exp, datetime.UTC).isoformat()
+        raise errors.TokenError(f"expired at {expiry}; get a fresh one with `beehive token`")
+
+
 def verify_token(ca: KeyPair, token: str, *, now: datetime.datetime) -> datetime.datetime:
     """Check a whole token against `ca` (hash, signature, expiry); returns its expiry.
 

@@ -22,6 +22,9 @@ from beehive import errors as beehive_errors
 from beehive.admin import message_json
 from beehive.message import Message
 from beehive.module import Module
+from modules.certs import cloud as cloud_tls
+from modules.certs import errors as cert_errors
+from modules.certs.token import utc_now
 from modules.cloudhub import core, objects, redact, transport
 from modules.cloudhub.objectsync import ObjectSyncWriter
 from modules.cloudhub.settings import CloudHubSettings
@@ -41,6 +44,7 @@ class CloudHub(Module):
         self._api: client.ApiClient | None = None  # for ObjectSync records, if kept
         self._writer: ObjectSyncWriter | None = None
         self._upstream = _Upstream(self, settings.upstream_module, settings.upstream_queue)
+        hub_tls = self._load_tls(settings)
         self._transport = transport.ServerTransport(
             self._core,
             address=settings.address,
@@ -48,6 +52,9 @@ class CloudHub(Module):
             tick_interval=settings.tick_interval,
             on_upstream=self._upstream.put,
             on_syncs=self._submit_syncs,
+            tls=hub_tls,
+            handshake_timeout=settings.handshake_timeout,
+            max_pending_handshakes=settings.max_pending_handshakes,
         )
         try:
             self._open_object_sync(settings)
@@ -56,7 +63,12 @@ class CloudHub(Module):
         except BaseException:
             self.on_stop()
             raise
-        log.info("cloudhub listening on ws://%s:%d (plain websocket)", settings.address, port)
+        if hub_tls is not None:
+            log.info("cloudhub listening on wss://%s:%d (mutual TLS)", settings.address, port)
+        else:
+            log.warning("cloudhub listening on ws://%s:%d: plain websocket, edges are not"
+                        " authenticated (tls: false; for loopback demos only)",
+                        settings.address, port)  # fmt: skip
         self.hive.register_command("cloudhub.nodes", self._nodes)
         self.hive.register_command("cloudhub.peek", self._peek)
         self.hive.register_command("cloudhub.address", self._address)
@@ -71,6 +83,36 @@ class CloudHub(Module):
             self._writer.stop()
         if self._api is not None:
             self._api.close()  # type: ignore[no-untyped-call]
+
+    def _load_tls(self, settings: CloudHubSettings) -> cloud_tls.HubTLS | None:
+        """The CA and server certificate: from files when given, else the Secrets.
+
+        Raises:
+            CAStoreError: the files or Secrets are unusable, or neither is available.
+        """
+        if not settings.tls:
+            return None
+        if settings.tls_ca_file or settings.tls_cert_file or settings.tls_key_file:
+            return cloud_tls.from_files(ca_file=settings.tls_ca_file,
+                                        cert_file=settings.tls_cert_file,
+                                        key_file=settings.tls_key_file)  # fmt: skip
+        kube = self.context.services.get("kube")
+        if kube is None:
+            raise cert_errors.CAStoreError(
+                "tls: true needs tls_ca_file, tls_cert_file and tls_key_file, or a kube: section"
+            )
+        api = kube.api_client()
+        try:
+            return cloud_tls.from_secrets(
+                client.CoreV1Api(api), settings.cert_namespace, ips=settings.advertise_addresses,
+                dns_names=settings.dns_names, now=utc_now(),
+            )  # fmt: skip
+        except client.ApiException as exc:
+            raise cert_errors.CAStoreError(
+                f"cannot read the CA from namespace {settings.cert_namespace}: {exc.status}"
+            ) from None
+        finally:
+            api.close()
 
     # ObjectSync.
 

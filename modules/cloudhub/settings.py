@@ -17,8 +17,7 @@ def _min(low: float) -> dict[str, float]:
 class CloudHubSettings:
     """Where cloudhub listens and how it delivers (cloudHub.* in cloudcore.yaml)."""
 
-    # Plain websocket (no TLS yet): loopback unless you mean to expose it.
-    address: str = "127.0.0.1"
+    address: str = "127.0.0.1"  # plain websocket: keep it on loopback
     port: int = dataclasses.field(default=10000, metadata=_min(0))  # 0: any free port
     node_limit: int = dataclasses.field(default=1000, metadata=_min(1))
     keepalive_timeout: float = dataclasses.field(default=30.0, metadata=_min(0.01))
@@ -36,6 +35,16 @@ class CloudHubSettings:
     object_sync: bool = True  # keep ObjectSync records (needs the ``kube`` service)
     install_crds: bool = True  # create KubeEdge's CRDs if missing
     sync_batch_delay: float = dataclasses.field(default=0.05, metadata=_min(0))
+    # Mutual TLS (cloudHub.tls*): the production configs set ``tls: true``.
+    tls: bool = False  # plain websocket when false: loopback demos only
+    tls_ca_file: str = ""  # PEM files; all three empty: the Secrets in `cert_namespace`
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    cert_namespace: str = "kubeedge"  # where certserver keeps casecret and cloudcoresecret
+    advertise_addresses: list[str] = dataclasses.field(default_factory=list)  # if cloudhub
+    dns_names: list[str] = dataclasses.field(default_factory=list)  # makes the server cert
+    handshake_timeout: float = dataclasses.field(default=10.0, metadata=_min(0.01))
+    max_pending_handshakes: int = dataclasses.field(default=128, metadata=_min(1))
 
     def limits(self) -> core.HubLimits:
         return core.HubLimits(

@@ -9,6 +9,14 @@ the callbacks given, called on the loop thread (they must not block).
 Only this file knows `websockets`; its exceptions end at this seam. As KubeEdge's
 server: any path, headers ``node_id``/``project_id``, no compression, no
 websocket pings (liveness is the application keepalive), and no small size limit.
+
+With TLS (cloudhub/servers/server.go), the handshake requires a client certificate
+signed by the CA; the upgrade is then refused with 403 and the reason unless the
+certificate names the node of the ``node_id`` header (`modules.certs.tls.check_peer`),
+and the session's node is the certificate's. Against slowloris, a connection must
+finish its TLS handshake and upgrade request within `handshake_timeout`, and at most
+`max_pending_handshakes` may be pending at once (`modules.cloudhub.gate`); more are
+closed at accept, before any TLS work.
 """
 
 from __future__ import annotations
@@ -21,17 +29,21 @@ import dataclasses
 import http
 import itertools
 import logging
+import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.http11 import Request, Response
 
 from beehive.message import Message
-from modules.cloudhub import core, objects
+from modules.certs import cloud as cloud_tls
+from modules.certs import tls as certs_tls
+from modules.cloudhub import core, gate, objects
 from modules.hub import errors, handshake
 
 log = logging.getLogger("modules.cloudhub.transport")
@@ -61,6 +73,9 @@ class ServerTransport:
         on_upstream: Callable[[list[Message]], None],
         on_syncs: Callable[[list[objects.SyncOp]], None],
         max_pending: int = 10_000,
+        tls: cloud_tls.HubTLS | None = None,
+        handshake_timeout: float = 10.0,
+        max_pending_handshakes: int = 128,
     ) -> None:
         self.core = hub  # all logic; used on the loop thread only
         self.address = address  # host to bind
@@ -80,6 +95,14 @@ class ServerTransport:
         self._ready = threading.Event()  # set once listening (or failed)
         self._error: BaseException | None = None  # why the server could not start
         self._thread: threading.Thread | None = None
+        self._tls = tls  # mutual TLS, or None for plain websocket
+        self._handshake_timeout = handshake_timeout  # seconds for TLS and upgrade together
+        self.gate = gate.HandshakeGate(
+            limit=max_pending_handshakes, timeout=handshake_timeout, clock=time.monotonic
+        )  # pending handshakes (loop thread)
+        self._identities: weakref.WeakKeyDictionary[ServerConnection, str] = (
+            weakref.WeakKeyDictionary()
+        )  # connection -> node its certificate names, set by the request check
 
     # Any thread.
 
@@ -157,17 +180,19 @@ class ServerTransport:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        listener = _listen(self.address, self.port, self.gate)
         server = await serve(
             self._handle,
-            self.address,
-            self.port,
+            sock=listener,
             compression=None,
             max_size=self.core.limits.max_frame_size,
             ping_interval=None,
             close_timeout=2,
-            process_request=_check_request,
+            open_timeout=self._handshake_timeout,
+            process_request=self._check_request,
+            ssl=self._tls.context if self._tls else None,
         )
-        self.port = server.sockets[0].getsockname()[1]
+        self.port = listener.getsockname()[1]
         self._ready.set()
         ticker = asyncio.create_task(self._tick())
         await self._stop.wait()
@@ -184,17 +209,15 @@ class ServerTransport:
         await server.wait_closed()
 
     async def _handle(self, ws: ServerConnection) -> None:
-        request = ws.request
-        assert request is not None  # the handshake is done
-        peer = handshake.parse_request(request.path, _headers(request))  # checked before
+        node_id = self._identities.pop(ws)  # set by _check_request, which let it in
         conn_id = next(self._ids)
         conn = self._conns[conn_id] = _Conn(ws)
         writer = asyncio.create_task(self._write_loop(conn))
         try:
-            accepted = self.core.open(conn_id, peer.node_id)
+            accepted = self.core.open(conn_id, node_id)
             self._after()
             if accepted:
-                log.info("node %s connected from %s", peer.node_id, ws.remote_address)
+                log.info("node %s connected from %s", node_id, ws.remote_address)
                 await self._read_loop(conn_id, ws)
             else:
                 await writer  # writes the refusal and closes
@@ -276,16 +299,49 @@ class ServerTransport:
         if out.syncs:
             self._on_syncs(out.syncs)
 
+    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Refuse a bad request (400) or a certificate for another node (403), with the reason."""
+        remote = connection.remote_address
+        self.gate.done(remote)
+        try:
+            peer = handshake.parse_request(request.path, _headers(request))
+        except errors.HandshakeError as exc:
+            log.warning("refused a connection from %s: %s", remote, exc)
+            return connection.respond(http.HTTPStatus.BAD_REQUEST, f"{exc}\n")
+        if self._tls is not None:
+            ssl_object = connection.transport.get_extra_info("ssl_object")
+            der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+            reason = certs_tls.check_peer(der, peer.node_id, ca=self._tls.ca)
+            if reason is not None:
+                log.warning("refused node %s from %s: %s", peer.node_id[:64], remote, reason)
+                return connection.respond(http.HTTPStatus.FORBIDDEN, f"{reason}\n")
+        self._identities[connection] = peer.node_id  # the certificate's node, when TLS
+        return None
+
 
 def _headers(request: Request) -> dict[str, str]:
     return dict(request.headers.raw_items())
 
 
-def _check_request(connection: ServerConnection, request: Request) -> Response | None:
-    """Refuse a bad connection request with 400 and the reason, before the upgrade."""
-    try:
-        handshake.parse_request(request.path, _headers(request))
-    except errors.HandshakeError as exc:
-        log.warning("refused a connection from %s: %s", connection.remote_address, exc)
-        return connection.respond(http.HTTPStatus.BAD_REQUEST, f"{exc}\n")
-    return None
+class _GatedSocket(socket.socket):
+    """A listening socket whose accept closes what the handshake gate refuses."""
+
+    gate: gate.HandshakeGate | None = None
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        conn, peer = super().accept()
+        if self.gate is not None and not self.gate.admit(peer):
+            conn.close()
+            if self.gate.refused in (1, 10) or self.gate.refused % 100 == 0:
+                log.warning("%d handshakes pending: closed a connection from %s (%d so far)",
+                            self.gate.limit, peer, self.gate.refused)  # fmt: skip
+            raise ConnectionAbortedError  # asyncio ends this accept round and tries again
+        return conn, peer
+
+
+def _listen(address: str, port: int, handshakes: gate.HandshakeGate) -> _GatedSocket:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    plain = socket.create_server((address, port), family=family, backlog=512)
+    listener = _GatedSocket(plain.family, plain.type, plain.proto, fileno=plain.detach())
+    listener.gate = handshakes
+    return listener

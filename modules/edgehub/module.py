@@ -21,7 +21,9 @@ from typing import Any
 from beehive import errors as beehive_errors
 from beehive.message import Message
 from beehive.module import Module
+from modules.certs import errors as cert_errors
 from modules.edgehub.core import EdgeCore, Inbound
+from modules.edgehub.credentials import EdgeCredentials
 from modules.edgehub.settings import EdgeHubSettings
 from modules.edgehub.transport import ClientConnection
 from modules.hub import errors, handshake
@@ -58,6 +60,7 @@ class EdgeHub(Module):
         self._outbox: collections.deque[Message] = collections.deque()  # waiting for tokens
         self._stop = threading.Event()
         self.last_error = ""  # why the last connection attempt or connection failed
+        self._credentials = EdgeCredentials(settings) if settings.tls else None
         self._thread = threading.Thread(target=self._run, name="beehive-edgehub-conn")
         self._thread.start()
         self.hive.register_command("edgehub.state", self._state)
@@ -80,30 +83,42 @@ class EdgeHub(Module):
 
     def _run(self) -> None:
         failures = 0
+        context = None
+        if self._credentials is None:
+            log.warning("edge %s: plain websocket to %s, no TLS (tls: false; loopback demos"
+                        " only)", self._settings.node_name, self._settings.server)  # fmt: skip
         while not self._stop.is_set():
             try:
+                if self._credentials is not None and context is None:
+                    context = self._credentials.context()
                 conn = ClientConnection(
                     self._settings.url,
                     handshake.connection_headers(
                         self._settings.node_name, self._settings.project_id
                     ),
                     timeout=self._settings.handshake_timeout,
+                    ssl_context=context,
+                    max_response=self._settings.max_upgrade_response,
                 )
-            except errors.HubConnectionError as exc:
+            except (errors.HubConnectionError, cert_errors.EnrollError) as exc:
                 failures += 1
                 self._note_failure(exc, failures)
                 continue
             failures = 0
-            self._serve(conn)
+            if self._serve(conn):
+                context = None  # rotated: connect with the new certificate
 
-    def _serve(self, conn: ClientConnection) -> None:
+    def _serve(self, conn: ClientConnection) -> bool:
+        """Serve one connection until it ends; True when it ended for a new certificate."""
+        rotated = False
         with self._lock:
             self._conn = conn
             self._core.connected()
             self._flush()
         log.info("edge %s connected to %s", self._settings.node_name, conn.url)
         try:
-            while not self._stop.is_set() and self._conn is conn:
+            while not self._stop.is_set() and self._conn is conn and not rotated:
+                rotated = self._rotate_if_due()
                 data = conn.recv(self._read_wait())
                 with self._lock:
                     inbound = self._core.receive(data) if data is not None else Inbound()
@@ -120,7 +135,24 @@ class EdgeHub(Module):
                 self._conn = None
                 self._fail_outbox()
             conn.close()
-        self._stop.wait(self._backoff(1))
+        if not rotated:
+            self._stop.wait(self._backoff(1))
+        return rotated
+
+    def _rotate_if_due(self) -> bool:
+        """Rotate the certificate when due; True if it was (the caller reconnects)."""
+        credentials = self._credentials
+        if credentials is None or not credentials.rotation_due():
+            return False
+        try:
+            credentials.rotate()
+        except cert_errors.EnrollError as exc:
+            self.last_error = str(exc)
+            log.error("edge %s: %s; retrying in %.0f s", self._settings.node_name, exc,
+                      self._settings.rotation_retry)  # fmt: skip
+            credentials.postpone(self._settings.rotation_retry)
+            return False
+        return True
 
     def _read_wait(self) -> float:
         with self._lock:
@@ -139,13 +171,16 @@ class EdgeHub(Module):
             if self.hive.is_awaiting(reply.parent_msg_id):
                 self.hive.send_resp(reply)
             elif reply.route.operation == "error":
+                text = beehive_errors.excerpt(str(reply.content))
                 log.warning("edge %s: the cloud refused %s: %s", self._settings.node_name,
-                            reply.parent_msg_id, reply.content)  # fmt: skip
-            else:  # the answer to a report nobody waits on (pod status): nothing to do
-                log.debug("edge %s: reply to %s: %s", self._settings.node_name,
-                          reply.parent_msg_id, reply.content)  # fmt: skip
+                            reply.parent_msg_id, text)  # fmt: skip
+            else:  # the answer to a report nobody waits on (pod status); content not logged
+                log.debug("edge %s: reply to %s", self._settings.node_name,
+                          reply.parent_msg_id)  # fmt: skip
 
-    def _note_failure(self, exc: errors.HubConnectionError, failures: int) -> None:
+    def _note_failure(
+        self, exc: errors.HubConnectionError | cert_errors.EnrollError, failures: int
+    ) -> None:
         self.last_error = str(exc)
         delay = self._backoff(failures)
         log.warning("edge %s: %s; retrying in %.1f s", self._settings.node_name, exc, delay)

@@ -1,37 +1,63 @@
 """The edge's websocket client (websocket-client, blocking, thread-safe sends).
 
 Input: frames to write (`send`); output: frames read (`recv`), None on a read
-timeout. Only this file knows `websocket`; its exceptions become
-`HubConnectionError` here and never reach module code.
+timeout. Only this file knows `websocket`; its exceptions (and TLS errors) become
+`HubConnectionError` here, with a reason a user can act on, and never reach
+module code. We open the socket (and TLS) ourselves so that the upgrade response
+is read within `max_response` bytes: websocket-client alone reads a refusal's
+whole body and unbounded header lines (KubeEdge's CVE-2022-31080, 1 MiB since).
 """
 
 from __future__ import annotations
 
+import socket
+import ssl
 import struct
+from typing import Any
+from urllib.parse import urlsplit
 
 import websocket
 
 from modules.hub import errors
 
+MAX_RESPONSE = 1024 * 1024  # bytes of upgrade response (status, headers, body) read at most
+_CERT_REFUSED = ("UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_REQUIRED", "CERTIFICATE_UNKNOWN",
+                 "CERTIFICATE_EXPIRED", "DECRYPT_ERROR")  # fmt: skip
+
 
 class ClientConnection:
     """One websocket connection to cloudhub."""
 
-    def __init__(self, url: str, headers: dict[str, str], *, timeout: float) -> None:
-        """Connect (the handshake waits at most `timeout` seconds).
+    def __init__(
+        self, url: str, headers: dict[str, str], *, timeout: float,
+        ssl_context: ssl.SSLContext | None = None, max_response: int = MAX_RESPONSE,
+    ) -> None:  # fmt: skip
+        """Connect (each socket operation of the handshake waits at most `timeout` seconds);
+        over TLS with `ssl_context` (a ``wss://`` url).
 
         Raises:
-            HubConnectionError: the connection or handshake failed.
+            HubConnectionError: the connection, TLS or the upgrade failed, or the
+                upgrade response exceeded `max_response` bytes.
         """
         self.url = url
+        sock: Any = None
         try:
+            sock = _open(url, timeout, ssl_context)
+            sock.read_budget = max_response
             self._ws = websocket.create_connection(
                 url,
+                socket=sock,
                 header=[f"{key}: {value}" for key, value in headers.items()],
                 timeout=timeout,
                 enable_multithread=True,  # sends from the module thread, reads from ours
             )
+            sock.read_budget = None
         except (websocket.WebSocketException, OSError) as exc:
+            unanswered = sock is not None and sock.read_budget == max_response
+            if sock is not None:
+                sock.close()
+            if ssl_context is not None and unanswered and _is_closed(exc):
+                raise errors.HubConnectionError(url, _REFUSED_BEFORE_UPGRADE) from exc
             raise errors.HubConnectionError(url, _describe(exc)) from exc
 
     def send(self, frame: bytes) -> None:
@@ -74,6 +100,68 @@ class ClientConnection:
             self._ws.shutdown()  # type: ignore[no-untyped-call]
 
 
+_REFUSED_BEFORE_UPGRADE = (
+    "the cloud closed the connection before answering the upgrade: it refused this node's"
+    " certificate (not signed by this cloud's CA, or expired); remove the certificate"
+    " directory and join again with a token from this cloud"
+)  # TLS 1.3: the server checks the client certificate after the client's handshake
+
+
+def _is_closed(exc: BaseException) -> bool:
+    return isinstance(exc, websocket.WebSocketConnectionClosedException | ConnectionError)
+
+
+class _BudgetExceededError(OSError):
+    pass
+
+
+class _BoundedSocket(socket.socket):
+    """A socket whose reads fail once `read_budget` bytes are spent (None: no bound)."""
+
+    read_budget: int | None = None
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        data = super().recv(bufsize, flags)
+        self.read_budget = _spend(self.read_budget, len(data))
+        return data
+
+
+class _BoundedSSLSocket(ssl.SSLSocket):
+    """`_BoundedSocket` over TLS (installed as the context's ``sslsocket_class``)."""
+
+    read_budget: int | None = None
+
+    def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+        data = super().recv(buflen, flags)
+        self.read_budget = _spend(self.read_budget, len(data))
+        return data
+
+
+def _spend(budget: int | None, used: int) -> int | None:
+    if budget is None:
+        return None
+    if used > budget:
+        raise _BudgetExceededError(f"the upgrade response is larger than {MAX_RESPONSE} bytes")
+    return budget - used
+
+
+def _open(url: str, timeout: float, context: ssl.SSLContext | None) -> Any:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    raw = socket.create_connection((host, port), timeout=timeout)
+    if context is None:
+        sock = _BoundedSocket(raw.family, raw.type, raw.proto, fileno=raw.detach())
+        sock.settimeout(timeout)
+        return sock
+    context.sslsocket_class = _BoundedSSLSocket
+    try:
+        return context.wrap_socket(raw, server_hostname=host)
+    except BaseException:
+        raw.close()
+        raise
+
+
 def _close_reason(data: bytes) -> str:
     if len(data) < 2:
         return "no code"
@@ -82,4 +170,16 @@ def _close_reason(data: bytes) -> str:
 
 
 def _describe(exc: BaseException) -> str:
+    """What went wrong, said so that the user knows what to do."""
+    if isinstance(exc, websocket.WebSocketBadStatusException):
+        body = (exc.resp_body or b"")[:256].decode("utf-8", "replace").strip()
+        return f"the cloud refused the connection: HTTP {exc.status_code}: {body}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (f"cannot verify the cloud's certificate ({exc.verify_message}): the CA in the"
+                " certificate directory is not this cloud's, or the address is not in its"
+                " certificate")  # fmt: skip
+    if isinstance(exc, ssl.SSLError) and any(r in str(exc).upper() for r in _CERT_REFUSED):
+        return (f"the cloud refused this node's certificate ({exc.reason}): it is not signed"
+                " by this cloud's CA or has expired; remove the certificate directory and join"
+                " again with a token from this cloud")  # fmt: skip
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

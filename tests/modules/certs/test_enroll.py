@@ -83,9 +83,9 @@ def test_rotation_falls_between_70_and_90_percent_of_the_lifetime(ca, now) -> No
         pytest.param(lambda ca, now: "garbage", "check token", "malformed", id="wrong token"),
         pytest.param(
             lambda ca, now: token.new_token(ca, now=now - 2 * HOURS - HOURS, refresh=HOURS),
-            "request certificate",
-            "HTTP 401",
-            id="expired token",
+            "check token",
+            "expired at",
+            id="expired token (checked by the edge before asking)",
         ),
         pytest.param(
             lambda ca, now: token.new_token(ca_mod.generate_ca(now), now=now, refresh=HOURS),
