@@ -8,7 +8,9 @@ One JSON request per connection, one JSON line back::
 By default it listens on a unix socket in a per-user 0700 directory, the socket
 itself 0600, so only the owner can inspect or poke the process. Commands are
 plain functions; applications add their own with `AdminServer.register`
-(cloudhub adds ``nodes``).
+(cloudhub adds ``nodes``). Every message a command returns goes through the
+hive's message redactor (`Hive.show`), so what the application hides (secret
+values) never leaves the process.
 """
 
 from __future__ import annotations
@@ -171,7 +173,7 @@ def _builtin_commands(hive: Hive) -> dict[str, Command]:
 
     def peek(module: str, limit: int = 10) -> list[dict[str, Any]]:
         return [
-            {"age": round(age, 3), "message": message_json(msg)}
+            {"age": round(age, 3), "message": hive.show(msg)}
             for msg, age in hive.peek(module, int(limit))
         ]
 
@@ -184,7 +186,7 @@ def _builtin_commands(hive: Hive) -> dict[str, Command]:
                     "at": d.at,
                     "module": d.module,
                     "reason": d.reason,
-                    "message": message_json(d.message),
+                    "message": hive.show(d.message),
                 }
                 for d in letters
             ],
@@ -193,7 +195,7 @@ def _builtin_commands(hive: Hive) -> dict[str, Command]:
     def send(module: str, message: Any, sync: bool = False, timeout: float = 5.0) -> Any:
         msg = codec.from_json(message, json.dumps(message))
         if sync:
-            return message_json(hive.send_sync(module, msg, timeout=float(timeout)))
+            return hive.show(hive.send_sync(module, msg, timeout=float(timeout)))
         hive.send(module, msg)
         return {"sent": msg.msg_id}
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from beehive import errors
+from beehive import codec, errors
 from beehive._cell import Cell, ModuleFactory, ModuleState
 from beehive.deadletters import DeadLetters
 from beehive.mailbox import MailboxStats
@@ -57,6 +57,11 @@ class StopReport:
         return sum(len(v) for v in self.undelivered.values())
 
 
+# The service name under which an application supplies its message redactor (see `Hive`).
+MESSAGE_REDACTOR = "beehive.message_redactor"
+Redactor = Callable[[dict[str, Any]], dict[str, Any]]  # message JSON -> what a person may see
+
+
 class _Waiter:
     """One send_sync / send_to_group_sync caller waiting for replies."""
 
@@ -73,8 +78,14 @@ class _Waiter:
 class Hive:
     """A set of modules and the message operations between them."""
 
-    def __init__(self, *, dead_letters: int = 1000, stats_interval: float = 1.0) -> None:
+    def __init__(
+        self, *, dead_letters: int = 1000, stats_interval: float = 1.0,
+        message_redactor: Redactor | None = None,
+    ) -> None:  # fmt: skip
         self.dead_letters = DeadLetters(dead_letters)  # ring of undeliverable messages
+        # How messages are shown to people (`show`); also taken from a module's
+        # services under `MESSAGE_REDACTOR`, so a config-built hive gets the application's.
+        self.message_redactor = message_redactor
         self._cells: dict[str, Cell] = {}  # module name -> cell, in registration order
         self._groups: dict[str, list[Cell]] = {}  # group -> member cells
         self._waiters: dict[str, _Waiter] = {}  # request msg_id -> waiting caller
@@ -106,6 +117,9 @@ class Hive:
         """
         if name in self._cells:
             raise errors.DuplicateModuleError(name)
+        redactor = (services or {}).get(MESSAGE_REDACTOR)
+        if redactor is not None:
+            self.message_redactor = redactor
         pull = (
             issubclass(module, Module) and module.is_pull_style()
             if isinstance(module, type)
@@ -351,6 +365,11 @@ class Hive:
         if cell is None:
             raise errors.UnknownModuleError(name)
         return self._info(cell)
+
+    def show(self, message: Message) -> dict[str, Any]:
+        """A message as wire JSON, through the message redactor: for debug views and logs."""
+        shown = codec.to_json(message)
+        return self.message_redactor(shown) if self.message_redactor is not None else shown
 
     def peek(self, module: str, limit: int = 10) -> list[tuple[Message, float]]:
         """Queued messages of a module without consuming them, with ages in seconds.

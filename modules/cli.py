@@ -14,9 +14,12 @@ from typing import Any
 
 from beehive import cli, errors
 from beehive.config import Config
+from beehive.hive import MESSAGE_REDACTOR
+from modules.certs import cli as certs_cli
 from modules.cloudhub import debug as cloudhub_debug
 from modules.edgecontroller import debug as edgecontroller_debug
 from modules.fleet import cli as fleet_cli
+from modules.hub import redact
 from modules.kube.connection import open_kube
 from modules.kube.settings import KubeSettings
 from modules.kubeapi import cli as kubeapi_cli
@@ -41,25 +44,35 @@ SECTIONS: dict[str, type[Any]] = {"kube": KubeSettings}
 
 @contextlib.contextmanager
 def services(config: Config) -> Iterator[Mapping[str, Any]]:
-    """Shared services for the modules: a Kubernetes connection when the config has ``kube:``."""
+    """Shared services for the modules: a Kubernetes connection when the config has ``kube:``,
+    and the redactor that hides secret values in every debug view."""
+    shared: dict[str, Any] = {MESSAGE_REDACTOR: redact.redacted}
     if "kube" not in config.given:
-        yield {}
+        yield shared
         return
     settings: KubeSettings = config.sections["kube"]
     try:
         with open_kube(settings) as kube:
             log.info("kube: %s mode, kubeconfig %s", settings.mode, kube.kubeconfig_path)
-            yield {"kube": kube}
+            yield shared | {"kube": kube}
     except OSError as exc:
         raise errors.BeehiveError(f"kube ({settings.mode} mode): {exc}") from None
 
 
-APP = cli.App(
+def _load(path: str) -> Config:
+    return APP.load(path)
+
+
+APP: cli.App = cli.App(
     prog="beehive",
     catalogue=CATALOGUE,
     sections=SECTIONS,
     services=services,
-    commands=[kubeapi_cli.register, fleet_cli.register],
+    commands=[
+        kubeapi_cli.register,
+        fleet_cli.register,
+        lambda sub: certs_cli.register(sub, _load),
+    ],
     debug_commands=[
         cloudhub_debug.register,
         metamanager_debug.register,

@@ -19,15 +19,15 @@ from typing import Any
 from kubernetes import client
 
 from beehive import errors as beehive_errors
-from beehive.admin import message_json
 from beehive.message import Message
 from beehive.module import Module
 from modules.certs import cloud as cloud_tls
 from modules.certs import errors as cert_errors
 from modules.certs.token import utc_now
-from modules.cloudhub import core, objects, redact, transport
+from modules.cloudhub import core, objects, transport
 from modules.cloudhub.objectsync import ObjectSyncWriter
 from modules.cloudhub.settings import CloudHubSettings
+from modules.hub import redact
 from modules.kubeapi import crds
 
 log = logging.getLogger("modules.cloudhub")
@@ -146,7 +146,7 @@ class CloudHub(Module):
 
     def _peek(self, node: str, limit: int = 10) -> list[dict[str, Any]]:
         queued = self._transport.call(lambda: self._core.peek(node, int(limit)))
-        return [redact.redacted(message_json(message)) for message in queued]
+        return [redact.redacted(self.hive.show(message)) for message in queued]
 
     def _address(self) -> dict[str, Any]:
         return {"address": self._transport.address, "port": self._transport.port}

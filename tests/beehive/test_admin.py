@@ -6,11 +6,14 @@ import socket
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from beehive import AdminError, Hive
 from beehive.admin import AdminClient, AdminServer, message_json
+from beehive.errors import UnknownModuleError
+from beehive.hive import MESSAGE_REDACTOR
 from tests.fakes import Probe, RecordingModule, RecordingSettings, msg
 
 MakeHive = Callable[..., Hive]
@@ -157,3 +160,33 @@ def test_a_loopback_tcp_address_works_too(make_hive: MakeHive) -> None:
         assert AdminClient(f"tcp://127.0.0.1:{port}").call("groups") == {}
     finally:
         server.stop()
+
+
+def _hide(message: dict[str, Any]) -> dict[str, Any]:
+    return {**message, "content": "<hidden>"}
+
+
+def test_every_message_view_goes_through_the_applications_redactor(
+    make_hive: MakeHive, probe: Probe, tmp_path: Path
+) -> None:
+    hive = make_hive()
+    probe.gate.clear()
+    hive.add("held", RecordingModule, settings=RecordingSettings(gated=True),
+             services={"probe": probe, MESSAGE_REDACTOR: _hide})  # fmt: skip
+    hive.start()
+    path = tmp_path / "admin.sock"
+    server = AdminServer(hive, f"unix://{path}")
+    server.start()
+    try:
+        first, second = msg(content={"secret": "s3cr3t"}), msg(content={"secret": "s3cr3t"})
+        hive.send("held", first)
+        assert probe.wait_for(lambda: f"enter:held:{first.msg_id}" in probe.events)
+        hive.send("held", second)
+        with pytest.raises(UnknownModuleError):
+            hive.send("nobody", msg(content={"secret": "s3cr3t"}))
+        client = AdminClient(f"unix://{path}")
+        shown = [client.call("peek", module="held"), client.call("deadletters")]
+        assert "s3cr3t" not in repr(shown) and "<hidden>" in repr(shown)
+    finally:
+        server.stop()
+        probe.gate.set()
