@@ -49,3 +49,11 @@ def test_with_header_and_with_route_copy_without_changing_the_original() -> None
     trimmed = message.with_route(resource="default/pod/p")
     assert synced.header.sync and not message.header.sync
     assert trimmed.route.resource == "default/pod/p" and message.route.resource.startswith("node/")
+
+
+def test_message_ids_are_distinct_version_4_uuids() -> None:
+    ids = {Message.new().msg_id for _ in range(2000)}
+    assert len(ids) == 2000
+    for text in list(ids)[:200]:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)
