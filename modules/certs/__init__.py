@@ -1,5 +1,6 @@
 """KubeEdge's certificate and token flow: cloud CA, join tokens, the certificate
-server, edge enrolment, mutual-TLS contexts and per-node authorization rules.
+server, edge enrolment and mutual-TLS contexts (per-node authorization of what an
+edge sends is edgecontroller's, modules/edgecontroller/upstream.py).
 
 `CertServer` (the ``certserver`` module) is loaded on first use, so that the edge
 (`enroll`, `tls`) does not import the cloud's Kubernetes client.

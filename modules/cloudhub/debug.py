@@ -52,12 +52,12 @@ def _peek(args: argparse.Namespace, connect: Connect, node: str, limit: int) -> 
 
 def nodes_table(rows: list[dict[str, Any]]) -> str:
     head = ["NODE", "CONNECTED", "QUEUED", "IN FLIGHT", "OLDEST UNACKED", "SENT", "ACKED",
-            "RESENT", "LAST ACK", "DOWN/S", "UP/S", "LIMITED", "BAD FRAMES"]  # fmt: skip
+            "RESENT", "LAST ACK", "DOWN/S", "UP/S", "LIMITED", "REFUSED", "BAD FRAMES"]  # fmt: skip
     body = [
         [r["node"], "yes" if r["connected"] else "no", r["queued"], r["in_flight"],
          _age(r["oldest_unacked_age"]), r["sent"], r["acked"], r["resends"],
          _age(r["last_ack_age"]), f"{r['rate_down']:.1f}", f"{r['rate_up']:.1f}",
-         r["rate_limited"], r["decode_failed"] + r["rejected"]]
+         r["rate_limited"], r["rejected"], r["decode_failed"]]
         for r in rows
     ]  # fmt: skip
     return render(head, body)

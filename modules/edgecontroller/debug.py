@@ -48,4 +48,9 @@ def watches_view(state: dict[str, Any]) -> str:
         f"downstream queued {state['downstream_queued']} (merged {state['downstream_merged']}),"
         f" upstream queued {state['upstream_queued']}"
     )
-    return f"{render(head, rows)}\n{queues}"
+    refused = state.get("refused_by_node") or {}
+    by_node = ", ".join(f"{node} {count}" for node, count in sorted(refused.items()))
+    refusals = f"upstream refused {state.get('upstream_refused', 0)}" + (
+        f" ({by_node})" if by_node else ""
+    )
+    return f"{render(head, rows)}\n{queues}\n{refusals}"

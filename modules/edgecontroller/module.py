@@ -108,6 +108,8 @@ class EdgeController(Module):
             "downstream_queued": len(self._queue),
             "downstream_merged": self._queue.merged,
             "upstream_queued": self._upstream.queued(),
+            "upstream_refused": self._upstream.refused,
+            "refused_by_node": dict(self._upstream.refused_by_node),
         }
 
     # --- reflector callbacks (reflector threads) -------------------------------------

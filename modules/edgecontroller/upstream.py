@@ -7,6 +7,15 @@ edges send (cloud/pkg/edgecontroller/controller/upstream.go): NodeStatusRequest
 ``{"UID", "Status"}``, PodStatusRequest ``{"UID", "Name", "Status"}`` or a list of them,
 and a Node for ``insert``. A failing API call is retried (bounded) by the worker that
 holds that node; other nodes are served by the other workers meanwhile.
+
+Per-node authorization happens here, for every report, as Kubernetes' Node
+authorizer and NodeRestriction would judge it (cloudhub has already refused any
+resource naming another node, and the node is the one its certificate names): a node
+may report status and register only itself (`_node_status`, `_node_body`), report
+only pods bound to it (`_one_pod_status`, per entry), renew only its own Lease, and
+query only configmaps and secrets its pods reference (`_query`); anything else is an
+unsupported operation. Each refusal is an ``error`` reply, logged with node and
+message id, and counted per node (``beehive debug watches``).
 """
 
 from __future__ import annotations
@@ -70,6 +79,7 @@ class Upstream:
         self._lock = threading.Lock()  # guards _renewed
         self.handled = 0  # reports handled (replied to), for tests and debug
         self.refused = 0  # reports answered with an error
+        self.refused_by_node: dict[str, int] = {}  # the same, per node (debug watches)
 
     def start(self) -> None:
         for i in range(self._settings.upstream_workers):
@@ -218,7 +228,10 @@ class Upstream:
         self._send(build_message(Send(node, DELETE, contract.POD, pod)))
 
     def _refuse(self, node: str, message: Message, text: str) -> None:
+        """Authorization and validity refusals alike: an ``error`` reply, logged, counted."""
         self.refused += 1
+        with self._lock:
+            self.refused_by_node[node] = self.refused_by_node.get(node, 0) + 1
         log.error(
             "node %s: refused %s %s (msg %s): %s",
             node,
