@@ -50,7 +50,7 @@ def watches_view(state: dict[str, Any]) -> str:
     )
     refused = state.get("refused_by_node") or {}
     by_node = ", ".join(f"{node} {count}" for node, count in sorted(refused.items()))
-    refusals = f"upstream refused {state.get('upstream_refused', 0)}" + (
+    refusals = f", refused {state.get('upstream_refused', 0)}" + (
         f" ({by_node})" if by_node else ""
     )
-    return f"{render(head, rows)}\n{queues}\n{refusals}"
+    return f"{render(head, rows)}\n{queues}{refusals}"

@@ -45,7 +45,7 @@ def cloud(make_hive, kube) -> Iterator[tuple[Hive, int]]:
 
 def frames(edge: RawEdge, quiet: float = 0.3) -> list[dict[str, Any]]:
     """Everything the edge receives until it has been quiet for `quiet` seconds (acked)."""
-    got = []
+    got: list[dict[str, Any]] = []
     edge.ws.settimeout(quiet)
     while True:
         try:

@@ -28,7 +28,7 @@ def test_debug_watches_shows_a_row_per_resource(
     assert table[0].split()[:5] == ["RESOURCE", "PHASE", "FOR", "RV", "OBJECTS"]
     rows = {line.split()[0]: line.split()[1] for line in table[1:7]}
     assert {rows[r] for r in ("nodes", "pods", "configmaps", "secrets")} == {"watching"}
-    assert "upstream queued" in table[-1]
+    assert "upstream queued" in table[-1] and "refused 0" in table[-1]
     watches = {w["resource"]: w for w in state["watches"]}
     assert set(watches) == {"nodes", "pods", "configmaps", "secrets", "rules", "ruleendpoints"}
     assert watches["pods"]["synced"] and watches["pods"]["resource_version"]
