@@ -22,6 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -120,6 +122,36 @@ def peak_rss(pid: int) -> Iterator[list[int]]:
     finally:
         done.set()
         thread.join()
+
+
+@contextmanager
+def profiled(pid: int, out: str) -> Iterator[None]:
+    """py-spy samples `pid` (every thread, collapsed stacks to `out`) while the block runs;
+    nothing happens when `out` is empty."""
+    if not out:
+        yield
+        return
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    args = [
+        spy,
+        "record",
+        "-p",
+        str(pid),
+        "-o",
+        out,
+        "--format",
+        "raw",
+        "--threads",
+        "--nonblocking",
+        "-r",
+        "50",
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
 
 
 class FleetControl:
@@ -424,8 +456,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             bench.start_cloudcore()
             memory = idle_memory(bench)
             edge_ns = bench.namespace(f"edge-{bench.run_id}")
-            phases = bench.workload(bench.fleet_waiter, edge_ns)
-            storm = bench.storm(edge_ns)
+            pid, prefix = bench.procs["cloudcore"].pid, args.profile
+            with profiled(pid, f"{prefix}-workload.txt" if prefix else ""):
+                phases = bench.workload(bench.fleet_waiter, edge_ns)
+            with profiled(pid, f"{prefix}-storm.txt" if prefix else ""):
+                storm = bench.storm(edge_ns)
             summary = bench.fleet.ask("stats") if bench.fleet else {}
         finally:
             for name in ("fleet", "cloudcore", "api"):
@@ -482,6 +517,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--prefix", default="", help="node name prefix (default: unique per run)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds a phase may take")
     parser.add_argument("--quick", action="store_true", help="20 nodes x 3 pods, 4 drivers")
+    parser.add_argument(
+        "--profile",
+        default="",
+        metavar="PREFIX",
+        help="py-spy cloudcore: PREFIX-workload.txt, PREFIX-storm.txt",
+    )
     parser.add_argument("--json", default="", metavar="PATH", help="also write the results here")
     args = parser.parse_args(argv)
     if args.quick:

@@ -83,7 +83,7 @@ class Fleet:
         while not self.stop.is_set():
             for session in self.sessions:
                 if session.is_connected:
-                    await session.tick()
+                    session.tick()
             if self.counters.connected == self.options.nodes:
                 self.all_connected.set()
             await sleep_or_stop(self.stop, TICK)

@@ -11,6 +11,7 @@ Only this file and `modules.fleet.fleet` know `websockets`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
@@ -70,6 +71,8 @@ class EdgeSession:
         self._dropped = False  # the current connection was dropped on purpose
         self._withheld: set[str] = set()  # ids whose first delivery was not acked
         self._pending: set[asyncio.Task[None]] = set()  # delayed acks in flight
+        self._outbox: collections.deque[str | bytes] = collections.deque()  # for the writer
+        self._wake = asyncio.Event()  # the outbox has frames
 
     @property
     def url(self) -> str:
@@ -104,14 +107,14 @@ class EdgeSession:
         self._counters.drops += 1
         return True
 
-    async def tick(self) -> None:
+    def tick(self) -> None:
         """Keepalive and node status when due (the fleet calls this on a period)."""
         deadline = self.core.next_deadline()
         if deadline is not None and deadline <= time.monotonic():
             sent = self.core.sent
             self.core.tick()
             self._counters.status_reports += self.core.sent - sent  # node status, if due
-            await self._flush()
+            self._flush()
 
     async def close(self) -> None:
         if self._ws is not None:
@@ -145,24 +148,27 @@ class EdgeSession:
         self._ws, self._dropped = ws, False
         self._counters.connects += 1
         self._counters.connected += 1
+        writer = asyncio.create_task(self._write(ws))
         try:
             sent = self.core.sent
             self.core.connected()  # keepalive, registration, first node status
             self._counters.status_reports += self.core.sent - sent
-            await self._flush()
+            self._flush()
             if self._malformed:
-                await self._send_malformed(ws)
+                self._send_malformed()
             async for frame in ws:
-                await self._receive(frame)
+                self._receive(frame)
         except (ConnectionClosed, OSError, errors.HubError) as exc:
             log.debug("%s: connection ended: %s", self.node_id, exc)
         finally:
+            writer.cancel()
+            self._outbox.clear()  # written to a connection that is gone: lost, as on an edge
             self._ws = None
             self.core.disconnected()
             self._counters.connected -= 1
             self._counters.disconnects += 1
 
-    async def _receive(self, frame: str | bytes) -> None:
+    def _receive(self, frame: str | bytes) -> None:
         counters = self._counters
         before = counters.received
         inbound = self.core.receive(frame)
@@ -172,7 +178,7 @@ class EdgeSession:
                 counters.cloud_errors += 1
         for message in inbound.store:
             self._store_and_ack(message)
-        await self._flush()
+        self._flush()
 
     def _store_and_ack(self, message: Message) -> None:
         """Apply, then ack (or, as the faults say, hold the ack back or withhold it)."""
@@ -231,21 +237,28 @@ class EdgeSession:
         if self.core.is_connected:
             self.core.send(message.reply("OK"))
             self._counters.acks += 1
-            await self._flush()
+            self._flush()
 
-    async def _send_malformed(self, ws: ClientConnection) -> None:
-        for frame in MALFORMED_FRAMES:
-            await ws.send(frame)
-            self._counters.malformed_sent += 1
+    def _send_malformed(self) -> None:
+        self._outbox.extend(MALFORMED_FRAMES)  # raw, past the protocol: on purpose
+        self._counters.malformed_sent += len(MALFORMED_FRAMES)
+        self._wake.set()
 
-    async def _flush(self) -> None:
+    def _flush(self) -> None:
+        """Hand the protocol's frames to the writer; never waits on the socket."""
         frames = self.core.data_to_send()
-        ws = self._ws
-        if ws is None or not frames:
-            return
+        if frames and self._ws is not None:
+            self._outbox.extend(frames)
+            self._wake.set()
+
+    async def _write(self, ws: ClientConnection) -> None:
+        """The connection's writer: a slow socket holds up only its own node."""
         try:
-            for frame in frames:
-                await ws.send(frame, text=True)
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._outbox:
+                    await ws.send(self._outbox.popleft(), text=True)
         except (ConnectionClosed, OSError) as exc:  # the read loop sees the end too
             log.debug("%s: write failed: %s", self.node_id, exc)
 
