@@ -35,6 +35,8 @@ CLOSE_GOING_AWAY = 1001  # cloudhub is stopping
 CLOSE_POLICY = 1008  # a bad connection request, or no keepalive within the timeout
 CLOSE_TRY_AGAIN = 1013  # the node limit is reached
 
+_MAX_READ_PAUSE = 0.1  # seconds; a node over its rate limit is read at most this slowly
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class HubLimits:
@@ -74,6 +76,7 @@ class _Session:
     node_id: str
     protocol: HubProtocol  # framing, keepalive timeout, acks
     bucket: TokenBucket  # upstream rate limit
+    over_limit: bool = False  # the last frame was refused by the rate limit
 
 
 class CloudHubCore:
@@ -141,6 +144,17 @@ class CloudHubCore:
             return
         session.protocol.receive_data(data)
         self._handle_events(session)
+
+    def read_delay(self, conn: int) -> float:
+        """Seconds before the next frame of `conn` should be read: after a frame refused by
+        the rate limit the transport pauses reading (bounded), so TCP throttles the node and
+        its refusals cost us little."""
+        session = self._by_conn.get(conn)
+        if session is None or not session.over_limit:
+            return 0.0
+        session.over_limit = False
+        self._node_stats(session.node_id).throttled += 1
+        return min(session.bucket.wait_time(self._clock()), _MAX_READ_PAUSE)
 
     def lost(self, conn: int) -> None:
         """Connection `conn` ended (the peer closed it, or it broke)."""
@@ -320,6 +334,7 @@ class CloudHubCore:
         node_stats = self._node_stats(session.node_id)
         if not session.bucket.take(self._clock()):
             node_stats.rate_limited += 1
+            session.over_limit = True
             session.protocol.send(message.error_reply("rate limit exceeded; send again later"))
             return
         node_stats.received += 1

@@ -57,7 +57,7 @@ def nodes_table(rows: list[dict[str, Any]]) -> str:
         [r["node"], "yes" if r["connected"] else "no", r["queued"], r["in_flight"],
          _age(r["oldest_unacked_age"]), r["sent"], r["acked"], r["resends"],
          _age(r["last_ack_age"]), f"{r['rate_down']:.1f}", f"{r['rate_up']:.1f}",
-         r["rate_limited"], r["rejected"], r["decode_failed"]]
+         r["rate_limited"] + r.get("throttled", 0), r["rejected"], r["decode_failed"]]
         for r in rows
     ]  # fmt: skip
     return render(head, body)

@@ -21,6 +21,7 @@ class NodeStats:
 
     received: int = 0  # upstream messages passed to edgecontroller
     rate_limited: int = 0  # upstream messages refused by the rate limit
+    throttled: int = 0  # times reading from the node paused until its rate limit allowed
     rejected: int = 0  # messages the protocol refused (bad operation, forged resource)
     decode_failed: int = 0  # frames that were not messages
     connects: int = 0  # sessions opened
@@ -75,6 +76,7 @@ class NodeStats:
             "objects": objects,
             "received": self.received,
             "rate_limited": self.rate_limited,
+            "throttled": self.throttled,
             "rejected": self.rejected,
             "decode_failed": self.decode_failed,
             "connects": self.connects,

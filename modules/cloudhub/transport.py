@@ -235,6 +235,9 @@ class ServerTransport:
                 return
             self.core.receive(conn_id, data)
             self._after()
+            delay = self.core.read_delay(conn_id)
+            if delay > 0:  # over the node's rate limit: leave its frames in TCP's buffers
+                await asyncio.sleep(delay)
 
     async def _write_loop(self, conn: _Conn) -> None:
         try:
