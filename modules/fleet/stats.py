@@ -52,8 +52,9 @@ def summary(counters: Counters, *, elapsed: float, held: dict[str, int]) -> dict
 def progress_line(counters: Counters, *, elapsed: float, rate: float) -> str:
     """One line of live progress."""
     c = counters
+    enrolled = f"  enrolled {c.enrolled}/{c.nodes}" if c.enrolled else ""
     return (
-        f"fleet {elapsed:7.1f}s  enrolled {c.enrolled}/{c.nodes}  connected {c.connected}/{c.nodes}"
+        f"fleet {elapsed:7.1f}s{enrolled}  connected {c.connected}/{c.nodes}"
         f"  msgs {c.received} ({rate:,.0f}/s)  acks {c.acks}  dup {c.duplicates}"
         f"  drops {c.drops}  errors {c.errors}"
     )

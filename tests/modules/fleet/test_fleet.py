@@ -4,11 +4,13 @@ receiving and acking, status reports, and faults."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from modules.fleet import Faults
+from modules.metamanager.store import MetaStore
 from tests.fakes import eventually
 from tests.modules.fleet.conftest import WAIT, Cloud, FleetThread
 from tests.modules.fleet.helpers import create_pods, patch_pods
@@ -101,3 +103,17 @@ def test_malformed_frames_from_one_node_leave_the_others_untouched(
     assert fleet.holds(expected)
     sessions = fleet.call(lambda: {s.node_id: s.core.connects for s in fleet.fleet.sessions})
     assert all(sessions[name] == 1 for name in healthy)
+
+
+def test_the_sqlite_store_keeps_what_each_node_acked_on_disk(
+    cloud: Cloud, start_fleet: StartFleet, tmp_path: Path
+) -> None:
+    fleet = start_fleet(nodes=2, store="sqlite", store_dir=tmp_path / "store")
+    assert fleet.wait_connected()
+    expected = create_pods(cloud.core, fleet.options.node_names, per_node=2)
+    assert fleet.holds(expected)
+    fleet.stop()
+    for node, keys in expected.items():
+        with MetaStore(tmp_path / "store" / f"{node}.db") as stored:
+            rows = {o.key: o.resource_version for o in stored.list_objects("pod")}
+        assert rows == keys
