@@ -57,8 +57,9 @@ class StopReport:
         return sum(len(v) for v in self.undelivered.values())
 
 
-# The service name under which an application supplies its message redactor (see `Hive`).
-MESSAGE_REDACTOR = "beehive.message_redactor"
+# The Module class attribute through which an application supplies its message
+# redactor (see `Hive`): a module that carries sensitive content names how to hide it.
+MESSAGE_REDACTOR = "message_redactor"
 Redactor = Callable[[dict[str, Any]], dict[str, Any]]  # message JSON -> what a person may see
 
 
@@ -83,8 +84,8 @@ class Hive:
         message_redactor: Redactor | None = None,
     ) -> None:  # fmt: skip
         self.dead_letters = DeadLetters(dead_letters)  # ring of undeliverable messages
-        # How messages are shown to people (`show`); also taken from a module's
-        # services under `MESSAGE_REDACTOR`, so a config-built hive gets the application's.
+        # How messages are shown to people (`show`); also taken from a registered module
+        # class's `MESSAGE_REDACTOR` attribute, so a config-built hive gets the application's.
         self.message_redactor = message_redactor
         self._cells: dict[str, Cell] = {}  # module name -> cell, in registration order
         self._groups: dict[str, list[Cell]] = {}  # group -> member cells
@@ -117,8 +118,8 @@ class Hive:
         """
         if name in self._cells:
             raise errors.DuplicateModuleError(name)
-        redactor = (services or {}).get(MESSAGE_REDACTOR)
-        if redactor is not None:
+        redactor = getattr(module, MESSAGE_REDACTOR, None)
+        if callable(redactor):
             self.message_redactor = redactor
         pull = (
             issubclass(module, Module) and module.is_pull_style()

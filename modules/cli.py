@@ -14,12 +14,10 @@ from typing import Any
 
 from beehive import cli, errors
 from beehive.config import Config
-from beehive.hive import MESSAGE_REDACTOR
 from modules.certs import cli as certs_cli
 from modules.cloudhub import debug as cloudhub_debug
 from modules.edgecontroller import debug as edgecontroller_debug
 from modules.fleet import cli as fleet_cli
-from modules.hub import redact
 from modules.kube.connection import open_kube
 from modules.kube.settings import KubeSettings
 from modules.kubeapi import cli as kubeapi_cli
@@ -44,17 +42,15 @@ SECTIONS: dict[str, type[Any]] = {"kube": KubeSettings}
 
 @contextlib.contextmanager
 def services(config: Config) -> Iterator[Mapping[str, Any]]:
-    """Shared services for the modules: a Kubernetes connection when the config has ``kube:``,
-    and the redactor that hides secret values in every debug view."""
-    shared: dict[str, Any] = {MESSAGE_REDACTOR: redact.redacted}
+    """Shared services for the modules: a Kubernetes connection when the config has ``kube:``."""
     if "kube" not in config.given:
-        yield shared
+        yield {}
         return
     settings: KubeSettings = config.sections["kube"]
     try:
         with open_kube(settings) as kube:
             log.info("kube: %s mode, kubeconfig %s", settings.mode, kube.kubeconfig_path)
-            yield shared | {"kube": kube}
+            yield {"kube": kube}
     except OSError as exc:
         raise errors.BeehiveError(f"kube ({settings.mode} mode): {exc}") from None
 

@@ -36,6 +36,7 @@ log = logging.getLogger("modules.cloudhub")
 class CloudHub(Module):
     """KubeEdge's cloudhub: edges connect here over websocket (see the package docs)."""
 
+    message_redactor = staticmethod(redact.redacted)  # secrets hidden in debug views
     settings_type = CloudHubSettings
 
     def on_start(self) -> None:

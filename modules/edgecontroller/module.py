@@ -24,6 +24,7 @@ from modules.edgecontroller.queues import KeyedQueue
 from modules.edgecontroller.reflector import Reflector
 from modules.edgecontroller.settings import EdgeControllerSettings
 from modules.edgecontroller.upstream import Upstream
+from modules.hub import redact
 
 log = logging.getLogger("modules.edgecontroller")
 
@@ -35,6 +36,7 @@ REQUIRED = frozenset({contract.NODE, contract.POD, contract.CONFIGMAP, contract.
 class EdgeController(Module):
     """KubeEdge's edgecontroller: Kubernetes objects down to edges, edge reports up."""
 
+    message_redactor = staticmethod(redact.redacted)  # secrets hidden in debug views
     settings_type = EdgeControllerSettings
 
     def on_start(self) -> None:

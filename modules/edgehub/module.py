@@ -26,7 +26,7 @@ from modules.edgehub.core import EdgeCore, Inbound
 from modules.edgehub.credentials import EdgeCredentials
 from modules.edgehub.settings import EdgeHubSettings
 from modules.edgehub.transport import ClientConnection
-from modules.hub import errors, handshake
+from modules.hub import errors, handshake, redact
 from modules.hub.protocol import is_ack
 from modules.hub.ratelimit import TokenBucket
 
@@ -38,6 +38,7 @@ _MAX_READ_WAIT = 0.2  # seconds; bounds how late a stop or a due outbox message 
 class EdgeHub(Module):
     """KubeEdge's edgehub over plain websocket (see the module docstring)."""
 
+    message_redactor = staticmethod(redact.redacted)  # secrets hidden in debug views
     settings_type = EdgeHubSettings
 
     def on_start(self) -> None:

@@ -22,6 +22,7 @@ from beehive.message import OK, JsonValue, Message, Operation
 from beehive.module import Module
 from modules import contract
 from modules.edgehub import node
+from modules.hub import redact
 from modules.metamanager.store import Applied, MetaStore, StoreError
 
 log = logging.getLogger("modules.metamanager")
@@ -43,6 +44,7 @@ class MetaManagerSettings:
 class MetaManager(Module):
     """Stores cloud messages in sqlite, then acks them (see the module docstring)."""
 
+    message_redactor = staticmethod(redact.redacted)  # secrets hidden in debug views
     settings_type = MetaManagerSettings
 
     def on_start(self) -> None:

@@ -13,7 +13,6 @@ import pytest
 from beehive import AdminError, Hive
 from beehive.admin import AdminClient, AdminServer, message_json
 from beehive.errors import UnknownModuleError
-from beehive.hive import MESSAGE_REDACTOR
 from tests.fakes import Probe, RecordingModule, RecordingSettings, msg
 
 MakeHive = Callable[..., Hive]
@@ -166,13 +165,16 @@ def _hide(message: dict[str, Any]) -> dict[str, Any]:
     return {**message, "content": "<hidden>"}
 
 
+class _Hiding(RecordingModule):
+    message_redactor = staticmethod(_hide)
+
+
 def test_every_message_view_goes_through_the_applications_redactor(
     make_hive: MakeHive, probe: Probe, tmp_path: Path
 ) -> None:
     hive = make_hive()
     probe.gate.clear()
-    hive.add("held", RecordingModule, settings=RecordingSettings(gated=True),
-             services={"probe": probe, MESSAGE_REDACTOR: _hide})  # fmt: skip
+    hive.add("held", _Hiding, settings=RecordingSettings(gated=True), services={"probe": probe})
     hive.start()
     path = tmp_path / "admin.sock"
     server = AdminServer(hive, f"unix://{path}")
