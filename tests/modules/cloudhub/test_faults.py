@@ -61,7 +61,7 @@ def test_after_a_cloudcore_restart_nothing_acked_is_sent_again(
     world.put("edge-k", pod("a", "ua", ns, rv=23))  # changed while cloudcore was down
     world.remove("edge-k", "ub")  # deleted while cloudcore was down
     cloud, _ = start_cloud(make_hive, probe, world, kube=kube, port=port)
-    assert eventually(lambda: stored(edge) == {"a": 23, "c": 22}, timeout=5)
+    assert eventually(lambda: stored(edge) == {"a": 23, "c": 22}, timeout=15)
     assert eventually(lambda: object_sync(kube, ns, "edge-k.ub") is None)
     assert eventually(lambda: synced_rv(kube, ns, "edge-k.ua") == "23")
     assert eventually(lambda: node_row(cloud, "edge-k")["acked"] == 2)
