@@ -40,7 +40,7 @@ from typing import IO, Any
 import psutil
 from kubernetes import client, config
 
-BEEHIVE = [sys.executable, "-m", "modules.cli"]
+BEEHIVE = [sys.executable, "-m", "modules.cli"]  # the project's console script
 Expected = dict[str, dict[str, int | None]]  # node -> key -> resourceVersion (None: deleted)
 Returned = dict[str, tuple[str, int | None, float]]  # key -> (node, rv, when the call returned)
 CLOUDCORE = """kube: {{mode: kubeconfig, kubeconfig: "{kubeconfig}"}}
@@ -306,7 +306,8 @@ class Bench:
         path.write_text(
             CLOUDCORE.format(kubeconfig=self.kubeconfig, port=port, limit=self.args.nodes + 10)
         )
-        self.procs["cloudcore"] = spawn([*BEEHIVE, "run", str(path)], self.tmp / "cloudcore.log")
+        command = [sys.executable, "-m", self.args.cloudcore_module, "run", str(path)]
+        self.procs["cloudcore"] = spawn(command, self.tmp / "cloudcore.log")
         self.cloud = f"127.0.0.1:{port}"
 
         def listening() -> bool:
@@ -411,22 +412,47 @@ class Bench:
         driver = Driver(self.kubeconfig, namespace, self.args.drivers)
         try:
             self.fleet_waiter(driver.run(self.calls("create", "s", 1)))
+            connects = self.fleet.ask("stats")["connects"]
             start = time.monotonic()
             dropped = self.fleet.ask("storm")["dropped"]
-            returned = driver.run(self.calls("update", "s", 1))
-            last_call = max(t for _, _, t in returned.values())
-            lost = 0
-            try:
-                arrived = self.fleet_waiter(returned)
-            except TimeoutError:
-                arrived = self.fleet_arrivals(returned)
-                lost = len(returned) - len(arrived)
+            done: dict[str, Returned] = {}
+            updates = self.calls("update", "s", 1)
+            worker = threading.Thread(target=lambda: done.update(r=driver.run(updates)))
+            worker.start()
+            reconnected = self._reconnected(connects + dropped) - start
+            worker.join(self.args.timeout)
+            returned = done["r"]
+            arrived, lost = self._storm_arrivals(returned)
         finally:
             driver.close()
         end = max(arrived.values()) if arrived else time.monotonic()
+        last_call = max(t for _, _, t in returned.values())
+        latencies = [arrived[k] - t for k, (_, _, t) in returned.items() if k in arrived]
+        quantiles = {q: round(v * 1000, 1) for q, v in percentiles(latencies).items()}
         return {"dropped": dropped, "updates": len(returned), "lost": lost,
+                "reconnected_seconds": round(reconnected, 3),
                 "converged_seconds": round(end - start, 3),
-                "after_last_update_seconds": round(end - last_call, 3)}  # fmt: skip
+                "after_last_update_seconds": round(end - last_call, 3),
+                "latency_ms": quantiles}  # fmt: skip
+
+    def _reconnected(self, connects: int) -> float:
+        """When every session is back (polled): the fleet made `connects` connections."""
+        assert self.fleet is not None
+        fleet, nodes = self.fleet, self.args.nodes
+
+        def back() -> bool:
+            stats = fleet.ask("stats")
+            return bool(stats["connects"] >= connects and stats["connected"] == nodes)
+
+        wait_until(back, self.args.timeout, "fleet reconnected")
+        return time.monotonic()
+
+    def _storm_arrivals(self, returned: Returned) -> tuple[dict[str, float], int]:
+        try:
+            return self.fleet_waiter(returned), 0
+        except TimeoutError:
+            arrived = self.fleet_arrivals(returned)
+            return arrived, len(returned) - len(arrived)
 
 
 def idle_memory(bench: Bench) -> dict[str, float]:
@@ -487,10 +513,12 @@ def report(result: dict[str, Any]) -> str:
         f"idle cloudcore: {mem['before_mib']} MiB, {mem['after_mib']} MiB with every node"
         f" connected: {mem['per_node_kib']} KiB per node"
     )
+    lat = storm["latency_ms"]
     lines.append(
-        f"storm: {storm['dropped']} sessions dropped, {storm['updates']} updates, converged"
-        f" in {storm['converged_seconds']} s ({storm['after_last_update_seconds']} s after"
-        f" the last update returned), lost {storm['lost']}"
+        f"storm: {storm['dropped']} sessions dropped, {storm['updates']} updates; every session"
+        f" back in {storm['reconnected_seconds']} s; converged in {storm['converged_seconds']} s"
+        f" ({storm['after_last_update_seconds']} s after the last update returned), latency"
+        f" p50/p99/max {lat['p50']}/{lat['p99']}/{lat['max']} ms, lost {storm['lost']}"
     )
     return "\n".join(lines)
 
@@ -517,6 +545,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--prefix", default="", help="node name prefix (default: unique per run)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds a phase may take")
     parser.add_argument("--quick", action="store_true", help="20 nodes x 3 pods, 4 drivers")
+    parser.add_argument(
+        "--cloudcore-module",
+        default="modules.cli",
+        metavar="MODULE",
+        help="cloudcore is started as python -m MODULE run CONFIG (to compare a variant)",
+    )
     parser.add_argument(
         "--profile",
         default="",
