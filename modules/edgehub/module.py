@@ -64,7 +64,7 @@ class EdgeHub(Module):
         self._credentials = EdgeCredentials(settings) if settings.tls else None
         self._thread = threading.Thread(target=self._run, name="beehive-edgehub-conn")
         self._thread.start()
-        self.hive.register_command("edgehub.state", self._state)
+        self.hive.register_command(f"{self.module_name}.state", self._state)
 
     def on_stop(self) -> None:
         self._stop.set()

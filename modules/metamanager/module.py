@@ -13,12 +13,13 @@ edge/pkg/metamanager/process.go.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import threading
 from typing import Any
 
 from beehive import errors as beehive_errors
-from beehive.message import OK, JsonValue, Message, Operation
+from beehive.message import OK, JsonValue, Message, Operation, now_ms
 from beehive.module import Module
 from modules import contract
 from modules.edgehub import node
@@ -39,6 +40,8 @@ class MetaManagerSettings:
     hub_module: str = contract.EDGEHUB  # acks, reports and remote queries go here
     remote_query_timeout: float = dataclasses.field(default=60.0, metadata={"min": 0.01})
     report_pod_status: bool = True  # report a stored pod Running, once per pod
+    log_stored: bool = False  # log each stored change and how long after cloudcore sent it
+    node_name: str = ""  # the edge node this store is for (logs, ``debug store --node``)
 
 
 class MetaManager(Module):
@@ -52,7 +55,8 @@ class MetaManager(Module):
         self._store = MetaStore(self._settings.db_path)
         self._lock = threading.Lock()  # the admin thread reads the store too
         self._reported: set[str] = set()  # pod uids whose status was reported
-        self.hive.register_command("metamanager.store", self._listing)
+        # One command per store, so that a process holding several edges shows each.
+        self.hive.register_command(f"{self.module_name}.store", self._listing)
 
     def on_stop(self) -> None:
         with self._lock:
@@ -77,8 +81,17 @@ class MetaManager(Module):
             self._to_hub(message.error_reply(str(exc)))
             return
         self._to_hub(message.reply(OK))
+        if self._settings.log_stored:
+            self._log_stored(message, applied)
         if applied is Applied.STORED:
             self._report_pod(message)
+
+    def _log_stored(self, message: Message, applied: Applied) -> None:
+        took = now_ms() - message.header.timestamp
+        log.info("%s: %s %s %s rv %s, %d ms after cloudcore sent it",
+                 self._settings.node_name or self.module_name,
+                 applied.name.lower(), message.route.operation, message.route.resource,
+                 message.header.resource_version or "-", took)  # fmt: skip
 
     def _report_pod(self, message: Message) -> None:
         if not self._settings.report_pod_status or message.route.operation == Operation.DELETE:
@@ -123,7 +136,8 @@ class MetaManager(Module):
             log.warning("remote query for %s failed: %s", message.route.resource, exc)
             return None
         if reply.route.operation != Operation.RESPONSE or not isinstance(reply.content, dict):
-            log.warning("remote query for %s: %s", message.route.resource, reply.content)
+            text = beehive_errors.excerpt(json.dumps(reply.content), 200)
+            log.warning("remote query for %s: %s", message.route.resource, text)
             return None
         stored = Message.new(
             source=contract.EDGECONTROLLER,
@@ -148,8 +162,9 @@ class MetaManager(Module):
     def _listing(self, type: str = "") -> list[dict[str, Any]]:
         with self._lock:
             stored = self._store.list_objects(type or None)
+        node_name = self._settings.node_name or self.module_name
         return [
-            {"type": o.type, "namespace": o.namespace, "name": o.name,
+            {"node": node_name, "type": o.type, "namespace": o.namespace, "name": o.name,
              "resource_version": o.resource_version, "uid": o.uid}
             for o in stored
         ]  # fmt: skip

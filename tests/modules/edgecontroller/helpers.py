@@ -12,7 +12,7 @@ from modules import contract
 from tests.fakes import Probe, eventually
 from tests.kube_fixtures import KubeTestCluster, manifest, unique
 
-WAIT = 5.0  # seconds any single expectation may take
+WAIT = 10.0  # seconds any single expectation may take (generous: CI machines are small)
 
 
 def body(message: Message) -> Any:
