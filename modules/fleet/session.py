@@ -5,7 +5,7 @@ Input: frames from cloudhub (the asyncio `websockets` client), ticks from the fl
 cloudhub: registration, node status, keepalives, pod status and the ack for each
 delivery, sent only after the node's store applied it (as metamanager does).
 Reconnects after a drop at once, after a failure with jittered backoff.
-Only this file and `modules.fleet.fleet` know `websockets`.
+Only this file knows `websockets`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from modules.fleet import store as store_mod
 from modules.fleet.options import FleetOptions
 from modules.fleet.stats import Counters
 from modules.hub import errors, handshake
+from modules.metamanager.store import StoreError
 
 log = logging.getLogger("modules.fleet")
 
@@ -39,6 +40,9 @@ MALFORMED_FRAMES = (
     '{"header": {"msg_id": "m-bad"}, "route": {"source": "edged", "group": "resource",'
     ' "operation": "explode", "resource": "default/pod/x"}, "content": null}',
 )
+
+
+_MAX_WITHHELD = 65_536  # ids of withheld deliveries remembered per node
 
 
 class EdgeSession:
@@ -186,9 +190,9 @@ class EdgeSession:
         if message.route.operation in store_mod.CHANGES:
             try:
                 verdict = self.store.apply(message, time.monotonic())
-            except Exception as exc:  # the sqlite store's StoreError: answer as metamanager
+            except StoreError as exc:  # the sqlite store refused it: answer as metamanager
                 counters.store_errors += 1
-                self.core.send(message.error_reply(f"cannot store: {exc}"))
+                self.core.send(message.error_reply(str(exc)))
                 return
             self._count(verdict, message)
         if self._withhold(message):
@@ -209,6 +213,8 @@ class EdgeSession:
             return False
         if self._rng.random() >= fraction:
             return False
+        if len(self._withheld) >= _MAX_WITHHELD:  # resends that never came: forget them
+            self._withheld.clear()
         self._withheld.add(message.msg_id)
         self._counters.acks_withheld += 1
         return True
