@@ -29,6 +29,7 @@ from modules.fleet import store as store_mod
 from modules.fleet.options import FleetOptions
 from modules.fleet.stats import Counters
 from modules.hub import errors, handshake
+from modules.hub.ratelimit import TokenBucket
 from modules.metamanager.store import StoreError
 
 log = logging.getLogger("modules.fleet")
@@ -43,6 +44,7 @@ MALFORMED_FRAMES = (
 
 
 _MAX_WITHHELD = 65_536  # ids of withheld deliveries remembered per node
+_MAX_REPORTS = 1_000  # pod status reports waiting for the upstream rate, per node
 
 
 class EdgeSession:
@@ -76,6 +78,8 @@ class EdgeSession:
         self._withheld: set[str] = set()  # ids whose first delivery was not acked
         self._pending: set[asyncio.Task[None]] = set()  # delayed acks in flight
         self._outbox: collections.deque[str | bytes] = collections.deque()  # for the writer
+        self._reports: collections.deque[Message] = collections.deque()  # pod status, waiting
+        self._bucket = TokenBucket(rate=30.0, burst=60, now=time.monotonic())  # upstream rate
         self._wake = asyncio.Event()  # the outbox has frames
 
     @property
@@ -112,12 +116,15 @@ class EdgeSession:
         return True
 
     def tick(self) -> None:
-        """Keepalive and node status when due (the fleet calls this on a period)."""
+        """Keepalive and node status when due, and pod reports the rate now allows."""
         deadline = self.core.next_deadline()
         if deadline is not None and deadline <= time.monotonic():
             sent = self.core.sent
             self.core.tick()
             self._counters.status_reports += self.core.sent - sent  # node status, if due
+            self._flush()
+        if self._reports:
+            self._send_reports()
             self._flush()
 
     async def close(self) -> None:
@@ -235,7 +242,16 @@ class EdgeSession:
             return
         report = node.pod_status_message(message.content)
         if report is not None:
-            self.core.send(report)
+            if len(self._reports) >= _MAX_REPORTS:  # a newer report for the pod comes later
+                self._reports.popleft()
+            self._reports.append(report)
+            self._send_reports()
+
+    def _send_reports(self) -> None:
+        """Pod reports within edgehub's upstream rate (messageQPS 30, burst 60)."""
+        now = time.monotonic()
+        while self._reports and self.core.is_connected and self._bucket.take(now):
+            self.core.send(self._reports.popleft())
             self._counters.status_reports += 1
 
     async def _ack_later(self, message: Message) -> None:

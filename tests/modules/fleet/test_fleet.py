@@ -117,3 +117,17 @@ def test_the_sqlite_store_keeps_what_each_node_acked_on_disk(
         with MetaStore(tmp_path / "store" / f"{node}.db") as stored:
             rows = {o.key: o.resource_version for o in stored.list_objects("pod")}
         assert rows == keys
+
+
+def test_stored_pods_are_reported_running(cloud: Cloud, start_fleet: StartFleet) -> None:
+    fleet = start_fleet(nodes=1)
+    assert fleet.wait_connected()
+    expected = create_pods(cloud.core, fleet.options.node_names, per_node=2)
+    assert fleet.holds(expected)
+
+    def running() -> bool:
+        pods = [cloud.core.read_namespaced_pod(k.split("/")[2], "default") for k in
+                expected[fleet.options.node_names[0]]]  # fmt: skip
+        return all(p.status.phase == "Running" for p in pods)
+
+    assert eventually(running, timeout=WAIT)
