@@ -105,6 +105,7 @@ class FairScheduler:
             delivery = self._queues[node_id].next_delivery(now)
             if delivery is None:
                 self._in_ring.discard(node_id)  # back in line on its next enqueue/ack/timer
+                self._arm(node_id)  # its next resend, if any, is in the future now
                 continue
             self._ring.append(node_id)
             self._arm(node_id)
@@ -129,12 +130,11 @@ class FairScheduler:
             heapq.heappush(self._timers, (due, node_id))
 
     def _wake_due(self, now: float) -> None:
-        woken: list[str] = []
+        """Put nodes whose resend is due in line; each is re-armed only when it next
+        yields nothing (or after its delivery), so an overdue node costs one pop and
+        one push per delivery, not one per call for every overdue node."""
         while self._timers and self._timers[0][0] <= now:
             due, node_id = heapq.heappop(self._timers)
             if self._armed.get(node_id) == due:
                 del self._armed[node_id]
-            woken.append(node_id)
-        for node_id in woken:
             self._wake(node_id)
-            self._arm(node_id)

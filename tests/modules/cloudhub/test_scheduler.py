@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import heapq
+
+import pytest
+
+from modules.cloudhub import scheduler as scheduler_module
 from modules.cloudhub.queue import Delivery, Outcome
 from modules.cloudhub.scheduler import FairScheduler
 from tests.modules.cloudhub.helpers import obj
@@ -118,3 +123,36 @@ def test_a_removed_node_is_forgotten() -> None:
     scheduler.remove("n1")
     assert scheduler.nodes() == []
     assert scheduler.next_delivery(0) is None
+
+
+class _CountingHeap:
+    """heapq with a count of pushes and pops, to measure work without timing."""
+
+    def __init__(self) -> None:
+        self.operations = 0
+
+    def heappush(self, heap: list[tuple[float, str]], item: tuple[float, str]) -> None:
+        self.operations += 1
+        heapq.heappush(heap, item)
+
+    def heappop(self, heap: list[tuple[float, str]]) -> tuple[float, str]:
+        self.operations += 1
+        return heapq.heappop(heap)
+
+
+def test_work_per_delivery_stays_bounded_when_many_nodes_are_overdue(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    nodes, window = 200, 4
+    scheduler = FairScheduler(window=window)
+    for n in range(nodes):
+        scheduler.connect(f"n{n}")
+        for i in range(window):
+            scheduler.enqueue(f"n{n}", obj(f"u{i}", "1", node=f"n{n}"))
+    assert len(take(scheduler)) == nodes * window
+    counting = _CountingHeap()
+    monkeypatch.setattr(scheduler_module, "heapq", counting)
+    resent = take(scheduler, 6.0)  # no acks: every message is overdue
+    assert len(resent) == nodes * window
+    assert all(d.attempt == 2 for d in resent)
+    assert counting.operations <= 3 * len(resent) + nodes
