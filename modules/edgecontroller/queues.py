@@ -17,6 +17,8 @@ import time
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
+from modules.hub import ratelimit
+
 T = TypeVar("T")
 
 
@@ -117,13 +119,10 @@ class FairQueue(Generic[T]):
 
 
 class TokenBucket:
-    """client-go's QPS/burst limiter: `acquire` waits for a token."""
+    """client-go's QPS/burst limiter: `acquire` waits for a token (thread-safe)."""
 
     def __init__(self, qps: float, burst: int) -> None:
-        self._qps = qps  # tokens added per second
-        self._burst = burst  # most tokens held
-        self._tokens = float(burst)
-        self._at = time.monotonic()  # when _tokens was computed
+        self._bucket = ratelimit.TokenBucket(rate=qps, burst=burst, now=time.monotonic())
         self._lock = threading.Lock()
 
     def acquire(self, stop: threading.Event) -> bool:
@@ -131,11 +130,8 @@ class TokenBucket:
         while True:
             with self._lock:
                 now = time.monotonic()
-                self._tokens = min(self._burst, self._tokens + (now - self._at) * self._qps)
-                self._at = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
+                if self._bucket.take(now):
                     return True
-                wait = (1 - self._tokens) / self._qps
+                wait = self._bucket.wait_time(now)
             if stop.wait(wait):
                 return False
