@@ -119,7 +119,7 @@ class CloudHubCore:
             self._out.closes.append(Close(conn, CLOSE_TRY_AGAIN, reason))
             return False
         if old is not None:
-            log.info("node %s connected again: replacing its older connection", node_id)
+            log.debug("node %s connected again: replacing its older connection", node_id)
             self._close(old, CLOSE_NORMAL, "replaced by a newer connection of this node")
         protocol = HubProtocol(
             side=Side.CLOUD,
@@ -160,7 +160,7 @@ class CloudHubCore:
         """Connection `conn` ended (the peer closed it, or it broke)."""
         session = self._by_conn.get(conn)
         if session is not None:
-            log.info("node %s disconnected", session.node_id)
+            log.debug("node %s disconnected", session.node_id)
             self._end(session)
 
     def close_all(self, reason: str) -> None:
@@ -194,14 +194,11 @@ class CloudHubCore:
             self._handle_events(session)
         for node_id in list(self._sessions):
             node_queue = self._scheduler.node_queue(node_id)
-            if (
-                node_queue.needs_resync
-                and node_queue.stats(now).queued < node_queue.max_objects // 2
-            ):
+            if node_queue.needs_resync and node_queue.depth < node_queue.max_objects // 2:
                 node_queue.take_resync()
                 self._notice(node_id, contract.RESYNC)
         for node_id, node_stats in self._stats.items():
-            node_stats.sample(now, self._queue_stats(node_id, now))
+            node_stats.sample(now, self._scheduler.sent(node_id))
         self.pump()
 
     def next_deadline(self) -> float | None:

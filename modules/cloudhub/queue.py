@@ -281,6 +281,16 @@ class NodeQueue:
         """Waiting messages, next first (in flight not included)."""
         return [entry.message for entry in (*self._once.values(), *self._pending.values())]
 
+    @property
+    def sent(self) -> int:
+        """Messages written so far (first writes; resends are counted apart)."""
+        return self._count.sent
+
+    @property
+    def depth(self) -> int:
+        """Entries waiting (not in flight)."""
+        return len(self._pending) + len(self._once)
+
     def stats(self, now: float) -> NodeQueueStats:
         """Counters and depths for `beehive debug nodes`."""
         oldest = min((f.first_sent for f in self._flights.values()), default=now)

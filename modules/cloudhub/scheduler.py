@@ -58,6 +58,11 @@ class FairScheduler:
     def is_connected(self, node_id: str) -> bool:
         return node_id in self._connected
 
+    def sent(self, node_id: str) -> int:
+        """Messages written to a node so far (0 for an unknown node)."""
+        found = self._queues.get(node_id)
+        return found.sent if found is not None else 0
+
     def enqueue(self, node_id: str, message: Message) -> queue.Outcome:
         """Queue a message for a node (connected or not)."""
         outcome = self.node_queue(node_id).enqueue(message)

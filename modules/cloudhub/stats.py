@@ -38,8 +38,8 @@ class NodeStats:
     def disconnected(self, now: float) -> None:
         self.disconnected_at = now
 
-    def sample(self, now: float, queue_stats: queue.NodeQueueStats | None) -> None:
-        sent = queue_stats.sent if queue_stats else 0
+    def sample(self, now: float, sent: int) -> None:
+        """Record messages sent so far (a plain counter: this runs for every node per tick)."""
         self.samples.append((now, sent, self.received))
 
     def rates(self) -> tuple[float, float]:

@@ -47,6 +47,10 @@ from modules.cloudhub import core, gate, objects
 from modules.hub import errors, handshake
 
 log = logging.getLogger("modules.cloudhub.transport")
+# websockets logs every opening handshake at INFO; in a reconnect storm that is a
+# measurable share of the loop, so our server's websockets logger starts at WARNING.
+_ws_log = logging.getLogger("modules.cloudhub.transport.websockets")
+_ws_log.setLevel(logging.WARNING)
 
 T = TypeVar("T")
 
@@ -191,6 +195,7 @@ class ServerTransport:
             open_timeout=self._handshake_timeout,
             process_request=self._check_request,
             ssl=self._tls.context if self._tls else None,
+            logger=_ws_log,
         )
         self.port = listener.getsockname()[1]
         self._ready.set()
@@ -217,7 +222,7 @@ class ServerTransport:
             accepted = self.core.open(conn_id, node_id)
             self._after()
             if accepted:
-                log.info("node %s connected from %s", node_id, ws.remote_address)
+                log.debug("node %s connected from %s", node_id, ws.remote_address)
                 await self._read_loop(conn_id, ws)
             else:
                 await writer  # writes the refusal and closes
