@@ -467,6 +467,13 @@ def idle_memory(bench: Bench) -> dict[str, float]:
             "per_node_kib": round((after - before) / bench.args.nodes / 1024, 1)}  # fmt: skip
 
 
+def keep_logs(tmp: Path, dest: Path) -> None:
+    """Copy the processes' logs out of the run's temporary directory."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for log in tmp.glob("*.log"):
+        shutil.copy(log, dest / log.name)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="e2e-bench-") as tmp:
         bench = Bench(args, Path(tmp))
@@ -491,6 +498,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             for name in ("fleet", "cloudcore", "api"):
                 stop(bench.procs.get(name))
+            if args.logs:
+                keep_logs(Path(tmp), Path(args.logs))
     return {"nodes": args.nodes, "pods_per_node": args.pods_per_node, "floor": floor,
             "cloudcore": phases, "idle_memory": memory, "storm": storm,
             "fleet_errors": summary.get("errors")}  # fmt: skip
@@ -557,6 +566,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="PREFIX",
         help="py-spy cloudcore: PREFIX-workload.txt, PREFIX-storm.txt",
     )
+    parser.add_argument("--logs", default="", metavar="DIR", help="keep the processes' logs here")
     parser.add_argument("--json", default="", metavar="PATH", help="also write the results here")
     args = parser.parse_args(argv)
     if args.quick:

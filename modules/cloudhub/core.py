@@ -264,11 +264,17 @@ class CloudHubCore:
         if outcome not in (queue.Outcome.QUEUED, queue.Outcome.REPLACED):
             return
         ref = objects.ref_of(message) if message.route.group == contract.GROUP_RESOURCE else None
+        if ref is None or not _is_tracked(message):
+            return
         known = self._objects.setdefault(node_id, {})
-        if ref is not None and ref.uid not in known and _is_tracked(message):
+        if message.route.operation == Operation.DELETE:
+            if ref.uid in known:
+                self._out.syncs.append(objects.Deleting(node_id, ref))
+            else:
+                known[ref.uid] = ref
+        elif ref.uid not in known:
             known[ref.uid] = ref
-            if message.route.operation != Operation.DELETE:
-                self._out.syncs.append(objects.Ensure(node_id, ref))
+            self._out.syncs.append(objects.Ensure(node_id, ref))
 
     def _resynced(self, node_id: str, content: JsonValue) -> None:
         """Contract item 5: delete what the node was sent and should no longer have."""
@@ -280,6 +286,7 @@ class CloudHubCore:
         gone = [ref for uid, ref in self._objects.get(node_id, {}).items() if uid not in wanted]
         for ref in gone:
             self._scheduler.enqueue(node_id, ref.delete_message(node_id))
+            self._out.syncs.append(objects.Deleting(node_id, ref))
         if gone:
             log.info("resync of node %s: %d object(s) to delete", node_id, len(gone))
 

@@ -119,6 +119,15 @@ class Acked:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Deleting:
+    """A delete of the object is queued for the node: status writes are moot from now on
+    (a UID is never reused, so the record only waits for `Forget`)."""
+
+    node_id: str
+    ref: ObjectRef
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Forget:
     """The edge acked a delete (or the node was deleted): the record goes."""
 
@@ -126,7 +135,7 @@ class Forget:
     ref: ObjectRef
 
 
-SyncOp = Ensure | Acked | Forget
+SyncOp = Ensure | Acked | Deleting | Forget
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -1,21 +1,29 @@
-"""ObjectSync records: read at start, written off the delivery path on their own thread.
+"""ObjectSync records: read at start, written off the delivery path on their own threads.
 
 Input: `SyncOp`s from `CloudHubCore` (via `submit`, any thread; returns at once).
 Output: (Cluster)ObjectSync create / status patch / delete calls to the API
-server on the thread "beehive-cloudhub-objectsync"; `read_all` lists the records
-for `CloudHubCore.restore` at start.
+server, made by the thread "beehive-cloudhub-objectsync" and a few helper threads
+(one record per helper at a time, so each record's writes stay in order);
+`read_all` lists the records for `CloudHubCore.restore` at start. Calls are raw
+JSON requests (`modules.kube.raw`): the generated client's model handling costs
+more CPU than the request itself, and that CPU is taken from delivery.
 
 Writes are coalesced per record until the writer takes them: however many acks
 arrive for an object meanwhile, one status write carries the newest version
-(never an older one), and a delete cancels a pending create or status write.
-API writes per delivered object: one create when it is first queued (the status
-is left empty: "queued, not yet acked"; KubeEdge writes "0") and one status
-patch per batch of acks; one delete once the edge acked its deletion. Records
-as KubeEdge's (cloud/pkg/cloudhub/dispatcher/message_dispatcher.go saveSuccessPoint).
+(never an older one). Once a delete of the object is queued (`Deleting`) its
+status is not written again: a UID is never reused, so the record only waits for
+its delete. A delete cancels a pending status write, and cancels a pending
+create outright (no call at all) when the record was never written. API writes
+per delivered object: one create when it is first queued (the status is left
+empty: "queued, not yet acked"; KubeEdge writes "0"), one status patch per batch
+of acks while no delete is queued, and one delete once the edge acked its
+deletion. Records as KubeEdge's (cloud/pkg/cloudhub/dispatcher/message_dispatcher.go
+saveSuccessPoint, which creates them at the first ack instead).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import logging
 import threading
@@ -25,6 +33,7 @@ from kubernetes import client
 
 from modules import contract
 from modules.cloudhub import classify, objects
+from modules.kube import raw
 
 log = logging.getLogger("modules.cloudhub.objectsync")
 
@@ -41,22 +50,35 @@ class _Pending:
     create: bool = False  # the record must exist
     resource_version: int | None = None  # newest acked version to write
     delete: bool = False  # the record must go
+    unwritten: bool = False  # created here by Ensure: no call for this record yet
+
+
+Key = tuple[str, str]  # (node, uid)
 
 
 class ObjectSyncWriter:
     """Coalescing (Cluster)ObjectSync writer with its own thread and API client."""
 
     def __init__(
-        self, api_client: client.ApiClient, *, batch_delay: float = 0.05, retry_delay: float = 1.0
+        self,
+        api_client: client.ApiClient,
+        *,
+        batch_delay: float = 0.05,
+        retry_delay: float = 1.0,
+        workers: int = 4,
     ) -> None:
-        self._api: Any = client.CustomObjectsApi(api_client)  # typed Any: generated client
+        self._api_client = api_client  # raw requests go through its transport
+        self._api: Any = client.CustomObjectsApi(api_client)  # read_all only
         self._batch_delay = batch_delay  # wait this long for more ops before a round
         self._retry_delay = retry_delay  # after an API error, before trying again
-        self._pending: dict[tuple[str, str], _Pending] = {}  # (node, uid) -> work
-        self._cond = threading.Condition()  # guards _pending and _busy
+        self._workers = workers  # records written at once
+        self._pending: dict[Key, _Pending] = {}  # (node, uid) -> work
+        self._deleting: set[Key] = set()  # records whose object's delete is queued
+        self._cond = threading.Condition()  # guards _pending, _deleting, _busy, counters
         self._busy = False  # a round is being written
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None  # the helpers
         self.writes = 0  # API calls made
         self.failures = 0  # API calls that failed and were retried
 
@@ -70,6 +92,9 @@ class ObjectSyncWriter:
             self._cond.notify_all()
 
     def start(self) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            self._workers, thread_name_prefix="beehive-cloudhub-objectsync-w"
+        )
         self._thread = threading.Thread(target=self._run, name="beehive-cloudhub-objectsync")
         self._thread.start()
 
@@ -81,6 +106,8 @@ class ObjectSyncWriter:
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def flush(self, timeout: float) -> bool:
         """Wait until nothing is waiting or being written; False on timeout."""
@@ -107,13 +134,23 @@ class ObjectSyncWriter:
     def _merge(self, op: objects.SyncOp) -> None:
         key = (op.node_id, op.ref.uid)
         work = self._pending.get(key)
+        if isinstance(op, objects.Deleting):
+            self._deleting.add(key)
+            if work is not None:
+                work.resource_version = None
+            return
         if work is None:
-            work = self._pending[key] = _Pending(op.ref)
+            fresh = isinstance(op, objects.Ensure)
+            work = self._pending[key] = _Pending(op.ref, unwritten=fresh)
         if isinstance(op, objects.Forget):
+            self._deleting.discard(key)
+            if work.unwritten:  # never written: nothing to delete either
+                del self._pending[key]
+                return
             work.create, work.resource_version, work.delete = False, None, True
         elif isinstance(op, objects.Ensure):
             work.create, work.delete = True, False
-        else:
+        elif key not in self._deleting:
             work.delete = False
             work.resource_version = max(work.resource_version or -1, op.resource_version)
 
@@ -135,70 +172,65 @@ class ObjectSyncWriter:
             if failed:
                 self._stopping.wait(self._retry_delay)
 
-    def _requeue(self, key: tuple[str, str], work: _Pending) -> None:
+    def _requeue(self, key: Key, work: _Pending) -> None:
         """Put failed work back unless newer work for the record arrived meanwhile."""
         if key not in self._pending:
             self._pending[key] = work
 
-    def _write_batch(
-        self, batch: dict[tuple[str, str], _Pending]
-    ) -> dict[tuple[str, str], _Pending]:
-        failed: dict[tuple[str, str], _Pending] = {}
-        for (node_id, _uid), work in batch.items():
-            try:
-                self._write(node_id, work)
-            except (client.ApiException, OSError) as exc:
+    def _write_batch(self, batch: dict[Key, _Pending]) -> dict[Key, _Pending]:
+        assert self._pool is not None, "started"
+        outcomes = self._pool.map(self._try_write, batch.items())
+        return {key: work for key, work, ok in outcomes if not ok}
+
+    def _try_write(self, item: tuple[Key, _Pending]) -> tuple[Key, _Pending, bool]:
+        (node_id, _uid), work = item
+        try:
+            self._write(node_id, work)
+        except (client.ApiException, OSError) as exc:
+            with self._cond:
                 self.failures += 1
-                reason = getattr(exc, "reason", None) or exc
-                log.warning("ObjectSync %s: %s; will retry", work.ref.record_name(node_id), reason)
-                failed[(node_id, work.ref.uid)] = work
-        return failed
+            reason = getattr(exc, "reason", None) or exc
+            log.warning("ObjectSync %s: %s; will retry", work.ref.record_name(node_id), reason)
+            return item[0], work, False
+        return item[0], work, True
 
     def _write(self, node_id: str, work: _Pending) -> None:
         name = work.ref.record_name(node_id)
         if work.delete:
-            self._call_ignoring(404, "delete_%s_custom_object", work.ref, name)
+            self._request("DELETE", _path(work.ref, name), ignore=404)
             return
         if work.create:
-            self._call_ignoring(
-                409, "create_%s_custom_object", work.ref, _record(node_id, work.ref)
-            )
-        if work.resource_version is not None:
-            body = {"status": {"objectResourceVersion": str(work.resource_version)}}
-            try:
-                self._patch_status(work.ref, name, body)
-            except client.ApiException as exc:
-                if exc.status != 404:
-                    raise
-                self._call_ignoring(
-                    409, "create_%s_custom_object", work.ref, _record(node_id, work.ref)
-                )
-                self._patch_status(work.ref, name, body)
+            self._request("POST", _path(work.ref), _record(node_id, work.ref), ignore=409)
+        if work.resource_version is None or (node_id, work.ref.uid) in self._deleting:
+            return
+        body = {"status": {"objectResourceVersion": str(work.resource_version)}}
+        status = _path(work.ref, name) + "/status"
+        if self._request("PATCH", status, body, ignore=404):
+            return
+        self._request("POST", _path(work.ref), _record(node_id, work.ref), ignore=409)
+        self._request("PATCH", status, body)
 
-    def _patch_status(self, ref: objects.ObjectRef, name: str, body: Any) -> None:
-        self.writes += 1
-        if ref.cluster_scoped:
-            self._api.patch_cluster_custom_object_status(
-                GROUP, VERSION, CLUSTER_PLURAL, name, body, _content_type=_MERGE_PATCH
-            )
-        else:
-            self._api.patch_namespaced_custom_object_status(
-                GROUP, VERSION, ref.namespace, PLURAL, name, body, _content_type=_MERGE_PATCH
-            )
-
-    def _call_ignoring(self, status: int, method: str, ref: objects.ObjectRef, arg: Any) -> None:
-        """create_/delete_ (namespaced or cluster) custom object; `status` is not an error."""
-        self.writes += 1
+    def _request(self, method: str, path: str, body: Any = None, *, ignore: int = 0) -> bool:
+        """One raw call; False if it failed with the `ignore` status (not an error here)."""
+        with self._cond:
+            self.writes += 1
+        content_type = _MERGE_PATCH if method == "PATCH" else "application/json"
         try:
-            if ref.cluster_scoped:
-                getattr(self._api, method % "cluster")(GROUP, VERSION, CLUSTER_PLURAL, arg)
-            else:
-                getattr(self._api, method % "namespaced")(
-                    GROUP, VERSION, ref.namespace, PLURAL, arg
-                )
+            raw.request(self._api_client, method, path, body=body, content_type=content_type)
         except client.ApiException as exc:
-            if exc.status != status:
+            if exc.status != ignore:
                 raise
+            return False
+        return True
+
+
+def _path(ref: objects.ObjectRef, name: str = "") -> str:
+    """The collection (or, with `name`, the item) URL of a ref's record."""
+    if ref.cluster_scoped:
+        base = f"/apis/{GROUP}/{VERSION}/{CLUSTER_PLURAL}"
+    else:
+        base = f"/apis/{GROUP}/{VERSION}/namespaces/{ref.namespace}/{PLURAL}"
+    return f"{base}/{name}" if name else base
 
 
 def _record(node_id: str, ref: objects.ObjectRef) -> dict[str, Any]:
