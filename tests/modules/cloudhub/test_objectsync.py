@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from modules.cloudhub import objects, objectsync
+from modules.kube import raw
 
 REF = objects.ObjectRef("u1", "default", "pod", "p1", "v1", "Pod")
 Call = tuple[str, str]
@@ -20,7 +21,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[Call]:
     def request(_api: Any, method: str, path: str, **_: Any) -> None:
         made.append((method, path.rsplit("/", 1)[-1]))
 
-    monkeypatch.setattr(objectsync.raw, "request", request)
+    monkeypatch.setattr(raw, "request", request)
     return made
 
 
