@@ -25,9 +25,10 @@ class EdgeControllerSettings:
     node_labels: dict[str, str] = dataclasses.field(default_factory=_edge_labels)
     # Threads applying upstream reports (node/pod status, leases, queries).
     upstream_workers: int = dataclasses.field(default=4, metadata={"min": 1})
-    # Upstream requests per second to the API, and the burst above it.
-    qps: float = dataclasses.field(default=50.0, metadata={"min": 0.1})
-    burst: int = dataclasses.field(default=100, metadata={"min": 1})
+    # Upstream requests per second to the API, and the burst above it: lease renewals
+    # alone need ~70/s at 1,000 nodes, and a reconnect storm brings a burst of reports.
+    qps: float = dataclasses.field(default=200.0, metadata={"min": 0.1})
+    burst: int = dataclasses.field(default=400, metadata={"min": 1})
     # Most upstream reports queued at once (over all nodes); more are refused.
     upstream_buffer: int = dataclasses.field(default=4096, metadata={"min": 1})
     # Most distinct objects waiting for the downstream thread; the watches wait beyond.
