@@ -1,0 +1,358 @@
+"""cloudhub benchmark (issue 5): 1,000 fleet edges against cloudhub alone, and the floor.
+
+Run: python bench/cloudhub_bench.py [--nodes 1000] [--updates 10000] [--quick]
+
+Processes: cloudhub (`beehive run` with edgecontroller swapped for `Injector`, which
+builds object messages itself on orders read from its stdin, so no API server is
+involved) and this one, which holds the edges (the fleet's `EdgeSession`s). The
+floor is a bare `websockets` server in its own process that sends frames of the same
+size to the same number of connections. Times are the system-wide monotonic clock.
+
+Prints: (a) fan-out of `--updates` updates, delivered and acked, beside the floor;
+(b) change-to-edge latency at `--rate` changes/s; (c) cloudhub's memory per idle
+connected edge; (d) a reconnect storm: all but `--keep` edges drop while one object
+per node changes: time until every edge converged, and the p99 of the kept edges
+beside the same changes without the storm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from beehive import codec
+from beehive.message import JsonValue, Message
+from beehive.module import Module
+from modules import contract
+from modules.fleet import fleet as fleet_mod
+from modules.fleet.options import FleetOptions
+
+HERE = Path(__file__).resolve().parent
+CONFIG = """hive: {{admin: {{address: "off"}}}}
+modules:
+  edgecontroller: {{impl: "cloudhub_bench:Injector"}}
+  cloudhub:
+    settings: {{address: 127.0.0.1, port: {port}, node_limit: {limit}, object_sync: false}}
+"""
+Sent = list[tuple[str, str, int, float]]  # (node, key, resourceVersion, when queued)
+
+
+# The injector, inside the cloudhub process.
+
+
+class Injector(Module):
+    """Stands in for edgecontroller: object messages on orders from stdin, resync answers."""
+
+    def on_start(self) -> None:
+        self._rv = 0  # resourceVersion of the last object built
+        self._uids: dict[str, set[str]] = {}  # node -> uids it was sent
+        threading.Thread(target=self._orders, name="bench-injector", daemon=True).start()
+
+    def on_message(self, message: Message) -> None:
+        if message.route.operation == contract.RESYNC:
+            node = contract.parse_resource(message.route.resource).node
+            uids: list[Any] = sorted(self._uids.get(node, ()))
+            answer = Message.new(
+                source=contract.EDGECONTROLLER, group=contract.GROUP_RESOURCE,
+                operation=contract.RESYNCED, resource=contract.build_resource(node),
+                content={"uids": uids},
+            )  # fmt: skip
+            self.hive.send(contract.CLOUDHUB, answer)
+
+    def _orders(self) -> None:
+        for line in sys.stdin:
+            order = json.loads(line)
+            sent = self._inject(order["nodes"], order["per_node"], order["rate"])
+            print(json.dumps(sent), flush=True)
+
+    def _inject(self, nodes: list[str], per_node: int, rate: float) -> Sent:
+        """`per_node` pod updates per node, round robin, at `rate`/s (0: at once)."""
+        sent: Sent = []
+        start = time.monotonic()
+        for i in range(per_node * len(nodes)):
+            if rate:
+                time.sleep(max(0.0, start + i / rate - time.monotonic()))
+            node, name = nodes[i % len(nodes)], f"p{i // len(nodes) % 10}"
+            self._rv += 1
+            sent.append((node, f"bench/pod/{name}", self._rv, time.monotonic()))
+            self._uids.setdefault(node, set()).add(f"{node}-{name}")
+            self.hive.send(contract.CLOUDHUB, pod_message(node, name, self._rv))
+        return sent
+
+
+def pod_message(node: str, name: str, rv: int) -> Message:
+    """An update of pod `name` on `node` at `rv`, as edgecontroller sends it."""
+    uid = f"{node}-{name}"
+    meta: JsonValue = {"name": name, "namespace": "bench", "uid": uid, "resourceVersion": str(rv)}
+    spec: JsonValue = {"nodeName": node, "containers": [{"name": "c", "image": "pause"}]}
+    pod: JsonValue = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+    return Message.new(
+        source=contract.EDGECONTROLLER, group=contract.GROUP_RESOURCE, operation="update",
+        resource=contract.build_resource(node, "bench", contract.POD, name),
+        content=pod, resource_version=str(rv),
+    )  # fmt: skip
+
+
+# The bench process.
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values) or [0.0]
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
+
+    return {"p50": at(0.5), "p99": at(0.99), "max": at(1.0)}
+
+
+class CloudHub:
+    """The cloudhub process and its injector's order channel."""
+
+    def __init__(self, tmp: Path, port: int, nodes: int) -> None:
+        path = tmp / "cloudhub.yaml"
+        path.write_text(CONFIG.format(port=port, limit=nodes + 10))
+        env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "modules.cli", "run", str(path)], env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=(tmp / "cloudhub.log").open("w"),
+            text=True, cwd=HERE.parent,
+        )  # fmt: skip
+        self.ps = psutil.Process(self.proc.pid)
+
+    def inject(self, nodes: list[str], *, per_node: int = 1, rate: float = 0.0) -> Sent:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        order = {"nodes": nodes, "per_node": per_node, "rate": rate}
+        self.proc.stdin.write(json.dumps(order) + "\n")
+        self.proc.stdin.flush()
+        return [tuple(x) for x in json.loads(self.proc.stdout.readline())]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def arrived(fleet: fleet_mod.Fleet, sent: Sent) -> dict[tuple[str, str], float] | None:
+    """When each sent version (or a newer one) arrived; None while any is missing."""
+    stores = {s.node_id: s.store.objects for s in fleet.sessions}
+    times = {}
+    for node, key, rv, _ in sent:
+        held = stores[node].get(key)
+        if held is None or held[0] < rv:
+            return None
+        times[(node, key)] = held[2]
+    return times
+
+
+async def wait_arrived(fleet: fleet_mod.Fleet, sent: Sent, timeout: float) -> dict[Any, float]:
+    deadline = time.monotonic() + timeout
+    while (times := arrived(fleet, sent)) is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not every update arrived within {timeout:.0f} s")
+        await asyncio.sleep(0.01)
+    return times
+
+
+def latencies(sent: Sent, times: dict[Any, float], nodes: set[str] | None = None) -> list[float]:
+    """Queued -> arrived for the newest version per (node, key) in `sent`."""
+    newest = {(n, k): t for n, k, _, t in sent if nodes is None or n in nodes}
+    return [times[key] - t for key, t in newest.items()]
+
+
+async def fan_out(hub: CloudHub, fleet: fleet_mod.Fleet, names: list[str], per_node: int,
+                  timeout: float) -> dict[str, Any]:  # fmt: skip
+    start = time.monotonic()
+    sent = await asyncio.to_thread(hub.inject, names, per_node=per_node)
+    times = await wait_arrived(fleet, sent, timeout)
+    seconds = max(times.values()) - start
+    return {"updates": len(sent), "seconds": round(seconds, 3),
+            "per_second": round(len(sent) / seconds)}  # fmt: skip
+
+
+async def at_rate(hub: CloudHub, fleet: fleet_mod.Fleet, names: list[str], rate: float,
+                  per_node: int, timeout: float) -> tuple[Sent, dict[Any, float]]:  # fmt: skip
+    sent = await asyncio.to_thread(hub.inject, names, per_node=per_node, rate=rate)
+    return sent, await wait_arrived(fleet, sent, timeout)
+
+
+async def storm(hub: CloudHub, fleet: fleet_mod.Fleet, names: list[str], args: argparse.Namespace
+                ) -> dict[str, Any]:  # fmt: skip
+    kept = set(names[: args.keep])
+    quiet, quiet_times = await at_rate(hub, fleet, names, args.rate, 1, args.timeout)
+    before = percentiles(latencies(quiet, quiet_times, kept))["p99"]
+    start = time.monotonic()
+    dropped = sum(s.drop() for s in fleet.sessions if s.node_id not in kept)
+    sent, times = await at_rate(hub, fleet, names, args.rate, 1, args.timeout)
+    while not all(s.is_connected for s in fleet.sessions):
+        await asyncio.sleep(0.01)
+    return {"dropped": dropped, "updates": len(sent),
+            "converged_seconds": round(max(time.monotonic(), *times.values()) - start, 3),
+            "kept_p99_ms": percentiles(latencies(sent, times, kept))["p99"],
+            "kept_p99_quiet_ms": before}  # fmt: skip
+
+
+async def run_hub(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    port = free_port()
+    hub = CloudHub(tmp, port, args.nodes)
+    try:
+        await asyncio.sleep(3)  # start-up (bounded)
+        idle_before = hub.ps.memory_info().rss
+        options = FleetOptions(cloud=f"127.0.0.1:{port}", nodes=args.nodes, prefix="bench",
+                               plain=True, pod_status=False, heartbeat=15.0)  # fmt: skip
+        fleet = fleet_mod.Fleet(options)
+        task = asyncio.create_task(fleet.run())
+        await asyncio.wait_for(fleet.all_connected.wait(), args.timeout)
+        await asyncio.sleep(2)  # registrations and first reports drain
+        idle_after = hub.ps.memory_info().rss
+        names = options.node_names
+        result = {
+            "memory_kib_per_edge": round((idle_after - idle_before) / args.nodes / 1024, 1),
+            "fan_out": await fan_out(hub, fleet, names, args.updates // args.nodes, args.timeout),
+        }
+        sent, times = await at_rate(hub, fleet, names, args.rate, args.seconds * args.rate //
+                                    args.nodes or 1, args.timeout)  # fmt: skip
+        result["latency_ms"] = percentiles(latencies(sent, times))
+        result["latency_updates"] = len(sent)
+        result["storm"] = await storm(hub, fleet, names, args)
+        fleet.stop.set()
+        await task
+        return result
+    finally:
+        hub.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# The floor: a bare websockets server sending same-size frames.
+
+
+async def floor_server(port: int, nodes: int, frames: int, size: int) -> None:
+    """Serve until `nodes` connections are in, send each `frames` frames round robin."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    conns: list[ServerConnection] = []
+    ready = asyncio.Event()
+    payload = "x" * size
+
+    async def handler(ws: ServerConnection) -> None:
+        conns.append(ws)
+        if len(conns) == nodes:
+            ready.set()
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", port, compression=None, ping_interval=None):
+        print("listening", flush=True)
+        await asyncio.wait_for(ready.wait(), 120)
+        print(time.monotonic(), flush=True)
+        for _ in range(frames):
+            for ws in conns:
+                await ws.send(payload)
+        await asyncio.wait_for(asyncio.gather(*(ws.wait_closed() for ws in conns)), 120)
+
+
+async def floor(nodes: int, frames: int, size: int) -> dict[str, Any]:
+    from websockets.asyncio.client import ClientConnection, connect
+
+    port = free_port()
+    args = [sys.executable, __file__, "--floor-server", f"{port},{nodes},{frames},{size}"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    sem = asyncio.Semaphore(64)
+
+    async def client() -> float:
+        async with sem:
+            ws: ClientConnection = await connect(f"ws://127.0.0.1:{port}", compression=None,
+                                                 ping_interval=None, max_size=None)  # fmt: skip
+        for _ in range(frames):
+            await ws.recv()
+        done = time.monotonic()
+        await ws.close()
+        return done
+
+    ends = await asyncio.wait_for(asyncio.gather(*(client() for _ in range(nodes))), 300)
+    start = float(await asyncio.to_thread(proc.stdout.readline))
+    proc.wait(30)
+    seconds = max(ends) - start
+    return {"frames": nodes * frames, "seconds": round(seconds, 3),
+            "per_second": round(nodes * frames / seconds)}  # fmt: skip
+
+
+def frame_size() -> int:
+    return len(codec.encode(pod_message("bench-0", "p0", 1)))
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="cloudhub-bench-") as tmp:
+        result = await run_hub(args, Path(tmp))
+    result["floor"] = await floor(args.nodes, args.updates // args.nodes, frame_size())
+    return result
+
+
+def report(r: dict[str, Any]) -> str:
+    fan, fl, lat, st = r["fan_out"], r["floor"], r["latency_ms"], r["storm"]
+    share = fan["per_second"] / fl["per_second"] * 100
+    return "\n".join([
+        f"(a) fan-out: {fan['updates']} updates acked in {fan['seconds']} s, "
+        f"{fan['per_second']}/s; raw websockets floor {fl['per_second']}/s "
+        f"({fl['seconds']} s): {share:.0f}% of the floor",
+        f"(b) latency at {r['rate']}/s ({r['latency_updates']} changes): "
+        f"p50 {lat['p50']} ms, p99 {lat['p99']} ms, max {lat['max']} ms",
+        f"(c) idle memory: {r['memory_kib_per_edge']} KiB per connected edge",
+        f"(d) storm: {st['dropped']} edges dropped, {st['updates']} changes; converged in "
+        f"{st['converged_seconds']} s; kept edges p99 {st['kept_p99_ms']} ms "
+        f"(without the storm {st['kept_p99_quiet_ms']} ms)",
+    ])  # fmt: skip
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--updates", type=int, default=10_000, help="fan-out updates")
+    parser.add_argument("--rate", type=int, default=500, help="changes/s for the latency")
+    parser.add_argument("--seconds", type=int, default=5, help="length of the latency run")
+    parser.add_argument("--keep", type=int, default=100, help="edges kept through the storm")
+    parser.add_argument("--timeout", type=float, default=120, help="seconds a step may take")
+    parser.add_argument("--quick", action="store_true", help="50 nodes, 500 updates")
+    parser.add_argument("--json", default="", metavar="PATH", help="also write the results here")
+    parser.add_argument("--floor-server", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.nodes, args.updates, args.keep, args.seconds = 50, 500, 5, 2
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    if args.floor_server:
+        port, nodes, frames, size = (int(x) for x in args.floor_server.split(","))
+        asyncio.run(floor_server(port, nodes, frames, size))
+        return 0
+    result = asyncio.run(main_async(args))
+    result["rate"] = args.rate
+    print(report(result), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
