@@ -159,7 +159,8 @@ class Upstream:
         if rtype == contract.NODESTATUS and operation == "update":
             return self._node_status(node, resource.name, message.content)
         if rtype in (contract.NODESTATUS, contract.NODE) and operation == "insert":
-            created = self._call(self._api.register_node, node, _node_body(node, message.content))
+            body = _node_body(node, message.content)
+            created = self._registered(node) or self._call(self._api.register_node, node, body)
             return "OK" if rtype == contract.NODESTATUS else {"Object": created, "Err": None}
         if rtype == contract.PODSTATUS and operation in ("update", "insert"):
             return self._pod_status(node, resource, message.content)
@@ -170,6 +171,17 @@ class Upstream:
         raise ReportError(f"unsupported {operation!r} on resource type {rtype!r}")
 
     # --- handlers --------------------------------------------------------------------
+
+    def _registered(self, node: str) -> Obj | None:
+        """The Node as the watch has it when it is already labelled as ours, else None.
+
+        Edges register again on every connect; after a reconnect storm that would be
+        a create (409) and a patch per node for nothing.
+        """
+        cached = self._lookup(contract.NODE, "", node)
+        labels = ((cached or {}).get("metadata") or {}).get("labels") or {}
+        wanted = self._settings.node_labels.items()
+        return cached if cached is not None and all(labels.get(k) == v for k, v in wanted) else None
 
     def _node_status(self, node: str, name: str, content: Any) -> JsonValue:
         if name and name != node:
