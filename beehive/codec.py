@@ -21,10 +21,15 @@ _HEADER_STR_KEYS = (
     ("type", "msg_type"),
 )
 _ROUTE_KEYS = ("source", "destination", "group", "operation", "resource")
+# Built once: json.dumps/json.loads with options build a new coder per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
-def to_json(message: Message) -> dict[str, JsonValue]:
-    """The JSON object for a message, keys and omissions as KubeEdge writes them."""
+def to_json(message: Message, resource: str | None = None) -> dict[str, JsonValue]:
+    """The JSON object for a message, keys and omissions as KubeEdge writes them.
+
+    `resource`, if given, is written in place of the route's.
+    """
     h = message.header
     header: dict[str, JsonValue] = {"msg_id": h.msg_id}
     if h.parent_msg_id:
@@ -38,19 +43,21 @@ def to_json(message: Message) -> dict[str, JsonValue]:
         header["type"] = h.msg_type
     r = message.route
     route: dict[str, JsonValue] = {k: getattr(r, k) for k in _ROUTE_KEYS if getattr(r, k)}
+    if resource is not None:
+        route.pop("resource", None)
+        if resource:
+            route["resource"] = resource
     return {"header": header, "route": route, "content": message.content}
 
 
-def encode(message: Message) -> bytes:
-    """Encode a message as compact UTF-8 JSON.
+def encode(message: Message, resource: str | None = None) -> bytes:
+    """Encode a message as compact UTF-8 JSON (`resource`: see `to_json`).
 
     Raises:
         MessageEncodeError: the content is not JSON (e.g. NaN, bytes, a set).
     """
     try:
-        text = json.dumps(
-            to_json(message), ensure_ascii=False, allow_nan=False, separators=(",", ":")
-        )
+        text = _ENCODER.encode(to_json(message, resource))
     except (TypeError, ValueError, RecursionError) as exc:
         raise errors.MessageEncodeError(f"{message.msg_id}: {exc}") from exc
     return text.encode("utf-8")
@@ -71,7 +78,7 @@ def decode(raw: bytes | bytearray | memoryview | str) -> Message:
             f"not UTF-8 ({exc.reason} at byte {exc.start})", data
         ) from None
     try:
-        doc = json.loads(text, parse_constant=_reject_constant)
+        doc = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise errors.MessageDecodeError(f"not JSON ({exc.msg} at char {exc.pos})", data) from None
     except (ValueError, RecursionError) as exc:
@@ -146,3 +153,6 @@ def _kind(value: object) -> str:
 
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # built once, as _ENCODER

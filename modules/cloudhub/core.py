@@ -263,11 +263,16 @@ class CloudHubCore:
                       message.msg_id, node_id)  # fmt: skip
         if outcome not in (queue.Outcome.QUEUED, queue.Outcome.REPLACED):
             return
-        ref = objects.ref_of(message) if message.route.group == contract.GROUP_RESOURCE else None
-        if ref is None or not _is_tracked(message):
+        if message.route.group != contract.GROUP_RESOURCE or not _is_tracked(message):
+            return
+        is_delete = message.route.operation == Operation.DELETE
+        if not is_delete and classify.object_uid(message) in self._objects.get(node_id, {}):
+            return  # known: no record to write (the common update)
+        ref = objects.ref_of(message)
+        if ref is None:
             return
         known = self._objects.setdefault(node_id, {})
-        if message.route.operation == Operation.DELETE:
+        if is_delete:
             if ref.uid in known:
                 self._out.syncs.append(objects.Deleting(node_id, ref))
             else:

@@ -239,7 +239,7 @@ class ServerTransport:
             except ConnectionClosed:
                 return
             self.core.receive(conn_id, data)
-            self._after()
+            self._after_soon()
             delay = self.core.read_delay(conn_id)
             if delay > 0:  # over the node's rate limit: leave its frames in TCP's buffers
                 await asyncio.sleep(delay)
@@ -248,11 +248,11 @@ class ServerTransport:
         try:
             while True:
                 while conn.outbox:
-                    item = conn.outbox.popleft()
+                    item = conn.outbox[0]
                     if isinstance(item, core.Close):
                         await conn.ws.close(item.code, item.reason)
                         return
-                    await conn.ws.send(item, text=True)
+                    await _send_frames(conn.ws, _take_frames(conn.outbox))
                 conn.wake.clear()
                 await conn.wake.wait()
         except (ConnectionClosed, WebSocketException, OSError):
@@ -282,7 +282,12 @@ class ServerTransport:
         """Deliver what is ready and hand the core's outputs on."""
         self.core.pump()
         self._flush()
-        if self.core.more and not self._pump_scheduled and self._loop is not None:
+        if self.core.more:
+            self._after_soon()
+
+    def _after_soon(self) -> None:
+        """`_after` once on the next loop iteration, however many inputs come before it."""
+        if not self._pump_scheduled and self._loop is not None:
             self._pump_scheduled = True
             self._loop.call_soon(self._pump_again)
 
@@ -325,6 +330,28 @@ class ServerTransport:
                 return connection.respond(http.HTTPStatus.FORBIDDEN, f"{reason}\n")
         self._identities[connection] = peer.node_id  # the certificate's node, when TLS
         return None
+
+
+def _take_frames(outbox: collections.deque[bytes | core.Close]) -> list[bytes]:
+    """The frames at the head of `outbox`, up to a close (which stays)."""
+    frames: list[bytes] = []
+    while outbox and not isinstance(outbox[0], core.Close):
+        frames.append(outbox.popleft())  # type: ignore[arg-type]
+    return frames
+
+
+async def _send_frames(ws: ServerConnection, frames: list[bytes]) -> None:
+    """Write text frames in one go: one state check, one socket write, one drain.
+
+    Raises:
+        ConnectionClosed: the connection is closed or closing.
+    """
+    async with ws.send_context():
+        for frame in frames:
+            ws.protocol.send_text(frame)
+        # An empty chunk marks end of stream, which only follows a close; the
+        # connection then closes the transport itself.
+        ws.transport.writelines([chunk for chunk in ws.protocol.data_to_send() if chunk])
 
 
 def _headers(request: Request) -> dict[str, str]:

@@ -24,7 +24,7 @@ from enum import StrEnum
 
 from beehive import codec
 from beehive import errors as beehive_errors
-from beehive.message import OK, Message, Operation
+from beehive.message import OK, Message, Operation, Route
 from modules.hub import errors, events, resource
 from modules.hub.handshake import DEFAULT_PROJECT_ID
 
@@ -201,13 +201,12 @@ class HubProtocol:
         """
         if self.state is State.CLOSED:
             raise errors.SessionClosedError(self.node_id)
+        wire = None  # the resource as written, when it differs
         if self.side is Side.CLOUD:
-            message = message.with_route(
-                resource=resource.trim(message.route.resource, self.node_id)
-            )
+            wire = resource.trim(message.route.resource, self.node_id)
         if message.header.sync:
             message = message.with_header(sync=False)  # viaduct's WriteMessageAsync does this
-        self._write(message)
+        self._out.append(codec.encode(message, wire))
 
     def send_ack(self, message: Message) -> Message:
         """Acknowledge a received message (see `ack_for`) and return the ack sent.
@@ -263,9 +262,7 @@ class HubProtocol:
 
     def _dispatch_upstream(self, message: Message) -> None:
         """Cloud side: acks and error replies by parent id, the rest prefixed for controllers."""
-        upstream = message.with_route(
-            resource=resource.prefix(message.route.resource, self.node_id)
-        )
+        upstream = _rerouted(message, resource.prefix(message.route.resource, self.node_id))
         operation = message.route.operation
         if operation == Operation.RESPONSE:
             self._events.append(events.AckReceived(message.parent_msg_id, upstream))
@@ -273,3 +270,10 @@ class HubProtocol:
             self._events.append(events.ErrorReceived(message.parent_msg_id, upstream))
         else:
             self._events.append(events.MessageReceived(upstream))
+
+
+def _rerouted(message: Message, to: str) -> Message:
+    """`message` with resource `to` (as `Message.with_route`, without its generic copy)."""
+    r = message.route
+    return Message(message.header, Route(r.source, r.destination, r.group, r.operation, to),
+                   message.content)  # fmt: skip
