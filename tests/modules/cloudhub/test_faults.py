@@ -37,8 +37,8 @@ def test_a_reconnecting_edge_gets_exactly_what_it_missed(make_hive, probe, world
     cloud.send("cloudhub", world.remove("edge-m", "ub"))  # missed delete
     cloud.send("cloudhub", world.put("edge-m", pod("d", "ud", rv=12)))  # missed create
     again = start_edge(make_hive, port, "edge-m", db)
-    assert eventually(lambda: stored(again) == {"a": 11, "c": 10, "d": 12})
-    assert eventually(lambda: node_row(cloud, "edge-m")["acked"] == 6)
+    assert eventually(lambda: stored(again) == {"a": 11, "c": 10, "d": 12}, timeout=15)
+    assert eventually(lambda: node_row(cloud, "edge-m")["acked"] == 6, timeout=15)
     row = node_row(cloud, "edge-m")
     assert row["sent"] == 6  # 3, then exactly the 3 missed: nothing acked went again
     assert row["queued"] == row["in_flight"] == 0
