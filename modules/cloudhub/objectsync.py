@@ -65,7 +65,7 @@ class ObjectSyncWriter:
         *,
         batch_delay: float = 0.05,
         retry_delay: float = 1.0,
-        workers: int = 4,
+        workers: int = 1,  # more writers only add contention for the GIL and the API
     ) -> None:
         self._api_client = api_client  # raw requests go through its transport
         self._api: Any = client.CustomObjectsApi(api_client)  # read_all only
