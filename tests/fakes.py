@@ -9,6 +9,10 @@ from collections.abc import Callable
 
 from beehive import JsonValue, Message, Module
 
+# How long a test waits for something before failing. Generous, because CI machines
+# are small and busy; a passing test never waits it out.
+WAIT = 15.0
+
 
 class Probe:
     """Shared by a test and its modules: what each module received, and a gate.
@@ -34,7 +38,7 @@ class Probe:
             self.events.append(event)
             self.cond.notify_all()
 
-    def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
         with self.cond:
             return self.cond.wait_for(predicate, timeout)
 
@@ -101,7 +105,7 @@ class PullRecorder(Module):
                 self.hive.send_resp(message.reply(message.content))
 
 
-def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+def eventually(predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
     """Wait, bounded, for a condition nothing notifies about (module state, stats)."""
     deadline = time.monotonic() + timeout
     while not predicate():

@@ -9,12 +9,18 @@ import pytest
 
 from beehive.admin import AdminServer
 from modules.cli import main
+from tests.fakes import eventually
 from tests.modules.edgecontroller.helpers import Cloud
 
 
 def test_debug_watches_shows_a_row_per_resource(
     cloud: Cloud, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    def watching() -> bool:
+        phases = {w["resource"]: w["phase"] for w in cloud.hive.commands["watches"]()["watches"]}
+        return all(phases[r] == "watching" for r in ("nodes", "pods", "configmaps", "secrets"))
+
+    assert eventually(watching)  # a loaded machine may still be between list and watch
     address = f"unix://{tmp_path}/admin.sock"
     server = AdminServer(cloud.hive, address)
     server.start()
