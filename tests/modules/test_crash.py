@@ -23,8 +23,7 @@ from kubernetes import client, config
 
 from beehive import Hive, Message
 from modules import contract
-from modules.edgehub import EdgeHub
-from modules.edgehub import EdgeHubSettings
+from modules.edgehub import EdgeHub, EdgeHubSettings
 from modules.kubeapi import EmbeddedKubeAPI
 from modules.metamanager.module import MetaManager, MetaManagerSettings
 from tests.fakes import eventually
