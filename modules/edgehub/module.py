@@ -12,8 +12,10 @@ cloud messages to metamanager and replies to their waiting callers
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import random
+import socket
 import threading
 import time
 from typing import Any
@@ -55,6 +57,7 @@ class EdgeHub(Module):
         )
         self._lock = threading.Lock()  # guards _core, _conn and _outbox; orders writes
         self._conn: ClientConnection | None = None  # the live connection, if any
+        self._connecting: socket.socket | None = None  # the socket of a handshake under way
         self._bucket = TokenBucket(
             rate=settings.message_qps, burst=settings.message_burst, now=time.monotonic()
         )
@@ -68,7 +71,16 @@ class EdgeHub(Module):
 
     def on_stop(self) -> None:
         self._stop.set()
+        with self._lock:
+            connecting = self._connecting
+        if connecting is not None:  # a handshake the cloud does not answer would block us
+            with contextlib.suppress(OSError):
+                connecting.shutdown(socket.SHUT_RDWR)
         self._thread.join(5)
+
+    def _connecting_on(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            self._connecting = sock
 
     def on_message(self, message: Message) -> None:
         """A message for the cloud: acks go at once, the rest within the rate limit."""
@@ -100,11 +112,14 @@ class EdgeHub(Module):
                     timeout=self._settings.handshake_timeout,
                     ssl_context=context,
                     max_response=self._settings.max_upgrade_response,
+                    on_socket=self._connecting_on,
                 )
             except (errors.HubConnectionError, cert_errors.EnrollError) as exc:
+                self._connecting_on(None)
                 failures += 1
                 self._note_failure(exc, failures)
                 continue
+            self._connecting_on(None)
             failures = 0
             if self._serve(conn):
                 context = None  # rotated: connect with the new certificate

@@ -13,6 +13,7 @@ from __future__ import annotations
 import socket
 import ssl
 import struct
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,9 +32,11 @@ class ClientConnection:
     def __init__(
         self, url: str, headers: dict[str, str], *, timeout: float,
         ssl_context: ssl.SSLContext | None = None, max_response: int = MAX_RESPONSE,
+        on_socket: Callable[[socket.socket], object] = lambda _: None,
     ) -> None:  # fmt: skip
         """Connect (each socket operation of the handshake waits at most `timeout` seconds);
-        over TLS with `ssl_context` (a ``wss://`` url).
+        over TLS with `ssl_context` (a ``wss://`` url). `on_socket` gets the socket as
+        soon as it exists, so that a stopping owner can shut it down mid-handshake.
 
         Raises:
             HubConnectionError: the connection, TLS or the upgrade failed, or the
@@ -42,7 +45,7 @@ class ClientConnection:
         self.url = url
         sock: Any = None
         try:
-            sock = _open(url, timeout, ssl_context)
+            sock = _open(url, timeout, ssl_context, on_socket)
             sock.read_budget = max_response
             self._ws = websocket.create_connection(
                 url,
@@ -145,7 +148,12 @@ def _spend(budget: int | None, used: int) -> int | None:
     return budget - used
 
 
-def _open(url: str, timeout: float, context: ssl.SSLContext | None) -> Any:
+def _open(
+    url: str,
+    timeout: float,
+    context: ssl.SSLContext | None,
+    on_socket: Callable[[socket.socket], object],
+) -> Any:
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "wss" else 80)
@@ -153,13 +161,21 @@ def _open(url: str, timeout: float, context: ssl.SSLContext | None) -> Any:
     if context is None:
         sock = _BoundedSocket(raw.family, raw.type, raw.proto, fileno=raw.detach())
         sock.settimeout(timeout)
+        on_socket(sock)
         return sock
     context.sslsocket_class = _BoundedSSLSocket
     try:
-        return context.wrap_socket(raw, server_hostname=host)
+        tls = context.wrap_socket(raw, server_hostname=host, do_handshake_on_connect=False)
     except BaseException:
         raw.close()
         raise
+    on_socket(tls)
+    try:
+        tls.do_handshake()
+    except BaseException:
+        tls.close()
+        raise
+    return tls
 
 
 def _close_reason(data: bytes) -> str:
