@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from beehive import JsonValue, Message, Module
 
@@ -41,6 +44,10 @@ class Probe:
     def wait_for(self, predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
         with self.cond:
             return self.cond.wait_for(predicate, timeout)
+
+    def wait_entered(self, module: str, message: Message) -> bool:
+        """Wait until `module`'s handler has begun on `message` (it may be gated there)."""
+        return self.wait_for(lambda: f"enter:{module}:{message.msg_id}" in self.events)
 
     def messages(self, module: str) -> list[Message]:
         with self.cond:
@@ -122,3 +129,16 @@ def msg(
     return Message.new(
         source="test", group="resource", operation=operation, resource=resource, content=content
     )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def beehive_command() -> list[str]:
+    """How to run the ``beehive`` console script of this environment."""
+    script = Path(sys.executable).parent / "beehive"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "modules.cli"]

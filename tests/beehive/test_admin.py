@@ -58,7 +58,7 @@ def test_peek_shows_queued_messages_without_consuming_them(
     hive, client, _ = served
     first, second = msg(), msg(content={"n": 2})
     hive.send("held", first)
-    assert probe.wait_for(lambda: f"enter:held:{first.msg_id}" in probe.events)
+    assert probe.wait_entered("held", first)
     hive.send("held", second)
     [queued] = client.call("peek", module="held", limit=5)
     assert queued["message"] == message_json(second) and queued["age"] >= 0
@@ -182,7 +182,7 @@ def test_every_message_view_goes_through_the_applications_redactor(
     try:
         first, second = msg(content={"secret": "s3cr3t"}), msg(content={"secret": "s3cr3t"})
         hive.send("held", first)
-        assert probe.wait_for(lambda: f"enter:held:{first.msg_id}" in probe.events)
+        assert probe.wait_entered("held", first)
         hive.send("held", second)
         with pytest.raises(UnknownModuleError):
             hive.send("nobody", msg(content={"secret": "s3cr3t"}))

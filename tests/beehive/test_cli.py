@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 from beehive import Hive
 from beehive.admin import AdminServer
 from beehive.cli import App, main
-from tests.fakes import Probe, RecordingModule, RecordingSettings, eventually, msg
+from tests.fakes import Probe, RecordingModule, RecordingSettings, beehive_command, eventually, msg
 
 MakeHive = Callable[..., Hive]
 APP = App(catalogue={"recorder": "tests.fakes:RecordingModule"})
@@ -92,7 +91,7 @@ def test_debug_mailboxes_shows_a_table(
     hive, address = admin
     first = msg()
     hive.send("held", first)
-    assert probe.wait_for(lambda: f"enter:held:{first.msg_id}" in probe.events)
+    assert probe.wait_entered("held", first)
     hive.send("held", msg())
     code, out, _ = run_cli(capsys, "debug", "--address", address, "mailboxes")
     head, row = out.splitlines()
@@ -139,7 +138,7 @@ def test_debug_modules_peek_and_deadletters(
     hive, address = admin
     first, queued = msg(), msg(operation="insert", resource="default/pod/web", content={"k": "v"})
     hive.send("held", first)
-    assert probe.wait_for(lambda: f"enter:held:{first.msg_id}" in probe.events)
+    assert probe.wait_entered("held", first)
     hive.send("held", queued)
     with pytest.raises(Exception, match="unknown module"):
         hive.send("ghost", msg())
@@ -216,11 +215,6 @@ modules:
   ticker:
     settings: {{target: sinks, via: group, interval: 0.01, burst: 5, sync_every: 0}}
 """
-
-
-def beehive_command() -> list[str]:
-    script = Path(sys.executable).parent / "beehive"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "modules.cli"]
 
 
 @pytest.mark.integration

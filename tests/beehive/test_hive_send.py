@@ -67,7 +67,7 @@ def test_a_full_mailbox_rejects_and_the_message_becomes_a_dead_letter(
     hive.start()
     first = msg()
     hive.send("slow", first)
-    assert probe.wait_for(lambda: f"enter:slow:{first.msg_id}" in probe.events)
+    assert probe.wait_entered("slow", first)
     hive.send("slow", msg())
     hive.send("slow", msg())
     refused = msg()
@@ -94,7 +94,7 @@ def test_drop_oldest_keeps_the_newest_and_every_drop_is_a_dead_letter(
     hive.start()
     first = msg(content=0)
     hive.send("slow", first)
-    assert probe.wait_for(lambda: f"enter:slow:{first.msg_id}" in probe.events)
+    assert probe.wait_entered("slow", first)
     rest = [msg(content=i) for i in range(1, 6)]
     for m in rest:
         hive.send("slow", m)
@@ -152,7 +152,7 @@ def test_a_group_member_that_cannot_take_a_message_does_not_stop_the_others(
     hive.start()
     first = msg()
     hive.send("full", first)
-    assert probe.wait_for(lambda: f"enter:full:{first.msg_id}" in probe.events)
+    assert probe.wait_entered("full", first)
     hive.send("full", msg())
     with pytest.raises(
         GroupSendError,
@@ -237,7 +237,7 @@ def test_stop_reports_what_it_could_not_deliver(make_hive: MakeHive, probe: Prob
     hive.start()
     first, second = msg(), msg()
     hive.send("stuck", first)
-    assert probe.wait_for(lambda: f"enter:stuck:{first.msg_id}" in probe.events)
+    assert probe.wait_entered("stuck", first)
     hive.send("stuck", second)
     report = hive.stop(timeout=0.2)
     probe.gate.set()

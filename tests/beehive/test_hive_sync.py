@@ -95,7 +95,7 @@ def test_a_target_that_stops_fails_its_pending_callers_at_once(
     hive.start()
     first = msg()
     hive.send("stuck", first)
-    assert probe.wait_for(lambda: f"enter:stuck:{first.msg_id}" in probe.events)
+    assert probe.wait_entered("stuck", first)
     outcome: list[BaseException] = []
 
     def caller() -> None:

@@ -19,7 +19,7 @@ def test_module_info_shows_mailbox_depth_and_counts(make_hive: MakeHive, probe: 
     hive.start()
     first = msg()
     hive.send("m", first)
-    assert probe.wait_for(lambda: f"enter:m:{first.msg_id}" in probe.events)
+    assert probe.wait_entered("m", first)
     for _ in range(4):
         hive.send("m", msg())
     info = hive.module("m")

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -26,7 +24,7 @@ from modules import contract
 from modules.edgehub import EdgeHub, EdgeHubSettings
 from modules.kubeapi import EmbeddedKubeAPI
 from modules.metamanager.module import MetaManager, MetaManagerSettings
-from tests.fakes import eventually
+from tests.fakes import beehive_command, eventually, free_port
 from tests.kube_fixtures import pod_manifest
 
 pytestmark = pytest.mark.integration
@@ -53,17 +51,6 @@ class CountingMetaManager(MetaManager):
             with self.context.services["lock"]:
                 seen[(message.route.resource, message.header.resource_version)] += 1
         super().on_message(message)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def beehive_command() -> list[str]:
-    script = Path(sys.executable).parent / "beehive"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "modules.cli"]
 
 
 class World:

@@ -4,7 +4,6 @@ ObjectSync; and the edge's registration, status and lease going the other way.""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from kubernetes.client.exceptions import ApiException
 from beehive import Hive
 from beehive.config import build_hive
 from modules.cli import APP, services
-from tests.fakes import eventually
+from tests.fakes import eventually, free_port
 from tests.kube_fixtures import pod_manifest
 
 pytestmark = pytest.mark.integration
@@ -32,12 +31,6 @@ modules:
   edgehub:
     settings: {{server: "127.0.0.1:{port}", node_name: edge-e2e, heartbeat: 1, status_interval: 1, reconnect_initial: 0.05, reconnect_max: 0.2}}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Stack:

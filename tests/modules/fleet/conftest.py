@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
-import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,7 +17,7 @@ import pytest
 from beehive.config import build_hive
 from modules.cli import APP, services
 from modules.fleet import Faults, Fleet, FleetOptions
-from tests.fakes import eventually
+from tests.fakes import eventually, free_port
 
 T = TypeVar("T")
 WAIT = 15.0  # seconds, bound of every wait on the cloud or the fleet
@@ -31,12 +30,6 @@ modules:
   cloudhub:
     settings: {{address: 127.0.0.1, port: {port}, resend_initial: 0.3, resend_max: 1}}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclasses.dataclass

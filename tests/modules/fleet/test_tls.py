@@ -15,8 +15,8 @@ from modules.certs import token
 from modules.certs.store import SecretStore
 from modules.cli import APP, services
 from modules.fleet import FleetOptions
-from tests.fakes import eventually
-from tests.modules.fleet.conftest import WAIT, FleetThread, free_port
+from tests.fakes import eventually, free_port
+from tests.modules.fleet.conftest import WAIT, FleetThread
 from tests.modules.fleet.helpers import create_pods
 
 pytestmark = pytest.mark.integration
