@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from beehive import errors, settings
+from beehive import errors, runtime, settings
 from beehive.hive import Hive
 from beehive.module import Module
 from beehive.spec import MailboxSpec, RestartSpec
@@ -60,6 +60,8 @@ class HiveSettings:
     dead_letters: int = dataclasses.field(default=1000, metadata={"min": 1})
     stop_timeout: float = dataclasses.field(default=5.0, metadata={"min": 0})
     stats_interval: float = dataclasses.field(default=1.0, metadata={"min": 0.01})
+    # `beehive run` only: new objects between young GC collections (0 = Python's 700).
+    gc_threshold: int = dataclasses.field(default=runtime.DEFAULT_GC_THRESHOLD, metadata={"min": 0})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

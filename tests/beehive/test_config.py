@@ -87,6 +87,11 @@ def test_extra_sections_are_typed_too(tmp_path: Path) -> None:
 
 BAD = [
     pytest.param(
+        "hive: {gc_threshold: -1}\nmodules:\n  recorder: {}\n",
+        "hive.gc_threshold: expected an integer >= 0, found -1",
+        id="negative gc threshold",
+    ),
+    pytest.param(
         "modules:\n  recorder: {mailbox: {sise: 3}}\n",
         "modules.recorder.mailbox.sise: unknown key (did you mean 'size'?)",
         id="unknown key with a suggestion",
