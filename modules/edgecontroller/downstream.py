@@ -13,11 +13,10 @@ cloud/pkg/edgecontroller/controller/downstream.go, except where noted.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
-from beehive import Message
+from beehive.message import Header, Message, Route, new_id, now_ms
 from modules import contract
 from modules.edgecontroller.location import LocationCache, PodKey, Ref, pod_refs
 
@@ -32,8 +31,7 @@ ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 _VOLATILE_META = frozenset({"resourceVersion", "generation", "managedFields"})
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Send:
+class Send(NamedTuple):
     """One object to deliver to one node."""
 
     node: str
@@ -48,19 +46,17 @@ def meta(obj: Obj) -> dict[str, Any]:
 
 
 def build_message(send: Send) -> Message:
-    """The downstream message of contract item 1 for `send`."""
+    """The downstream message of contract item 1 for `send`.
+
+    Built from its parts rather than with `Message.new`: this runs once per object
+    per node, tens of thousands of times in an initial sync.
+    """
     m = meta(send.obj)
-    resource = contract.build_resource(
-        send.node, m.get("namespace", ""), send.rtype, m.get("name", "")
-    )
-    return Message.new(
-        source=contract.EDGECONTROLLER,
-        group=contract.GROUP_RESOURCE,
-        operation=send.operation,
-        resource=resource,
-        content=send.obj,
-        resource_version=str(m.get("resourceVersion", "")),
-    )
+    namespace = m.get("namespace") or contract.NULL_NAMESPACE
+    resource = f"node/{send.node}/{namespace}/{send.rtype}/{m.get('name', '')}"
+    header = Header(new_id(), "", now_ms(), str(m.get("resourceVersion", "")))
+    route = Route(contract.EDGECONTROLLER, "", contract.GROUP_RESOURCE, send.operation, resource)
+    return Message(header, route, send.obj)
 
 
 def only_status_changed(old: Obj, new: Obj) -> bool:

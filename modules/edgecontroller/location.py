@@ -12,10 +12,8 @@ init containers count too.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
-from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from modules import contract
 
@@ -23,8 +21,7 @@ Ref = tuple[str, str, str]  # (contract.CONFIGMAP or contract.SECRET, namespace,
 PodKey = tuple[str, str]  # (namespace, name)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """(node, ref) pairs that became needed and that stopped being needed."""
 
     added: tuple[tuple[str, Ref], ...] = ()
@@ -32,59 +29,65 @@ class Change:
 
 
 def pod_refs(pod: dict[str, Any]) -> frozenset[Ref]:
-    """The configmaps and secrets a pod references, by (type, namespace, name)."""
-    namespace = _get(pod, "metadata", "namespace") or ""
+    """The configmaps and secrets a pod references, by (type, namespace, name).
+
+    Written as plain loops (no generators): it runs for every pod event.
+    """
     spec = pod.get("spec")
     if not isinstance(spec, dict):
         return frozenset()
-    found = set(_volume_refs(spec.get("volumes")))
+    found: list[tuple[str, Any]] = []
+    for volume in _dicts(spec.get("volumes")):
+        _source_refs(volume, found)
+        projected = volume.get("projected")
+        if isinstance(projected, dict):
+            for source in _dicts(projected.get("sources")):
+                _source_refs(source, found)
     for key in ("containers", "initContainers", "ephemeralContainers"):
-        for container in _dicts(spec.get(key)):
-            found.update(_container_refs(container))
+        containers = spec.get(key)
+        if containers:
+            for container in _dicts(containers):
+                _container_refs(container, found)
     for secret in _dicts(spec.get("imagePullSecrets")):
-        found.add((contract.SECRET, secret.get("name")))
+        found.append((contract.SECRET, secret.get("name")))
+    if not found:
+        return _NO_REFS
+    meta = pod.get("metadata")
+    namespace = meta.get("namespace") if isinstance(meta, dict) else None
+    namespace = namespace if isinstance(namespace, str) else ""
     return frozenset((rtype, namespace, name) for rtype, name in found if _valid(name))
 
 
-def _volume_refs(volumes: Any) -> Iterator[tuple[str, Any]]:
-    for volume in _dicts(volumes):
-        yield from _source_refs(volume)
-        for source in _dicts(_get(volume, "projected", "sources")):
-            yield from _source_refs(source)
+_NO_REFS: frozenset[Ref] = frozenset()
 
 
-def _source_refs(source: dict[str, Any]) -> Iterator[tuple[str, Any]]:
-    if isinstance(source.get("configMap"), dict):
-        yield contract.CONFIGMAP, source["configMap"].get("name")
-    if isinstance(source.get("secret"), dict):
-        secret = source["secret"]
-        yield contract.SECRET, secret.get("secretName", secret.get("name"))
+def _source_refs(source: dict[str, Any], found: list[tuple[str, Any]]) -> None:
+    config_map = source.get("configMap")
+    if isinstance(config_map, dict):
+        found.append((contract.CONFIGMAP, config_map.get("name")))
+    secret = source.get("secret")
+    if isinstance(secret, dict):
+        found.append((contract.SECRET, secret.get("secretName", secret.get("name"))))
 
 
-def _container_refs(container: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+def _container_refs(container: dict[str, Any], found: list[tuple[str, Any]]) -> None:
     for env_from in _dicts(container.get("envFrom")):
         if isinstance(env_from.get("configMapRef"), dict):
-            yield contract.CONFIGMAP, env_from["configMapRef"].get("name")
+            found.append((contract.CONFIGMAP, env_from["configMapRef"].get("name")))
         if isinstance(env_from.get("secretRef"), dict):
-            yield contract.SECRET, env_from["secretRef"].get("name")
+            found.append((contract.SECRET, env_from["secretRef"].get("name")))
     for env in _dicts(container.get("env")):
         value_from = env.get("valueFrom")
         if not isinstance(value_from, dict):
             continue
         if isinstance(value_from.get("configMapKeyRef"), dict):
-            yield contract.CONFIGMAP, value_from["configMapKeyRef"].get("name")
+            found.append((contract.CONFIGMAP, value_from["configMapKeyRef"].get("name")))
         if isinstance(value_from.get("secretKeyRef"), dict):
-            yield contract.SECRET, value_from["secretKeyRef"].get("name")
+            found.append((contract.SECRET, value_from["secretKeyRef"].get("name")))
 
 
-def _dicts(value: Any) -> Iterable[dict[str, Any]]:
+def _dicts(value: Any) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _get(obj: Any, *keys: str) -> Any:
-    for key in keys:
-        obj = obj.get(key) if isinstance(obj, dict) else None
-    return obj
 
 
 def _valid(name: Any) -> bool:
@@ -105,6 +108,8 @@ class LocationCache:
         with self._lock:
             removed = self._drop(key)
             added = self._add(key, node, refs) if node else []
+        if not removed:
+            return Change(tuple(added))
         # A ref that left and came back on the same node is no change.
         both = set(added) & set(removed)
         return Change(
