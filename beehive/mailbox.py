@@ -14,7 +14,7 @@ import dataclasses
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -118,6 +118,44 @@ class Mailbox:
             self._not_empty.notify()
         if evicted is not None and self._on_drop is not None:
             self._on_drop(evicted, "evicted: mailbox full (drop-oldest)")
+
+    def offer_some(self, messages: Sequence[Message]) -> int:
+        """Queue messages in order for as long as the policy allows without waiting.
+
+        One lock and one wake-up of the consumer for the whole batch: handing a
+        module messages one `offer` at a time wakes its thread once per message.
+        Returns how many it took: all under DROP_OLDEST (evicting the oldest, the
+        batch's own head included when the batch alone overflows); under BLOCK and
+        REJECT, those that fit, leaving the rest to the caller.
+
+        Raises:
+            ModuleStoppedError: the mailbox is closed (nothing queued).
+        """
+        evicted: list[Message] = []
+        taken = len(messages)
+        with self._lock:
+            if self._closed:
+                raise errors.ModuleStoppedError(self.name, "mailbox closed")
+            if self.when_full is WhenFull.DROP_OLDEST:
+                excess = len(self._data) + len(messages) - self.capacity
+                if excess > 0:  # the oldest go: queued ones first, then the batch's head
+                    from_queue = min(excess, len(self._data))
+                    evicted = [self._data.popleft().message for _ in range(from_queue)]
+                    evicted += messages[: excess - from_queue]
+                    messages = messages[excess - from_queue :]
+                    self.dropped += excess
+            else:
+                messages = messages[: max(self.capacity - len(self._data), 0)]
+                taken = len(messages)
+            now = self._clock()
+            self._data.extend([_Queued(m, now) for m in messages])
+            self.received += len(messages)
+            if messages:
+                self._not_empty.notify()
+        if evicted and self._on_drop is not None:
+            for message in evicted:
+                self._on_drop(message, "evicted: mailbox full (drop-oldest)")
+        return taken
 
     def _wait_for_room(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -268,3 +268,50 @@ def test_two_hives_are_independent(make_hive: MakeHive, probe: Probe) -> None:
     two.stop()
     one.send("a", msg())
     assert probe.wait_for(lambda: probe.count("a") == 1)
+
+
+def test_send_many_delivers_a_batch_in_order(make_hive: MakeHive, probe: Probe) -> None:
+    hive = make_hive()
+    hive.add("a", RecordingModule, settings=RecordingSettings(), services={"probe": probe})
+    hive.start()
+    sent = [msg(content=i) for i in range(100)]
+    hive.send_many("a", sent[:60])
+    hive.send_many("a", sent[60:])
+    assert probe.wait_for(lambda: probe.count("a") == 100)
+    assert probe.messages("a") == sent
+
+
+def test_send_many_past_capacity_fails_at_the_first_refused_and_keeps_the_rest_as_dead_letters(
+    make_hive: MakeHive, probe: Probe
+) -> None:
+    hive = make_hive()
+    probe.gate.clear()
+    hive.add(
+        "slow",
+        RecordingModule,
+        settings=RecordingSettings(gated=True),
+        services={"probe": probe},
+        mailbox=MailboxSpec(size=2, when_full=WhenFull.REJECT),
+    )
+    hive.start()
+    first = msg()
+    hive.send("slow", first)
+    assert probe.wait_entered("slow", first)
+    batch = [msg(content=i) for i in range(5)]
+    with pytest.raises(MailboxFullError):
+        hive.send_many("slow", batch)
+    assert [d.msg_id for d in hive.dead_letters.recent()] == [m.msg_id for m in batch[2:]]
+    probe.gate.set()
+    assert probe.wait_for(lambda: probe.count("slow") == 3)
+    assert probe.messages("slow") == [first, *batch[:2]]
+
+
+def test_send_many_to_an_unknown_module_keeps_every_message_as_a_dead_letter(
+    make_hive: MakeHive,
+) -> None:
+    hive = make_hive()
+    hive.start()
+    batch = [msg(), msg()]
+    with pytest.raises(UnknownModuleError):
+        hive.send_many("nope", batch)
+    assert [d.msg_id for d in hive.dead_letters.recent()] == [m.msg_id for m in batch]

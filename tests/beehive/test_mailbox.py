@@ -144,3 +144,36 @@ def test_peek_shows_messages_without_consuming_them() -> None:
     clock.now += 1
     assert box.peek(2) == [(sent[0], 1.0), (sent[1], 1.0)]
     assert box.depth == 3
+
+
+def test_offer_some_queues_a_batch_in_order_up_to_capacity() -> None:
+    box = Mailbox("m", capacity=3, when_full=WhenFull.REJECT)
+    first = msg(content=0)
+    box.offer(first)
+    batch = [msg(content=i) for i in range(1, 5)]
+    assert box.offer_some(batch) == 2  # room for two; the caller handles the rest
+    assert [box.take(0) for _ in range(3)] == [first, *batch[:2]]
+    assert box.stats().received == 3 and box.stats().dropped == 0
+
+
+def test_offer_some_under_drop_oldest_takes_all_and_evicts_the_oldest() -> None:
+    dropped: list[Message] = []
+    box = Mailbox(
+        "m", capacity=3, when_full=WhenFull.DROP_OLDEST, on_drop=lambda m, _: dropped.append(m)
+    )
+    queued = [msg(content=i) for i in range(2)]
+    for m in queued:
+        box.offer(m)
+    batch = [msg(content=i) for i in range(2, 7)]  # five more: overflows even on its own
+    assert box.offer_some(batch) == 5
+    assert [box.take(0) for _ in range(3)] == batch[2:]
+    assert dropped == queued + batch[:2]
+    assert box.stats().dropped == 4 and box.depth == 0
+
+
+def test_offer_some_to_a_closed_mailbox_queues_nothing() -> None:
+    box = Mailbox("m", capacity=3)
+    box.close()
+    with pytest.raises(ModuleStoppedError):
+        box.offer_some([msg()])
+    assert box.stats().received == 0
