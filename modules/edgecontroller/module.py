@@ -21,7 +21,7 @@ from modules.edgecontroller.downstream import Downstream, Obj, build_message, ui
 from modules.edgecontroller.kinds import Kind
 from modules.edgecontroller.location import LocationCache
 from modules.edgecontroller.queues import KeyedQueue
-from modules.edgecontroller.reflector import Reflector
+from modules.edgecontroller.reflector import Event, Reflector
 from modules.edgecontroller.settings import EdgeControllerSettings
 from modules.edgecontroller.upstream import Upstream
 from modules.hub import redact
@@ -31,6 +31,9 @@ log = logging.getLogger("modules.edgecontroller")
 SESSION_OPERATIONS = frozenset({"connected", "disconnected", "keepalive"})
 # Resources that must be listed before a resync can say what a node should have.
 REQUIRED = frozenset({contract.NODE, contract.POD, contract.CONFIGMAP, contract.SECRET})
+# Queued entries the downstream thread takes at a time; their messages go to cloudhub
+# in one batch (one wake-up of cloudhub per batch, not per message).
+DRAIN_BATCH = 256
 
 
 class EdgeController(Module):
@@ -54,7 +57,7 @@ class EdgeController(Module):
             kind.rtype: Reflector(
                 kind,
                 connect=lambda: kube.api_client(retries=0),  # the reflector retries
-                sink=self._on_event,
+                sink=self._on_events,
                 on_synced=self._on_synced,
                 settings=settings,
                 label_selector=settings.node_selector if kind is kinds.NODES else "",
@@ -116,10 +119,12 @@ class EdgeController(Module):
 
     # --- reflector callbacks (reflector threads) -------------------------------------
 
-    def _on_event(self, kind: Kind, event: str, obj: Obj) -> None:
-        meta = obj["metadata"]
-        key: Hashable = (kind.rtype, meta.get("namespace", ""), meta["name"])
-        self._queue.put(key, ("event", kind.rtype, event, obj), stop=self._halt)
+    def _on_events(self, kind: Kind, events: list[Event]) -> None:
+        rtype = kind.rtype
+        entries = [
+            (_key(rtype, obj["metadata"]), ("event", rtype, event, obj)) for event, obj in events
+        ]
+        self._queue.put_many(entries, stop=self._halt)
 
     def _on_synced(self, kind: Kind) -> None:
         self._queue.put(("synced", kind.rtype), ("synced", kind.rtype), stop=self._halt)
@@ -131,37 +136,36 @@ class EdgeController(Module):
     # --- the downstream thread -------------------------------------------------------
 
     def _drain(self) -> None:
+        """Take queued entries in batches; what a batch yields goes to cloudhub at once."""
         while not self._halt.is_set():
-            entry = self._queue.take(0.2)
-            if entry is None:
-                continue
-            key, item = entry
-            try:
-                self._process(item)
-            except Exception:  # one bad object must not stop delivery of the others
-                log.exception("downstream: failed on %s", key)
+            out: list[Message] = []
+            for key, item in self._queue.take_many(DRAIN_BATCH, 0.2):
+                try:
+                    self._process(item, out)
+                except Exception:  # one bad object must not stop delivery of the others
+                    log.exception("downstream: failed on %s", key)
+            if out:
+                self._send(out)
 
-    def _process(self, item: tuple[Any, ...]) -> None:
+    def _process(self, item: tuple[Any, ...], out: list[Message]) -> None:
         if item[0] == "event":
             _, rtype, event, obj = item
-            for send in self._downstream.apply(rtype, event, obj):
-                self._send(build_message(send))
+            out += [build_message(send) for send in self._downstream.apply(rtype, event, obj)]
         elif item[0] == "synced":
             self._synced.add(item[1])
             if self._synced >= REQUIRED:
                 for node in sorted(self._pending):
-                    self._resync(node)
+                    self._resync(node, out)
                 self._pending.clear()
         elif self._synced >= REQUIRED:
-            self._resync(item[1])
+            self._resync(item[1], out)
         else:
             self._pending.add(item[1])  # answered once the first lists are in
 
-    def _resync(self, node: str) -> None:
+    def _resync(self, node: str, out: list[Message]) -> None:
         """Contract item 5: ``update`` every object the node should have, then ``resynced``."""
         sends = self._downstream.resync(node)
-        for send in sends:
-            self._send(build_message(send))
+        out += [build_message(send) for send in sends]
         done = Message.new(
             source=contract.EDGECONTROLLER,
             group=contract.GROUP_RESOURCE,
@@ -169,10 +173,20 @@ class EdgeController(Module):
             resource=contract.build_resource(node),
             content={"uids": list(uids(sends))},
         )
-        self._send(done)
+        out.append(done)
 
-    def _send(self, message: Message) -> None:
+    def _send(self, messages: list[Message]) -> None:
         try:
-            self.hive.send(contract.CLOUDHUB, message)
+            self.hive.send_many(contract.CLOUDHUB, messages)
         except errors.BeehiveError as exc:
-            log.error("could not send %s to cloudhub: %s", message.route.resource, exc)
+            log.error(
+                "could not send %d message(s) to cloudhub (from %s on): %s",
+                len(messages),
+                messages[0].route.resource,
+                exc,
+            )
+
+
+def _key(rtype: str, meta: dict[str, Any]) -> Hashable:
+    """The keyed queue's key for an object: one entry per object."""
+    return (rtype, meta.get("namespace", ""), meta["name"])

@@ -14,7 +14,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from typing import Generic, TypeVar
 
 from modules.hub import ratelimit
@@ -50,14 +50,43 @@ class KeyedQueue(Generic[T]):
             self._cond.notify_all()
             return True
 
+    def put_many(
+        self, entries: Iterable[tuple[Hashable, T]], *, stop: threading.Event | None = None
+    ) -> bool:
+        """`put` each entry in order, waking takers once rather than per entry."""
+        with self._cond:
+            added = False
+            for key, item in entries:
+                if key in self._items:
+                    self._items[key] = item
+                    self.merged += 1
+                    continue
+                if len(self._items) >= self._maxsize:
+                    self._cond.notify_all()  # let takers make room
+                    while len(self._items) >= self._maxsize:
+                        if stop is not None and stop.is_set():
+                            return False
+                        self._cond.wait(0.1)
+                self._items[key] = item
+                added = True
+            if added:
+                self._cond.notify_all()
+            return True
+
     def take(self, timeout: float) -> tuple[Hashable, T] | None:
         """The oldest key and its newest item, or None after `timeout` seconds."""
+        batch = self.take_many(1, timeout)
+        return batch[0] if batch else None
+
+    def take_many(self, limit: int, timeout: float) -> list[tuple[Hashable, T]]:
+        """Up to `limit` oldest entries (waiting up to `timeout` for the first)."""
         with self._cond:
             if not self._items and not self._cond.wait_for(lambda: bool(self._items), timeout):
-                return None
-            entry = self._items.popitem(last=False)
+                return []
+            items = self._items
+            batch = [items.popitem(last=False) for _ in range(min(limit, len(items)))]
             self._cond.notify_all()
-            return entry
+            return batch
 
     def __len__(self) -> int:
         with self._cond:

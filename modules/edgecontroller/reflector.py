@@ -2,7 +2,8 @@
 
 Input: the Kubernetes API (raw JSON through the official client, one ApiClient per
 reflector); output: ADDED / MODIFIED / DELETED events handed to `sink` on this
-reflector's thread, and `on_synced` once the first list has been handed over.
+reflector's thread (a list's events in one batch, a watch's one at a time), and
+`on_synced` once the first list has been handed over.
 
 A watch that expires (410 Gone) leads to a relist whose differences against the local
 store become events: deletes that happened meanwhile are delivered, unchanged objects
@@ -30,7 +31,8 @@ log = logging.getLogger("modules.edgecontroller.reflector")
 
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)
-Sink = Callable[[Kind, str, Obj], None]
+Event = tuple[str, Obj]  # (ADDED / MODIFIED / DELETED, the object)
+Sink = Callable[[Kind, list[Event]], None]
 
 LISTING, WATCHING, BACKOFF, ABSENT, STOPPED = "listing", "watching", "backoff", "absent", "stopped"
 
@@ -53,9 +55,11 @@ def resource_version(obj: Obj) -> str:
     return str(obj.get("metadata", {}).get("resourceVersion", ""))
 
 
-def relist_events(store: dict[Key, Obj], listed: dict[Key, Obj]) -> list[tuple[str, Obj]]:
+def relist_events(store: dict[Key, Obj], listed: dict[Key, Obj]) -> list[Event]:
     """The events that turn `store` into `listed`: changed, new, and gone objects."""
-    events: list[tuple[str, Obj]] = []
+    if not store:
+        return [("ADDED", obj) for obj in listed.values()]
+    events: list[Event] = []
     for key, obj in listed.items():
         old = store.get(key)
         if old is None:
@@ -87,7 +91,7 @@ class Reflector:
     ) -> None:
         self.kind = kind
         self._connect = connect  # builds this reflector's own ApiClient
-        self._sink = sink  # receives every event, on this thread
+        self._sink = sink  # receives every event (in batches), on this thread
         self._on_synced = on_synced  # called once, after the first list is handed over
         self._settings = settings
         self._selector = label_selector
@@ -187,8 +191,7 @@ class Reflector:
             self.rv = str(data.get("metadata", {}).get("resourceVersion", ""))
             self.relists += self.synced
         self._need_list = False
-        for event, obj in events:
-            self._emit(event, obj)
+        self._emit(events)
         log.info("%s: listed %d at resourceVersion %s", self.kind.plural, len(listed), self.rv)
         if not self.synced:
             self.synced = True
@@ -241,7 +244,7 @@ class Reflector:
                 else:
                     self._store[key] = obj
                 self.rv = resource_version(obj) or self.rv
-            self._emit(kind, obj)
+            self._emit([(kind, obj)])
         else:
             raise WatchError(f"unknown watch event type {kind!r}")
 
@@ -255,9 +258,10 @@ class Reflector:
         obj.setdefault("kind", self.kind.kind)
         return key
 
-    def _emit(self, event: str, obj: Obj) -> None:
-        self.events += 1
-        self._sink(self.kind, event, obj)
+    def _emit(self, events: list[Event]) -> None:
+        if events:
+            self.events += len(events)
+            self._sink(self.kind, events)
 
     def _failed(self, exc: Exception, failures: int) -> float:
         """Log a failed attempt; the seconds to wait before the next one."""

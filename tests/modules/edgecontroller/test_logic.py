@@ -236,6 +236,24 @@ def test_keyed_queue_collapses_versions_of_one_object_and_keeps_the_others_in_or
     assert queue.merged == 3
 
 
+def test_keyed_queue_batches_merge_like_single_puts_and_come_out_oldest_first() -> None:
+    queue: KeyedQueue[str] = KeyedQueue(10)
+    queue.put("a", "a1")
+    assert queue.put_many([("b", "b1"), ("a", "a2"), ("c", "c1"), ("b", "b2")])
+    assert queue.merged == 2
+    assert queue.take_many(2, 0) == [("a", "a2"), ("b", "b2")]
+    assert queue.take_many(5, 0) == [("c", "c1")]
+    assert queue.take_many(5, 0) == []
+
+
+def test_keyed_queue_put_many_waits_for_room_and_gives_up_when_stopped() -> None:
+    queue: KeyedQueue[str] = KeyedQueue(2)
+    stop = threading.Event()
+    stop.set()
+    assert not queue.put_many([("a", "a1"), ("b", "b1"), ("c", "c1")], stop=stop)
+    assert queue.take_many(5, 0) == [("a", "a1"), ("b", "b1")]  # what fitted stays queued
+
+
 def test_keyed_queue_put_of_a_new_key_gives_up_when_stopped_while_full() -> None:
     queue: KeyedQueue[str] = KeyedQueue(1)
     queue.put("a", "1")
