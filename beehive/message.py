@@ -72,7 +72,7 @@ def new_id() -> str:
     per process, then 48 bits of counter), at a sixth of its cost, which matters at
     one id per message. Peers treat ids as opaque strings (they only match replies).
     """
-    return f"{_prefix}{next(_counter) & 0xFFFFFFFFFFFF:012x}"
+    return f"{_prefix}{next(_counter):012x}"  # 2**48 ids before a 13th digit
 
 
 class Header(NamedTuple):

@@ -13,6 +13,9 @@ configmap. Then, in this process:
 - events/s and latency (patch returned -> message at cloudhub) for a steady stream of
   pod updates.
 Goal (issue 4): the initial sync within 2x the floor, and under 2 KiB per object.
+
+The whole process runs with the garbage-collector threshold `beehive run` sets
+(`hive.gc_threshold`), so the floor and the controller are measured alike.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import Any
 import psutil
 from kubernetes import client, config
 
-from beehive import Hive, MailboxSpec, Message, Module
+from beehive import Hive, MailboxSpec, Message, Module, runtime
 from modules.edgecontroller import EdgeController, EdgeControllerSettings
 from modules.kube import raw
 from modules.kube.connection import KubeConnection
@@ -246,6 +249,8 @@ def main() -> None:
     parser.add_argument("--steady-seconds", type=float, default=10)
     parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args()
+    runtime.tune_gc(runtime.DEFAULT_GC_THRESHOLD)  # as `beehive run` does
+    print(f"GC threshold {runtime.DEFAULT_GC_THRESHOLD:,} for floor and controller alike")
     with tempfile.TemporaryDirectory() as tmp:
         proc, kubeconfig = start_api(Path(tmp))
         try:
@@ -277,14 +282,25 @@ def run(kubeconfig: Path, proc: subprocess.Popen[str], args: argparse.Namespace)
     typed = typed_floor(kubeconfig)
     print(f"floor with the client's typed models instead of raw JSON: {typed:.2f}s")
     api, me = psutil.Process(proc.pid), psutil.Process()
-    api_cpu, my_cpu = cpu(api), cpu(me)
-    took, hive, tally = initial_sync(kubeconfig, owed, args.timeout)
-    api_cpu, my_cpu = cpu(api) - api_cpu, cpu(me) - my_cpu
+    runs: list[float] = []
+    hive: Hive | None = None
+    for _ in range(3):  # best of 3, as the floor; the last hive stays up
+        if hive is not None:
+            hive.stop()
+        api_cpu, my_cpu = cpu(api), cpu(me)
+        took, hive, tally = initial_sync(kubeconfig, owed, args.timeout)
+        api_cpu, my_cpu = cpu(api) - api_cpu, cpu(me) - my_cpu
+        runs.append(took)
+    assert hive is not None
+    took = min(runs)
+    shown = ", ".join(f"{r:.2f}" for r in runs)
     print(
-        f"edgecontroller initial sync: {took:.2f}s = {took / best:.1f}x the floor;"
-        f" {tally.count:,} messages, {tally.count / took:,.0f} msgs/s"
+        f"edgecontroller initial sync: {took:.2f}s = {took / best:.1f}x the floor"
+        f" (3 runs: {shown}); {tally.count:,} messages, {tally.count / took:,.0f} msgs/s"
     )
-    print(f"  CPU: edgecontroller's process {my_cpu:.1f}s, API server {api_cpu:.1f}s")
+    print(
+        f"  CPU in the last run: edgecontroller's process {my_cpu:.2f}s, API server {api_cpu:.2f}s"
+    )
     steady_updates(kubeconfig, tally, args)
     hive.stop()
     per_object, overhead = memory_per_object(kubeconfig, owed, objects, args.timeout)
