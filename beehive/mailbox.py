@@ -82,6 +82,10 @@ class Mailbox:
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
+        # Threads waiting on each condition: a notify with nobody waiting still costs
+        # two lock calls, and there are two per message.
+        self._takers_waiting = 0
+        self._senders_waiting = 0
         self._closed = False  # no more data accepted (module stopping or stopped)
         self.received = 0  # data messages accepted
         self.delivered = 0  # data messages handed to the module
@@ -115,7 +119,8 @@ class Mailbox:
                     )
             self._data.append(_Queued(message, self._clock()))
             self.received += 1
-            self._not_empty.notify()
+            if self._takers_waiting:
+                self._not_empty.notify()
         if evicted is not None and self._on_drop is not None:
             self._on_drop(evicted, "evicted: mailbox full (drop-oldest)")
 
@@ -150,12 +155,27 @@ class Mailbox:
             now = self._clock()
             self._data.extend([_Queued(m, now) for m in messages])
             self.received += len(messages)
-            if messages:
+            if messages and self._takers_waiting:
                 self._not_empty.notify()
         if evicted and self._on_drop is not None:
             for message in evicted:
                 self._on_drop(message, "evicted: mailbox full (drop-oldest)")
         return taken
+
+    def _wait(self, condition: threading.Condition, timeout: float | None) -> None:
+        """Wait on one of the two conditions (lock held), counted for the notifiers."""
+        if condition is self._not_empty:
+            self._takers_waiting += 1
+            try:
+                condition.wait(timeout)
+            finally:
+                self._takers_waiting -= 1
+        else:
+            self._senders_waiting += 1
+            try:
+                condition.wait(timeout)
+            finally:
+                self._senders_waiting -= 1
 
     def _wait_for_room(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -164,7 +184,7 @@ class Mailbox:
             if remaining <= 0:
                 self.dropped += 1
                 raise errors.MailboxFullError(self.name, self.capacity, timeout)
-            self._not_full.wait(remaining)
+            self._wait(self._not_full, remaining)
         if self._closed:
             raise errors.ModuleStoppedError(self.name, "mailbox closed while waiting for room")
 
@@ -172,7 +192,8 @@ class Mailbox:
         """pykka's inbox interface: control envelopes (stop, proxy calls)."""
         with self._lock:
             self._control.append(envelope)
-            self._not_empty.notify()
+            if self._takers_waiting:
+                self._not_empty.notify()
 
     # --- consumers ------------------------------------------------------------------
 
@@ -180,7 +201,7 @@ class Mailbox:
         """pykka's inbox interface: the next envelope, control first; blocks."""
         with self._lock:
             while not self._control and not self._data:
-                self._not_empty.wait()
+                self._wait(self._not_empty, None)
             if self._control:
                 return self._control.popleft()
             return self._pop_data()
@@ -199,13 +220,14 @@ class Mailbox:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return None
-                self._not_empty.wait(remaining)
+                self._wait(self._not_empty, remaining)
             return self._pop_data().message
 
     def _pop_data(self) -> _Queued:
         queued = self._data.popleft()
         self.delivered += 1
-        self._not_full.notify()
+        if self._senders_waiting:
+            self._not_full.notify()
         return queued
 
     def empty(self) -> bool:
@@ -233,7 +255,7 @@ class Mailbox:
         """Wait up to `timeout` for the next message to leave; True if now empty."""
         with self._lock:
             if self._data:
-                self._not_full.wait(timeout)
+                self._wait(self._not_full, timeout)
             return not self._data
 
     def peek(self, limit: int) -> list[tuple[Message, float]]:
