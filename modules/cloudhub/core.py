@@ -36,6 +36,7 @@ CLOSE_POLICY = 1008  # a bad connection request, or no keepalive within the time
 CLOSE_TRY_AGAIN = 1013  # the node limit is reached
 
 _MAX_READ_PAUSE = 0.1  # seconds; a node over its rate limit is read at most this slowly
+_SAMPLE_PERIOD = 0.5  # seconds between rate samples of every node (`debug nodes` rates)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -92,6 +93,8 @@ class CloudHubCore:
         self._by_conn: dict[int, _Session] = {}  # connection id -> session
         self._objects: dict[str, dict[str, objects.ObjectRef]] = {}  # node -> uid -> object
         self._stats: dict[str, stats.NodeStats] = {}  # node -> counters and rate samples
+        self._owed: set[str] = set()  # nodes whose queue refused a message: resync owed
+        self._next_sample = 0.0  # when tick next samples every node's rates
         self._out = Outputs()  # waiting for take_outputs
         self.more = False  # pump stopped at its budget: call it again soon
 
@@ -187,18 +190,29 @@ class CloudHubCore:
     # Clock.
 
     def tick(self) -> None:
-        """Keepalive timeouts, owed resyncs and rate samples; then deliver what is due."""
+        """Keepalive timeouts, owed resyncs and rate samples; then deliver what is due.
+
+        Cheap with many nodes, since the transport also ticks at every resend
+        deadline: only silent sessions and owing nodes are visited, and rates are
+        sampled every `_SAMPLE_PERIOD`.
+        """
         now = self._clock()
-        for session in list(self._sessions.values()):
+        silent = [s for s in self._sessions.values() if _is_due(s.protocol.next_deadline(), now)]
+        for session in silent:
             session.protocol.check_timers()
             self._handle_events(session)
-        for node_id in list(self._sessions):
+        for node_id in [n for n in self._owed if n in self._sessions]:
             node_queue = self._scheduler.node_queue(node_id)
-            if node_queue.needs_resync and node_queue.depth < node_queue.max_objects // 2:
+            if not node_queue.needs_resync:
+                self._owed.discard(node_id)
+            elif node_queue.depth < node_queue.max_objects // 2:
                 node_queue.take_resync()
+                self._owed.discard(node_id)
                 self._notice(node_id, contract.RESYNC)
-        for node_id, node_stats in self._stats.items():
-            node_stats.sample(now, self._scheduler.sent(node_id))
+        if now >= self._next_sample:
+            self._next_sample = now + _SAMPLE_PERIOD
+            for node_id, node_stats in self._stats.items():
+                node_stats.sample(now, self._scheduler.sent(node_id))
         self.pump()
 
     def next_deadline(self) -> float | None:
@@ -254,18 +268,23 @@ class CloudHubCore:
     # Internals.
 
     def _enqueue(self, node_id: str, message: Message) -> None:
-        outcome = self._scheduler.enqueue(node_id, message)
+        needs_ack = classify.requires_ack(message)  # once per message: the queue takes it
+        outcome = self._scheduler.enqueue(node_id, message, needs_ack=needs_ack)
         if outcome is queue.Outcome.FULL:
+            self._owed.add(node_id)
             log.warning("queue of node %s is full: %s refused, a resync will follow",
                         node_id, message.msg_id)  # fmt: skip
         elif outcome is queue.Outcome.INVALID:
             log.error("dropped %s for node %s: an update needs a numeric resourceVersion",
                       message.msg_id, node_id)  # fmt: skip
-        if outcome not in (queue.Outcome.QUEUED, queue.Outcome.REPLACED):
+        if outcome is not queue.Outcome.QUEUED and outcome is not queue.Outcome.REPLACED:
             return
-        if message.route.group != contract.GROUP_RESOURCE or not _is_tracked(message):
+        route = message.route
+        if not needs_ack or route.group != contract.GROUP_RESOURCE:
             return
-        is_delete = message.route.operation == Operation.DELETE
+        if route.operation not in _TRACKED_OPERATIONS:
+            return
+        is_delete = route.operation == Operation.DELETE
         if not is_delete and classify.object_uid(message) in self._objects.get(node_id, {}):
             return  # known: no record to write (the common update)
         ref = objects.ref_of(message)
@@ -290,7 +309,8 @@ class CloudHubCore:
         wanted = {uid for uid in uids if isinstance(uid, str)}
         gone = [ref for uid, ref in self._objects.get(node_id, {}).items() if uid not in wanted]
         for ref in gone:
-            self._scheduler.enqueue(node_id, ref.delete_message(node_id))
+            if self._scheduler.enqueue(node_id, ref.delete_message(node_id)) is queue.Outcome.FULL:
+                self._owed.add(node_id)
             self._out.syncs.append(objects.Deleting(node_id, ref))
         if gone:
             log.info("resync of node %s: %d object(s) to delete", node_id, len(gone))
@@ -302,6 +322,7 @@ class CloudHubCore:
         if session is not None:
             self._close(session, CLOSE_NORMAL, "the node was deleted")
         self._scheduler.remove(node_id)
+        self._owed.discard(node_id)
         for ref in self._objects.pop(node_id, {}).values():
             self._out.syncs.append(objects.Forget(node_id, ref))
         self._stats.pop(node_id, None)
@@ -419,7 +440,9 @@ def _is_node_delete(message: Message, node_id: str) -> bool:
     return res.type == contract.NODE and res.name == node_id
 
 
-def _is_tracked(message: Message) -> bool:
-    """Objects that get an ObjectSync record: acked object messages (not replies)."""
-    operations = (Operation.INSERT, Operation.UPDATE, Operation.DELETE)
-    return message.route.operation in operations and classify.requires_ack(message)
+# Operations whose acked messages get an ObjectSync record (not replies).
+_TRACKED_OPERATIONS = frozenset({Operation.INSERT, Operation.UPDATE, Operation.DELETE})
+
+
+def _is_due(deadline: float | None, now: float) -> bool:
+    return deadline is not None and deadline <= now

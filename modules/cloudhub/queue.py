@@ -171,9 +171,12 @@ class NodeQueue:
 
     # Input from cloud modules.
 
-    def enqueue(self, message: Message) -> Outcome:
-        """Queue a message (resource still ``node/<id>/...``) for this node."""
-        entry = self._entry(message)
+    def enqueue(self, message: Message, *, needs_ack: bool | None = None) -> Outcome:
+        """Queue a message (resource still ``node/<id>/...``) for this node.
+
+        `needs_ack`: the caller's `classify.requires_ack` of it, if it has one already.
+        """
+        entry = self._entry(message, needs_ack)
         if entry is None:
             self._count.invalid += 1
             return Outcome.INVALID
@@ -212,12 +215,13 @@ class NodeQueue:
             return self._resend(flight, now)
         if self._once:
             return self._write(self._once.pop(next(iter(self._once))), now)
-        if len(self._flights) >= self.window:
+        if len(self._flights) >= self.window or not self._pending:
             return None
-        key = next((k for k in self._pending if k not in self._flying), None)
-        if key is None:
-            return None
-        return self._write(self._pending.pop(key), now)
+        flying = self._flying
+        for key in self._pending:
+            if key not in flying:
+                return self._write(self._pending.pop(key), now)
+        return None
 
     def next_deadline(self) -> float | None:
         """The earliest resend time, or None if nothing is in flight."""
@@ -305,33 +309,39 @@ class NodeQueue:
 
     # Internals.
 
-    def _entry(self, message: Message) -> _Entry | None:
+    def _entry(self, message: Message, needs_ack: bool | None) -> _Entry | None:
         """Key and version of a message, or None if an update lacks a numeric RV."""
-        needs_ack = self._requires_ack(message)
+        if needs_ack is None:
+            needs_ack = self._requires_ack(message)
         uid = classify.object_uid(message)
         if not uid or not needs_ack or message.route.operation == Operation.RESPONSE:
             return _Entry(message.msg_id, message, None, needs_ack)  # never merged
         rv_text = classify.resource_version(message)
         rv = classify.parse_rv(rv_text)
-        if classify.is_delete(message) and not rv_text:
+        deleted = message.route.operation == Operation.DELETE
+        if deleted and not rv_text:
             rv = _NO_RV
         if rv is None:
             return None
-        return _Entry(uid, message, (classify.is_delete(message), rv), needs_ack)
+        return _Entry(uid, message, (deleted, rv), needs_ack)
 
     def _is_new(self, entry: _Entry) -> bool:
-        if entry.version is None:  # keyed by msg_id: only a duplicate is stale
-            return not any(entry.key in ids for ids in (self._pending, self._once, self._flights))
-        return all(entry.version > known for known in self._known(entry.key))
-
-    def _known(self, key: str) -> list[Version]:
-        """Versions of an object already queued, in flight or acked."""
-        known = [self._acked.get(key), self._tombstones.get(key)]
-        if key in self._pending:
-            known.append(self._pending[key].version)
-        if key in self._flying:
-            known.append(self._flights[self._flying[key]].entry.version)
-        return [version for version in known if version is not None]
+        """Newer than every version of the object queued, in flight or acked."""
+        key, version = entry.key, entry.version
+        if version is None:  # keyed by msg_id: only a duplicate is stale
+            return not (key in self._pending or key in self._once or key in self._flights)
+        for known in (self._acked.get(key), self._tombstones.get(key)):
+            if known is not None and version <= known:
+                return False
+        pending = self._pending.get(key)
+        if pending is not None and pending.version is not None and version <= pending.version:
+            return False
+        msg_id = self._flying.get(key)
+        if msg_id is not None:
+            flying = self._flights[msg_id].entry.version
+            if flying is not None and version <= flying:
+                return False
+        return True
 
     def _write(self, entry: _Entry, now: float) -> Delivery:
         self._count.sent += 1

@@ -63,9 +63,11 @@ class FairScheduler:
         found = self._queues.get(node_id)
         return found.sent if found is not None else 0
 
-    def enqueue(self, node_id: str, message: Message) -> queue.Outcome:
-        """Queue a message for a node (connected or not)."""
-        outcome = self.node_queue(node_id).enqueue(message)
+    def enqueue(
+        self, node_id: str, message: Message, *, needs_ack: bool | None = None
+    ) -> queue.Outcome:
+        """Queue a message for a node (connected or not); `needs_ack` as NodeQueue.enqueue."""
+        outcome = self.node_queue(node_id).enqueue(message, needs_ack=needs_ack)
         self._wake(node_id)
         return outcome
 

@@ -21,10 +21,13 @@ class MessageReceived:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AckReceived:
-    """The peer stored the message `msg_id` (cloud side: any `response` is an ack)."""
+    """The peer stored the message `msg_id` (cloud side: any `response` is an ack).
+
+    Only the id: an ack's route and content tell the cloud nothing more, and this is
+    the most frequent event, so the protocol builds nothing else for it.
+    """
 
     msg_id: str
-    message: Message
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -262,11 +262,12 @@ class HubProtocol:
 
     def _dispatch_upstream(self, message: Message) -> None:
         """Cloud side: acks and error replies by parent id, the rest prefixed for controllers."""
-        upstream = _rerouted(message, resource.prefix(message.route.resource, self.node_id))
         operation = message.route.operation
         if operation == Operation.RESPONSE:
-            self._events.append(events.AckReceived(message.parent_msg_id, upstream))
-        elif operation == Operation.ERROR:
+            self._events.append(events.AckReceived(message.parent_msg_id))
+            return
+        upstream = _rerouted(message, resource.prefix(message.route.resource, self.node_id))
+        if operation == Operation.ERROR:
             self._events.append(events.ErrorReceived(message.parent_msg_id, upstream))
         else:
             self._events.append(events.MessageReceived(upstream))
