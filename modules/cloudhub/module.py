@@ -10,8 +10,8 @@ writes on the writer's thread. Admin commands ``cloudhub.nodes``,
 
 from __future__ import annotations
 
+import collections
 import logging
-import queue
 import threading
 import time
 from typing import Any
@@ -154,12 +154,19 @@ class CloudHub(Module):
 
 
 class _Upstream:
-    """A bounded hand-off from the loop to edgecontroller's mailbox, on its own thread."""
+    """A bounded hand-off from the loop to edgecontroller's mailbox, on its own thread.
+
+    The loop hands over whole batches (one lock and one wake-up per batch, not per
+    message); the bound counts messages.
+    """
 
     def __init__(self, owner: Module, target: str, size: int) -> None:
         self._owner = owner
         self._target = target  # module that receives edge traffic and notices
-        self._queue: queue.Queue[Message] = queue.Queue(size)
+        self._size = size  # most messages waiting
+        self._batches: collections.deque[list[Message]] = collections.deque()  # oldest first
+        self._waiting = 0  # messages in _batches
+        self._cond = threading.Condition()  # guards _batches and _waiting
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="beehive-cloudhub-upstream")
         self.dropped = 0  # messages dropped because the hand-off was full
@@ -169,27 +176,38 @@ class _Upstream:
 
     def stop(self) -> None:
         self._stopping.set()
+        with self._cond:
+            self._cond.notify_all()
         if self._thread.is_alive():
             self._thread.join(5)
 
     def put(self, messages: list[Message]) -> None:
         """Called on the loop thread: never blocks; drops (counted, logged) when full."""
-        for message in messages:
-            try:
-                self._queue.put_nowait(message)
-            except queue.Full:
-                self.dropped += 1
-                log.error("upstream hand-off full: dropped %s (%s on %s), %d dropped in all",
-                          message.msg_id, message.route.operation,
-                          message.route.resource, self.dropped)  # fmt: skip
+        with self._cond:
+            room = self._size - self._waiting
+            kept = messages if len(messages) <= room else messages[: max(room, 0)]
+            if kept:
+                self._batches.append(kept)
+                self._waiting += len(kept)
+                self._cond.notify()
+        for message in messages[len(kept) :]:
+            self.dropped += 1
+            log.error("upstream hand-off full: dropped %s (%s on %s), %d dropped in all",
+                      message.msg_id, message.route.operation,
+                      message.route.resource, self.dropped)  # fmt: skip
 
     def _run(self) -> None:
-        while not (self._stopping.is_set() and self._queue.empty()):
-            try:
-                message = self._queue.get(timeout=0.05)
-            except queue.Empty:
-                continue
-            try:
-                self._owner.hive.send(self._target, message)
-            except beehive_errors.BeehiveError as exc:
-                log.error("cannot pass %s to %s: %s", message.msg_id, self._target, exc)
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._batches or self._stopping.is_set(), 0.5)
+                if not self._batches:
+                    if self._stopping.is_set():
+                        return
+                    continue
+                batch = self._batches.popleft()
+                self._waiting -= len(batch)
+            for message in batch:
+                try:
+                    self._owner.hive.send(self._target, message)
+                except beehive_errors.BeehiveError as exc:
+                    log.error("cannot pass %s to %s: %s", message.msg_id, self._target, exc)

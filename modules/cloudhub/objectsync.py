@@ -1,6 +1,7 @@
 """ObjectSync records: read at start, written off the delivery path on their own threads.
 
-Input: `SyncOp`s from `CloudHubCore` (via `submit`, any thread; returns at once).
+Input: `SyncOp`s from `CloudHubCore` (via `submit`, any thread; returns at once:
+the ops are merged on the writer's thread, not the caller's).
 Output: (Cluster)ObjectSync create / status patch / delete calls to the API
 server, made by the thread "beehive-cloudhub-objectsync" and a few helper threads
 (one record per helper at a time, so each record's writes stay in order);
@@ -72,9 +73,10 @@ class ObjectSyncWriter:
         self._batch_delay = batch_delay  # wait this long for more ops before a round
         self._retry_delay = retry_delay  # after an API error, before trying again
         self._workers = workers  # records written at once
+        self._inbox: list[objects.SyncOp] = []  # submitted, not merged into _pending yet
         self._pending: dict[Key, _Pending] = {}  # (node, uid) -> work
         self._deleting: set[Key] = set()  # records whose object's delete is queued
-        self._cond = threading.Condition()  # guards _pending, _deleting, _busy, counters
+        self._cond = threading.Condition()  # guards _inbox, _pending, _deleting, _busy, counters
         self._busy = False  # a round is being written
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -85,10 +87,9 @@ class ObjectSyncWriter:
     # Any thread.
 
     def submit(self, ops: list[objects.SyncOp]) -> None:
-        """Add work; merged with what is already waiting for the same record."""
+        """Add work; merged (on the writer's thread) with what waits for the same record."""
         with self._cond:
-            for op in ops:
-                self._merge(op)
+            self._inbox.extend(ops)
             self._cond.notify_all()
 
     def start(self) -> None:
@@ -112,10 +113,12 @@ class ObjectSyncWriter:
     def flush(self, timeout: float) -> bool:
         """Wait until nothing is waiting or being written; False on timeout."""
         with self._cond:
-            return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)
+            idle = lambda: not (self._inbox or self._pending or self._busy)  # noqa: E731
+            return self._cond.wait_for(idle, timeout)
 
     def pending(self) -> int:
         with self._cond:
+            self._merge_inbox()
             return len(self._pending)
 
     def read_all(self) -> list[objects.Restored]:
@@ -130,6 +133,12 @@ class ObjectSyncWriter:
         return found
 
     # The writer thread.
+
+    def _merge_inbox(self) -> None:
+        """Merge submitted ops in order (with `_cond` held)."""
+        inbox, self._inbox = self._inbox, []
+        for op in inbox:
+            self._merge(op)
 
     def _merge(self, op: objects.SyncOp) -> None:
         key = (op.node_id, op.ref.uid)
@@ -157,10 +166,12 @@ class ObjectSyncWriter:
     def _run(self) -> None:
         while not self._stopping.is_set():
             with self._cond:
-                self._cond.wait_for(lambda: self._pending or self._stopping.is_set())
-            if self._stopping.wait(self._batch_delay) and not self._pending:
+                ready = lambda: self._inbox or self._pending or self._stopping.is_set()  # noqa: E731
+                self._cond.wait_for(ready)
+            if self._stopping.wait(self._batch_delay) and not (self._pending or self._inbox):
                 return
             with self._cond:
+                self._merge_inbox()
                 batch, self._pending = self._pending, {}
                 self._busy = True
             failed = self._write_batch(batch)
