@@ -10,6 +10,9 @@ transport, such as an asyncio simulator holding many edges. As KubeEdge's
 edgehub (edge/pkg/edgehub/process.go): keepalive every heartbeat, on connect
 the node registers (as edged does) and then reports its status every period;
 replies are acked on receipt, other messages only once the store has them.
+After a reconnect the first status report comes at a random point within one
+period, not at once: when a cloud restarts or a network heals, its edges all
+reconnect together, and their reports would otherwise all land at the same moment.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import random
 from collections.abc import Callable
 
 from beehive.message import Message
@@ -50,6 +54,7 @@ class EdgeCore:
         status_interval: float = 10.0,
         register: bool = True,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        rng: random.Random | None = None,
     ) -> None:
         self.node_id = node_id
         self.project_id = project_id
@@ -58,6 +63,7 @@ class EdgeCore:
         self._status_interval = status_interval  # seconds between node status reports
         self._register = register  # register the node on every connect
         self._max_frame_size = max_frame_size
+        self._rng = rng or random.Random()  # when the first report after a reconnect comes
         self._protocol: HubProtocol | None = None  # the current connection's, or None
         self._next_status = 0.0  # when the next node status report is due
         self._own: collections.deque[str] = collections.deque(maxlen=_OWN_REQUESTS)
@@ -71,7 +77,8 @@ class EdgeCore:
         return self._protocol is not None
 
     def connected(self) -> None:
-        """A connection is up: keepalive at once, register, report status."""
+        """A connection is up: keepalive at once, register, report status (at once on the
+        first connection; after a reconnect, at a random point within one period)."""
         self._protocol = HubProtocol(
             side=Side.EDGE,
             node_id=self.node_id,
@@ -85,6 +92,8 @@ class EdgeCore:
         if self._register:
             self._send_own(node.register_message(self.node_id))
         self._next_status = self._clock()
+        if self.connects > 1:
+            self._next_status += self._rng.uniform(0.0, self._status_interval)
         self.tick()
 
     def disconnected(self) -> None:

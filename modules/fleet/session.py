@@ -72,6 +72,7 @@ class EdgeSession:
             # Staggered: each node's period differs a little, so reports spread out.
             status_interval=options.status_interval * self._rng.uniform(0.9, 1.1),
             max_frame_size=options.max_size,
+            rng=self._rng,
         )
         self._ws: ClientConnection | None = None  # the current connection
         self._dropped = False  # the current connection was dropped on purpose
@@ -274,19 +275,36 @@ class EdgeSession:
             self._wake.set()
 
     async def _write(self, ws: ClientConnection) -> None:
-        """The connection's writer: a slow socket holds up only its own node."""
+        """The connection's writer: a slow socket holds up only its own node. What waits
+        is written in one go (acks for a burst of deliveries: one socket write)."""
         try:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
                 while self._outbox:
-                    await ws.send(self._outbox.popleft(), text=True)
+                    frames = list(self._outbox)
+                    self._outbox.clear()
+                    await _send_frames(ws, frames)
         except (ConnectionClosed, OSError) as exc:  # the read loop sees the end too
             log.debug("%s: write failed: %s", self.node_id, exc)
 
     def _backoff(self, failures: int) -> float:
         ceiling = min(0.5 * 2 ** min(failures - 1, 20), self._options.reconnect_max)
         return float(ceiling * self._rng.uniform(0.5, 1.0))
+
+
+async def _send_frames(ws: ClientConnection, frames: list[str | bytes]) -> None:
+    """Write text frames with one state check, one socket write and one drain (as
+    cloudhub's transport does; `send_context` is why websockets is pinned below 18).
+
+    Raises:
+        ConnectionClosed: the connection is closed or closing.
+    """
+    async with ws.send_context():
+        for frame in frames:
+            ws.protocol.send_text(frame.encode() if isinstance(frame, str) else frame)
+        # An empty chunk marks end of stream, which only follows a close.
+        ws.transport.writelines([chunk for chunk in ws.protocol.data_to_send() if chunk])
 
 
 async def sleep_or_stop(stop: asyncio.Event, delay: float) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 from beehive import codec
 from beehive.message import Message
@@ -90,3 +91,18 @@ def test_sending_while_disconnected_raises_the_hub_error() -> None:
         assert type(exc).__name__ == "SessionClosedError"
     else:
         raise AssertionError("expected SessionClosedError")
+
+
+def test_after_a_reconnect_the_first_status_comes_within_one_period_not_at_once() -> None:
+    clock = Clock()
+    core = make(clock, status_interval=10.0, register=False, rng=random.Random(7))
+    core.connected()
+    sent(core)
+    core.disconnected()
+    core.connected()
+    assert [m.route.operation for m in sent(core)] == ["keepalive"]
+    deadline = core.next_deadline()
+    assert deadline is not None and clock.now < deadline <= clock.now + 10
+    clock.now = deadline
+    core.tick()
+    assert [m.route.resource for m in sent(core)] == ["null/nodestatus/edge-1"]
