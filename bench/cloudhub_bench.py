@@ -19,14 +19,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +121,32 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": at(0.5), "p99": at(0.99), "max": at(1.0)}
 
 
+@contextlib.contextmanager
+def profiled(prefix: str, phase: str, pids: dict[str, int]) -> Iterator[None]:
+    """py-spy samples each process (every thread, collapsed stacks to
+    PREFIX-PHASE-NAME.txt) while the block runs; nothing happens when `prefix` is empty."""
+    if not prefix:
+        yield
+        return
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    options = ["--format", "raw", "--threads", "--nonblocking", "-r", "100"]
+    procs = [
+        subprocess.Popen(
+            [spy, "record", "-p", str(pid), "-o", f"{prefix}-{phase}-{name}.txt", *options],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, pid in pids.items()
+    ]
+    time.sleep(0.5)  # py-spy attaches
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=30)
+
+
 class CloudHub:
     """The cloudhub process and its injector's order channel."""
 
@@ -146,25 +176,25 @@ class CloudHub:
             self.proc.kill()
 
 
-def arrived(fleet: fleet_mod.Fleet, sent: Sent) -> dict[tuple[str, str], float] | None:
-    """When each sent version (or a newer one) arrived; None while any is missing."""
-    stores = {s.node_id: s.store.objects for s in fleet.sessions}
-    times = {}
-    for node, key, rv, _ in sent:
-        held = stores[node].get(key)
-        if held is None or held[0] < rv:
-            return None
-        times[(node, key)] = held[2]
-    return times
-
-
 async def wait_arrived(fleet: fleet_mod.Fleet, sent: Sent, timeout: float) -> dict[Any, float]:
+    """When each sent version (or a newer one) arrived. Polled every 10 ms, each poll
+    looking only at what has not arrived yet, so that waiting costs the edges' process
+    (this one) little CPU."""
+    stores = {s.node_id: s.store.objects for s in fleet.sessions}
+    missing = {(node, key): rv for node, key, rv, _ in sent}
+    times: dict[tuple[str, str], float] = {}
     deadline = time.monotonic() + timeout
-    while (times := arrived(fleet, sent)) is None:
+    while True:
+        for (node, key), rv in list(missing.items()):
+            held = stores[node].get(key)
+            if held is not None and held[0] >= rv:
+                times[(node, key)] = held[2]
+                del missing[(node, key)]
+        if not missing:
+            return times
         if time.monotonic() > deadline:
             raise TimeoutError(f"not every update arrived within {timeout:.0f} s")
         await asyncio.sleep(0.01)
-    return times
 
 
 def latencies(sent: Sent, times: dict[Any, float], nodes: set[str] | None = None) -> list[float]:
@@ -219,15 +249,19 @@ async def run_hub(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         await asyncio.sleep(2)  # registrations and first reports drain
         idle_after = hub.ps.memory_info().rss
         names = options.node_names
-        result = {
-            "memory_kib_per_edge": round((idle_after - idle_before) / args.nodes / 1024, 1),
-            "fan_out": await fan_out(hub, fleet, names, args.updates // args.nodes, args.timeout),
+        pids = {"cloudhub": hub.proc.pid, "edges": os.getpid()}
+        result: dict[str, Any] = {
+            "memory_kib_per_edge": round((idle_after - idle_before) / args.nodes / 1024, 1)
         }
+        with profiled(args.profile, "fan-out", pids):
+            per_node = args.updates // args.nodes
+            result["fan_out"] = await fan_out(hub, fleet, names, per_node, args.timeout)
         sent, times = await at_rate(hub, fleet, names, args.rate, args.seconds * args.rate //
                                     args.nodes or 1, args.timeout)  # fmt: skip
         result["latency_ms"] = percentiles(latencies(sent, times))
         result["latency_updates"] = len(sent)
-        result["storm"] = await storm(hub, fleet, names, args)
+        with profiled(args.profile, "storm", pids):
+            result["storm"] = await storm(hub, fleet, names, args)
         fleet.stop.set()
         await task
         return result
@@ -333,6 +367,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=120, help="seconds a step may take")
     parser.add_argument("--quick", action="store_true", help="50 nodes, 500 updates")
     parser.add_argument("--json", default="", metavar="PATH", help="also write the results here")
+    parser.add_argument(
+        "--profile", default="", metavar="PREFIX",
+        help="py-spy both processes: PREFIX-{fan-out,storm}-{cloudhub,edges}.txt",
+    )  # fmt: skip
     parser.add_argument("--floor-server", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
