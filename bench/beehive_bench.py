@@ -3,7 +3,8 @@
 Run: python bench/beehive_bench.py [--messages N] [--round-trips N] [--queued N]
 
 Prints, side by side:
-- messages/s from one module to another with `Hive.send` vs pykka `tell` between two actors;
+- messages/s from one module to another with `Hive.send` (and `send_many` in batches of
+  64) vs pykka `tell` between two actors;
 - round trips/s with `Hive.send_sync` vs pykka `ask`;
 - memory of N queued messages (the hive's overhead per message) vs the messages themselves.
 Goals: send >= 50% of tell, send_sync >= 50% of ask, overhead < 1 KiB per queued message.
@@ -50,8 +51,14 @@ class _Source(Module):
     def run(self) -> None:
         start = self.receive(timeout=None)
         assert start is not None
-        for message in self.context.services["messages"]:
-            self.hive.send("sink", message)
+        messages = self.context.services["messages"]
+        batch = self.context.services.get("batch", 0)
+        if batch:
+            for i in range(0, len(messages), batch):
+                self.hive.send_many("sink", messages[i : i + batch])
+        else:
+            for message in messages:
+                self.hive.send("sink", message)
         self.stopping.wait()
 
 
@@ -65,10 +72,11 @@ class _Counter:
             self.done.set()
 
 
-def hive_send(messages: list[Message]) -> float:
+def hive_send(messages: list[Message], batch: int = 0) -> float:
+    """Messages/s from one module to another: `send` each, or `send_many` in batches."""
     counter = _Counter(len(messages))
     hive = Hive()
-    services = {"counter": counter, "messages": messages}
+    services = {"counter": counter, "messages": messages, "batch": batch}
     hive.add("sink", _Sink, services=services)
     hive.add("source", _Source, services=services)
     hive.start()
@@ -180,6 +188,7 @@ def main() -> None:
 
     messages = [sample_message(n) for n in range(args.messages)]
     send = max(hive_send(messages) for _ in range(args.repeat))
+    many = max(hive_send(messages, batch=64) for _ in range(args.repeat))
     tell = max(pykka_tell(messages) for _ in range(args.repeat))
     requests = messages[: args.round_trips]
     sync = max(hive_sync(requests) for _ in range(args.repeat))
@@ -189,6 +198,9 @@ def main() -> None:
     print(f"{'measure':<44}{'hive':>14}{'raw pykka':>14}{'ratio':>8}")
     print(
         f"{'send between two modules (msgs/s)':<44}{send:>14,.0f}{tell:>14,.0f}{send / tell:>8.0%}"
+    )
+    print(
+        f"{'send_many, batches of 64 (msgs/s)':<44}{many:>14,.0f}{tell:>14,.0f}{many / tell:>8.0%}"
     )
     print(f"{'send_sync round trips (/s)':<44}{sync:>14,.0f}{ask:>14,.0f}{sync / ask:>8.0%}")
     print()
