@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
+from beehive import runtime
 from modules.kubeapi.server import EmbeddedKubeAPI
 
 
@@ -36,8 +37,14 @@ def register(
 
 
 def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
-    """Serve until SIGINT/SIGTERM (or `stop` is set, for callers in another thread)."""
+    """Serve until SIGINT/SIGTERM (or `stop` is set, for callers in another thread).
+
+    On the main thread the process is the server's own: it also gets the garbage
+    collector threshold `beehive run` uses (see `beehive.runtime`).
+    """
     stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        runtime.tune_gc(runtime.DEFAULT_GC_THRESHOLD)
     restore = _install_signals(stop)
     try:
         with EmbeddedKubeAPI(host=args.host, port=args.port, data_path=args.data or None) as server:
