@@ -52,22 +52,27 @@ def test_registering_a_name_twice_is_refused(make_hive: MakeHive) -> None:
         hive.add("a", RecordingModule, settings=RecordingSettings())
 
 
-def test_a_full_mailbox_rejects_and_the_message_becomes_a_dead_letter(
-    make_hive: MakeHive, probe: Probe
-) -> None:
-    hive = make_hive()
+def busy(hive: Hive, probe: Probe, first: Message, mailbox: MailboxSpec) -> None:
+    """Start `hive` with a gated module "slow" that is busy with `first` (the rest queue)."""
     probe.gate.clear()
     hive.add(
         "slow",
         RecordingModule,
         settings=RecordingSettings(gated=True),
         services={"probe": probe},
-        mailbox=MailboxSpec(size=2, when_full=WhenFull.REJECT),
+        mailbox=mailbox,
     )
     hive.start()
-    first = msg()
     hive.send("slow", first)
     assert probe.wait_entered("slow", first)
+
+
+def test_a_full_mailbox_rejects_and_the_message_becomes_a_dead_letter(
+    make_hive: MakeHive, probe: Probe
+) -> None:
+    hive = make_hive()
+    first = msg()
+    busy(hive, probe, first, MailboxSpec(size=2, when_full=WhenFull.REJECT))
     hive.send("slow", msg())
     hive.send("slow", msg())
     refused = msg()
@@ -83,18 +88,8 @@ def test_drop_oldest_keeps_the_newest_and_every_drop_is_a_dead_letter(
     make_hive: MakeHive, probe: Probe
 ) -> None:
     hive = make_hive()
-    probe.gate.clear()
-    hive.add(
-        "slow",
-        RecordingModule,
-        settings=RecordingSettings(gated=True),
-        services={"probe": probe},
-        mailbox=MailboxSpec(size=2, when_full=WhenFull.DROP_OLDEST),
-    )
-    hive.start()
     first = msg(content=0)
-    hive.send("slow", first)
-    assert probe.wait_entered("slow", first)
+    busy(hive, probe, first, MailboxSpec(size=2, when_full=WhenFull.DROP_OLDEST))
     rest = [msg(content=i) for i in range(1, 6)]
     for m in rest:
         hive.send("slow", m)
@@ -285,18 +280,8 @@ def test_send_many_past_capacity_fails_at_the_first_refused_and_keeps_the_rest_a
     make_hive: MakeHive, probe: Probe
 ) -> None:
     hive = make_hive()
-    probe.gate.clear()
-    hive.add(
-        "slow",
-        RecordingModule,
-        settings=RecordingSettings(gated=True),
-        services={"probe": probe},
-        mailbox=MailboxSpec(size=2, when_full=WhenFull.REJECT),
-    )
-    hive.start()
     first = msg()
-    hive.send("slow", first)
-    assert probe.wait_entered("slow", first)
+    busy(hive, probe, first, MailboxSpec(size=2, when_full=WhenFull.REJECT))
     batch = [msg(content=i) for i in range(5)]
     with pytest.raises(MailboxFullError):
         hive.send_many("slow", batch)
