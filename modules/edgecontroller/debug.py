@@ -47,6 +47,7 @@ def watches_view(state: dict[str, Any]) -> str:
     queues = (
         f"downstream queued {state['downstream_queued']} (merged {state['downstream_merged']}),"
         f" upstream queued {state['upstream_queued']}"
+        f" (unchanged pod status skipped {state.get('upstream_unchanged', 0)})"
     )
     refused = state.get("refused_by_node") or {}
     by_node = ", ".join(f"{node} {count}" for node, count in sorted(refused.items()))

@@ -35,7 +35,8 @@ def micro_time(at: datetime.datetime | None = None) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _now() -> str:
+def now() -> str:
+    """A Kubernetes Time: RFC 3339, whole seconds, UTC."""
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -77,10 +78,10 @@ class KubeOps:
     def patch_node_status(self, node: str, status: Obj) -> Obj:
         """Merge-patch the node's status; the report itself is the heartbeat."""
         status = copy.deepcopy(status)
-        now = _now()
+        stamp = now()
         for condition in status.get("conditions") or []:
             if isinstance(condition, dict):
-                condition["lastHeartbeatTime"] = now
+                condition["lastHeartbeatTime"] = stamp
         return self._plain(
             self._core.patch_node_status(
                 node, {"status": status}, _content_type=MERGE, _preload_content=False

@@ -114,6 +114,7 @@ class EdgeController(Module):
             "downstream_merged": self._queue.merged,
             "upstream_queued": self._upstream.queued(),
             "upstream_refused": self._upstream.refused,
+            "upstream_unchanged": self._upstream.unchanged,
             "refused_by_node": dict(self._upstream.refused_by_node),
         }
 

@@ -31,7 +31,7 @@ from kubernetes import client
 
 from beehive import JsonValue, Message, errors
 from modules import contract
-from modules.edgecontroller import kube_ops
+from modules.edgecontroller import kube_ops, podstatus
 from modules.edgecontroller.downstream import DELETE, Send, build_message
 from modules.edgecontroller.location import LocationCache
 from modules.edgecontroller.queues import FairQueue, QueueFullError, TokenBucket
@@ -80,6 +80,8 @@ class Upstream:
         self.handled = 0  # reports handled (replied to), for tests and debug
         self.refused = 0  # reports answered with an error
         self.refused_by_node: dict[str, int] = {}  # the same, per node (debug watches)
+        self._last_writes = podstatus.LastWrites()  # pod status writes the cache lags
+        self.unchanged = 0  # pod status reports that changed nothing (no API write)
 
     def start(self) -> None:
         for i in range(self._settings.upstream_workers):
@@ -216,7 +218,17 @@ class Upstream:
             return
         if (pod.get("spec") or {}).get("nodeName") != node:
             raise ReportError(f"node {node}: pod {namespace}/{name} is not bound to this node")
-        self._call(self._api.patch_pod_status, namespace, name, entry["Status"])
+        uid, current = pod["metadata"]["uid"], pod.get("status") or {}
+        status = podstatus.normalized(entry["Status"], current, kube_ops.now())
+        if self._last_writes.caught_up(uid, pod) and podstatus.changes_nothing(current, status):
+            self.unchanged += 1  # the same state reported again: nothing to write
+            return
+        written = self._call(self._api.patch_pod_status, namespace, name, status)
+        rv = written.get("metadata", {}).get("resourceVersion", "")
+        self._last_writes.wrote(uid, namespace, name, rv, self._lookup_pod)
+
+    def _lookup_pod(self, namespace: str, name: str) -> Obj | None:
+        return self._lookup(contract.POD, namespace, name)
 
     def _query(
         self, node: str, rtype: str, namespace: str, name: str, message: Message

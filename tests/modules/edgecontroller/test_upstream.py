@@ -188,3 +188,33 @@ def test_session_notices_create_and_renew_the_node_lease(cloud: Cloud) -> None:
     cloud.notice(node, "disconnected")
     cloud.notice(node, "connected")  # a new session renews at once
     assert eventually(lambda: lease()["spec"]["renewTime"] > first["renewTime"], WAIT)
+
+
+def test_a_pod_reported_in_the_same_state_again_keeps_its_times_and_is_not_rewritten(
+    cloud: Cloud, kube_namespace: str
+) -> None:
+    node = cloud.node()
+    created = cloud.kube.core.create_namespaced_pod(kube_namespace, pod("web", node))
+    cloud.wait_ops(node, [("insert", f"node/{node}/{kube_namespace}/pod/web")], rtype="pod")
+
+    def report(at: str) -> None:
+        ready = {"type": "Ready", "status": "True", "lastTransitionTime": at}
+        status = {"phase": "Running", "startTime": at, "conditions": [ready]}
+        entry = {"UID": created.metadata.uid, "Name": "web", "Status": status}
+        assert (
+            cloud.report(node, "update", f"{kube_namespace}/podstatus/web", entry).content == "OK"
+        )
+
+    report("2026-01-01T00:00:00Z")
+    first = raw(cloud.kube.core.read_namespaced_pod_status, "web", kube_namespace)
+    watches = cloud.hive.commands["watches"]
+
+    def skipped_once_seen() -> bool:  # until the watch has shown the controller its write
+        report("2026-01-01T00:05:00Z")
+        return bool(watches()["upstream_unchanged"] >= 1)
+
+    assert eventually(skipped_once_seen, WAIT)
+    now = raw(cloud.kube.core.read_namespaced_pod_status, "web", kube_namespace)
+    assert now["status"]["startTime"] == first["status"]["startTime"] == "2026-01-01T00:00:00Z"
+    # Ready became True at the first report (cloud time, as KubeEdge sets it) and stayed.
+    assert now["status"]["conditions"] == first["status"]["conditions"]

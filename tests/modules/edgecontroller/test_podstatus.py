@@ -1,0 +1,74 @@
+"""Pod status reports: KubeEdge's normalisation and the no-change check, without I/O."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modules.edgecontroller.podstatus import LastWrites, changes_nothing, normalized
+
+T0, T1, T2 = "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z", "2026-01-01T00:02:00Z"
+
+
+def ready(status: str, since: str) -> dict[str, Any]:
+    return {"type": "Ready", "status": status, "lastTransitionTime": since}
+
+
+def test_start_time_and_unchanged_ready_transition_are_kept() -> None:
+    current = {"phase": "Running", "startTime": T0, "conditions": [ready("True", T0)]}
+    reported = {"phase": "Running", "startTime": T1, "conditions": [ready("True", T1)]}
+    assert normalized(reported, current, T2) == current
+
+
+def test_a_ready_condition_that_flips_gets_the_cloud_time_of_the_report() -> None:
+    current = {"startTime": T0, "conditions": [ready("True", T0)]}
+    reported = {"conditions": [ready("False", T1), {"type": "PodScheduled", "status": "True"}]}
+    status = normalized(reported, current, T2)
+    assert status["conditions"] == [ready("False", T2), {"type": "PodScheduled", "status": "True"}]
+    assert status["startTime"] == T0
+
+
+def test_a_first_report_without_start_time_gets_one() -> None:
+    assert normalized({"phase": "Pending"}, {}, T2) == {"phase": "Pending", "startTime": T2}
+    assert normalized({"startTime": T1}, {}, T2)["startTime"] == T1
+
+
+def test_normalized_leaves_the_report_itself_untouched() -> None:
+    reported = {"startTime": T1, "conditions": [ready("True", T1)]}
+    normalized(reported, {"startTime": T0, "conditions": [ready("True", T0)]}, T2)
+    assert reported == {"startTime": T1, "conditions": [ready("True", T1)]}
+
+
+def test_changes_nothing_follows_merge_patch_rules() -> None:
+    target = {"phase": "Running", "conditions": [ready("True", T0)], "extra": {"a": 1, "b": 2}}
+    assert changes_nothing(target, {"phase": "Running", "extra": {"a": 1}})
+    assert changes_nothing(target, {"gone": None})  # deleting an absent key
+    assert not changes_nothing(target, {"extra": None})  # deleting a present one
+    assert not changes_nothing(target, {"phase": "Failed"})
+    assert not changes_nothing(target, {"conditions": []})  # lists are replaced whole
+    assert not changes_nothing(target, {"new": {}})  # creates an empty object
+    assert not changes_nothing(target, {"phase": {"x": 1}})
+
+
+def test_last_writes_hold_until_the_cache_shows_them() -> None:
+    writes = LastWrites()
+    pods: dict[tuple[str, str], Any] = {}
+    writes.wrote("u1", "ns", "p", "10", lambda ns, name: pods.get((ns, name)))
+    cached = {"metadata": {"uid": "u1", "resourceVersion": "9"}}
+    assert not writes.caught_up("u1", cached)
+    cached["metadata"]["resourceVersion"] = "10"
+    assert writes.caught_up("u1", cached)
+    assert len(writes) == 0 and writes.caught_up("u2", cached)
+
+
+def test_last_writes_of_pods_that_are_gone_are_swept() -> None:
+    writes = LastWrites()
+    live = {("ns", "p0"): {"metadata": {"uid": "u0", "resourceVersion": "1"}}}
+    for i in range(1024):  # the 1,024th write sweeps: only u0 is still behind its cache
+        writes.wrote(f"u{i}", "ns", f"p{i}", "5", lambda ns, name: live.get((ns, name)))
+    assert len(writes) == 1
+
+
+def test_a_resource_version_that_is_not_a_number_never_counts_as_caught_up() -> None:
+    writes = LastWrites()
+    writes.wrote("u1", "ns", "p", "abc", lambda ns, name: None)
+    assert not writes.caught_up("u1", {"metadata": {"uid": "u1", "resourceVersion": "abc"}})
