@@ -14,18 +14,34 @@ MakeHive = Callable[..., Hive]
 FAST = RestartSpec(backoff=0.001, max_backoff=0.01)
 
 
+def start_failing(
+    hive: Hive,
+    probe: Probe,
+    restart: RestartSpec,
+    fail_on: str = "",
+    *,
+    fail_start: int = 0,
+    name: str = "m",
+    cls: type[Module] = RecordingModule,
+    mailbox: MailboxSpec | None = None,
+) -> None:
+    """Start `hive` with one recording module that fails as told, under `restart`."""
+    hive.add(
+        name,
+        cls,
+        settings=RecordingSettings(fail_on=fail_on, fail_start=fail_start),
+        services={"probe": probe},
+        restart=restart,
+        mailbox=mailbox,
+    )
+    hive.start()
+
+
 def test_a_failing_handler_is_logged_dead_lettered_and_restarted(
     make_hive: MakeHive, probe: Probe, caplog: pytest.LogCaptureFixture
 ) -> None:
     hive = make_hive()
-    hive.add(
-        "m",
-        RecordingModule,
-        settings=RecordingSettings(fail_on="boom"),
-        services={"probe": probe},
-        restart=FAST,
-    )
-    hive.start()
+    start_failing(hive, probe, FAST, fail_on="boom")
     bad = msg(operation="boom")
     with caplog.at_level(logging.ERROR, logger="beehive.hive"):
         hive.send("m", bad)
@@ -48,14 +64,7 @@ def test_policy_never_stops_the_module_and_dead_letters_its_queue(
     make_hive: MakeHive, probe: Probe
 ) -> None:
     hive = make_hive()
-    hive.add(
-        "m",
-        RecordingModule,
-        settings=RecordingSettings(fail_on="boom"),
-        services={"probe": probe},
-        restart=RestartSpec(policy=RestartPolicy.NEVER),
-    )
-    hive.start()
+    start_failing(hive, probe, RestartSpec(policy=RestartPolicy.NEVER), fail_on="boom")
     hive.send("m", msg(operation="boom"))
     assert eventually(lambda: hive.module("m").state == "failed")
     with pytest.raises(ModuleStoppedError):
@@ -83,14 +92,7 @@ def test_one_module_crashing_never_stops_another(make_hive: MakeHive, probe: Pro
 
 def test_max_restarts_gives_up_after_that_many(make_hive: MakeHive, probe: Probe) -> None:
     hive = make_hive()
-    hive.add(
-        "m",
-        RecordingModule,
-        settings=RecordingSettings(fail_on="boom"),
-        services={"probe": probe},
-        restart=RestartSpec(backoff=0.001, max_restarts=2),
-    )
-    hive.start()
+    start_failing(hive, probe, RestartSpec(backoff=0.001, max_restarts=2), fail_on="boom")
     for _ in range(3):
         hive.send("m", msg(operation="boom"))
     assert eventually(lambda: hive.module("m").state == "failed")
@@ -99,14 +101,7 @@ def test_max_restarts_gives_up_after_that_many(make_hive: MakeHive, probe: Probe
 
 def test_a_failing_start_is_retried_with_backoff(make_hive: MakeHive, probe: Probe) -> None:
     hive = make_hive()
-    hive.add(
-        "m",
-        RecordingModule,
-        settings=RecordingSettings(fail_start=2),
-        services={"probe": probe},
-        restart=FAST,
-    )
-    hive.start()
+    start_failing(hive, probe, FAST, fail_start=2)
     hive.send("m", msg())
     assert probe.wait_for(lambda: probe.count("m") == 1)
     info = hive.module("m")
@@ -118,15 +113,7 @@ def test_messages_wait_in_the_mailbox_while_the_module_restarts(
     make_hive: MakeHive, probe: Probe
 ) -> None:
     hive = make_hive()
-    hive.add(
-        "m",
-        RecordingModule,
-        settings=RecordingSettings(fail_on="boom"),
-        services={"probe": probe},
-        restart=FAST,
-        mailbox=MailboxSpec(size=100),
-    )
-    hive.start()
+    start_failing(hive, probe, FAST, fail_on="boom", mailbox=MailboxSpec(size=100))
     hive.send("m", msg(operation="boom"))
     after = [msg(content=i) for i in range(20)]
     for m in after:
@@ -137,14 +124,7 @@ def test_messages_wait_in_the_mailbox_while_the_module_restarts(
 
 def test_a_pull_module_whose_loop_raises_is_restarted(make_hive: MakeHive, probe: Probe) -> None:
     hive = make_hive()
-    hive.add(
-        "p",
-        PullRecorder,
-        settings=RecordingSettings(fail_on="boom"),
-        services={"probe": probe},
-        restart=FAST,
-    )
-    hive.start()
+    start_failing(hive, probe, FAST, fail_on="boom", name="p", cls=PullRecorder)
     hive.send("p", msg(operation="boom"))
     hive.send("p", msg(content="after"))
     assert probe.wait_for(lambda: [m.content for m in probe.messages("p")] == ["after"])
@@ -202,14 +182,7 @@ def test_backoff_doubles_to_a_cap(failures: int, delay: float) -> None:
 
 def test_stopping_interrupts_a_restart_backoff(make_hive: MakeHive, probe: Probe) -> None:
     hive = make_hive()
-    hive.add(
-        "m",
-        RecordingModule,
-        settings=RecordingSettings(fail_on="boom"),
-        services={"probe": probe},
-        restart=RestartSpec(backoff=60),
-    )
-    hive.start()
+    start_failing(hive, probe, RestartSpec(backoff=60), fail_on="boom")
     hive.send("m", msg(operation="boom"))
     assert eventually(lambda: hive.module("m").state == "restarting")
     hive.stop(timeout=2)
