@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from beehive.message import Message
 from modules.certs import cloud as cloud_tls
@@ -53,6 +54,8 @@ _ws_log = logging.getLogger("modules.cloudhub.transport.websockets")
 _ws_log.setLevel(logging.WARNING)
 
 T = TypeVar("T")
+
+_RESEND_GRANULARITY = 0.05  # seconds: resends fall due at most this late
 
 
 @dataclasses.dataclass(eq=False)
@@ -259,13 +262,20 @@ class ServerTransport:
             return
 
     async def _tick(self) -> None:
+        """The core's tick every `tick_interval`; in between, a pump when a resend falls
+        due, at most every `_RESEND_GRANULARITY` (resends wait seconds: waking for each
+        deadline of thousands of in-flight messages would keep the loop busy)."""
+        next_tick = time.monotonic() + self._tick_interval
         while True:
-            delay = self._tick_interval
+            now = time.monotonic()
+            wake = next_tick
             deadline = self.core.next_deadline()
             if deadline is not None:
-                delay = min(delay, max(deadline - time.monotonic(), 0.001))
-            await asyncio.sleep(delay)
-            self.core.tick()
+                wake = min(wake, max(deadline, now + _RESEND_GRANULARITY))
+            await asyncio.sleep(max(wake - now, 0.0))
+            if time.monotonic() >= next_tick:
+                self.core.tick()
+                next_tick = time.monotonic() + self._tick_interval
             self._after()
 
     def _drain(self) -> None:
@@ -296,12 +306,18 @@ class ServerTransport:
         self._after()
 
     def _flush(self) -> None:
+        """Hand the core's outputs on. Frames are written at once when the connection
+        can take them (nothing queued before them, not paused by flow control); else its
+        writer task writes them, waiting for the socket to drain."""
         out = self.core.take_outputs()
         for conn_id, frames in out.writes.items():
             conn = self._conns.get(conn_id)
-            if conn is not None:
-                conn.outbox.extend(frames)
-                conn.wake.set()
+            if conn is None:
+                continue
+            if not conn.outbox and _write_now(conn.ws, frames):
+                continue
+            conn.outbox.extend(frames)
+            conn.wake.set()
         for close in out.closes:
             conn = self._conns.get(close.conn)
             if conn is not None:
@@ -338,6 +354,18 @@ def _take_frames(outbox: collections.deque[bytes | core.Close]) -> list[bytes]:
     while outbox and not isinstance(outbox[0], core.Close):
         frames.append(outbox.popleft())  # type: ignore[arg-type]
     return frames
+
+
+def _write_now(ws: ServerConnection, frames: list[bytes]) -> bool:
+    """Write text frames without a task switch, when the connection is open and not
+    paused by flow control; False (nothing written) otherwise. As `_send_frames`,
+    without its wait for the socket to drain."""
+    if ws.paused or ws.protocol.state is not State.OPEN or ws.transport.is_closing():
+        return False
+    for frame in frames:
+        ws.protocol.send_text(frame)
+    ws.transport.writelines([chunk for chunk in ws.protocol.data_to_send() if chunk])
+    return True
 
 
 async def _send_frames(ws: ServerConnection, frames: list[bytes]) -> None:
