@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("beehive.hive")
 
 ModuleFactory = Callable[[ModuleContext], Module]
+# Data messages a push-style module's actor handles per pass through pykka's loop.
+RUN = 64
 
 
 class ModuleState(StrEnum):
@@ -63,7 +65,15 @@ class _ModuleActor(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> None:
         if isinstance(message, Message):
-            self._cell.handle(message)
+            cell = self._cell
+            cell.handle(message)
+            # Then what else is queued, up to a run of RUN, without pykka's loop.
+            next_data = cell.mailbox.next_data
+            for _ in range(RUN - 1):
+                queued = next_data()
+                if queued is None:
+                    break
+                cell.handle(queued)
 
     def on_stop(self) -> None:
         self._cell.stop_instance()

@@ -177,3 +177,18 @@ def test_offer_some_to_a_closed_mailbox_queues_nothing() -> None:
     with pytest.raises(ModuleStoppedError):
         box.offer_some([msg()])
     assert box.stats().received == 0
+
+
+def test_next_data_never_blocks_and_yields_to_a_waiting_control_envelope() -> None:
+    box = Mailbox("m", capacity=10)
+    assert box.next_data() is None  # empty: no wait
+    first, second = msg(content=1), msg(content=2)
+    box.offer(first)
+    box.offer(second)
+    assert box.next_data() == first
+    control = Envelope("stop")
+    box.put(control)
+    assert box.next_data() is None  # the stop goes first
+    assert box.get() is control
+    assert box.next_data() == second
+    assert box.stats().delivered == 2
