@@ -9,6 +9,7 @@ downstream thread draining the keyed queue, and the upstream worker pool; all na
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Hashable
@@ -31,9 +32,11 @@ log = logging.getLogger("modules.edgecontroller")
 SESSION_OPERATIONS = frozenset({"connected", "disconnected", "keepalive"})
 # Resources that must be listed before a resync can say what a node should have.
 REQUIRED = frozenset({contract.NODE, contract.POD, contract.CONFIGMAP, contract.SECRET})
-# Queued entries the downstream thread takes at a time; their messages go to cloudhub
-# in one batch (one wake-up of cloudhub per batch, not per message).
+# Queued entries the downstream thread takes at a time; what they yield goes to
+# cloudhub in batches of up to SEND_BATCH messages (one wake-up of cloudhub per batch).
 DRAIN_BATCH = 256
+SEND_BATCH = 512
+LIST_CHUNK = 256  # a list's events per queue entry
 
 
 class EdgeController(Module):
@@ -51,6 +54,7 @@ class EdgeController(Module):
         self._location = LocationCache()  # which node needs which configmap/secret
         self._downstream = Downstream(self._location)  # touched by the downstream thread only
         self._queue: KeyedQueue[tuple[Any, ...]] = KeyedQueue(settings.downstream_buffer)
+        self._chunks = itertools.count()  # keys for chunks of listed objects
         self._synced: set[str] = set()  # resource types whose first list was processed
         self._pending: set[str] = set()  # nodes whose resync waits for the first lists
         self._reflectors = {
@@ -121,9 +125,17 @@ class EdgeController(Module):
     # --- reflector callbacks (reflector threads) -------------------------------------
 
     def _on_events(self, kind: Kind, events: list[Event]) -> None:
+        """A watch event is queued under its object's key (newer versions merge); a
+        list's events go in chunks, each one entry, queued before any later event."""
         rtype = kind.rtype
+        if len(events) == 1:
+            event, obj = events[0]
+            item = ("event", rtype, event, obj)
+            self._queue.put(_key(rtype, obj["metadata"]), item, stop=self._halt)
+            return
         entries = [
-            (_key(rtype, obj["metadata"]), ("event", rtype, event, obj)) for event, obj in events
+            (("list", rtype, next(self._chunks)), ("list", rtype, events[i : i + LIST_CHUNK]))
+            for i in range(0, len(events), LIST_CHUNK)
         ]
         self._queue.put_many(entries, stop=self._halt)
 
@@ -145,6 +157,9 @@ class EdgeController(Module):
                     self._process(item, out)
                 except Exception:  # one bad object must not stop delivery of the others
                     log.exception("downstream: failed on %s", key)
+                if len(out) >= SEND_BATCH:
+                    self._send(out)
+                    out = []
             if out:
                 self._send(out)
 
@@ -152,6 +167,16 @@ class EdgeController(Module):
         if item[0] == "event":
             _, rtype, event, obj = item
             out += [build_message(send) for send in self._downstream.apply(rtype, event, obj)]
+        elif item[0] == "list":
+            _, rtype, events = item
+            apply = self._downstream.apply
+            for event, obj in events:
+                try:
+                    out += [build_message(send) for send in apply(rtype, event, obj)]
+                except Exception:  # one bad object must not stop delivery of the others
+                    log.exception(
+                        "downstream: failed on %s %s", rtype, _key(rtype, obj["metadata"])
+                    )
         elif item[0] == "synced":
             self._synced.add(item[1])
             if self._synced >= REQUIRED:
