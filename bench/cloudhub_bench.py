@@ -177,20 +177,26 @@ class CloudHub:
 
 
 async def wait_arrived(fleet: fleet_mod.Fleet, sent: Sent, timeout: float) -> dict[Any, float]:
-    """When each sent version (or a newer one) arrived. Polled every 10 ms, each poll
-    looking only at what has not arrived yet, so that waiting costs the edges' process
-    (this one) little CPU."""
+    """When each sent version (or a newer one) arrived, from the stores' arrival stamps.
+
+    Polled every 10 ms; each poll goes on from the first version not seen yet, in the
+    order sent, and stops at the next one missing, so that waiting costs the edges'
+    process (this one) little CPU."""
     stores = {s.node_id: s.store.objects for s in fleet.sessions}
-    missing = {(node, key): rv for node, key, rv, _ in sent}
+    newest = {(node, key): rv for node, key, rv, _ in sent}
+    order = list(newest.items())
     times: dict[tuple[str, str], float] = {}
     deadline = time.monotonic() + timeout
+    done = 0
     while True:
-        for (node, key), rv in list(missing.items()):
+        while done < len(order):
+            (node, key), rv = order[done]
             held = stores[node].get(key)
-            if held is not None and held[0] >= rv:
-                times[(node, key)] = held[2]
-                del missing[(node, key)]
-        if not missing:
+            if held is None or held[0] < rv:
+                break
+            times[(node, key)] = held[2]
+            done += 1
+        if done == len(order):
             return times
         if time.monotonic() > deadline:
             raise TimeoutError(f"not every update arrived within {timeout:.0f} s")

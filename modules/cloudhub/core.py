@@ -52,6 +52,7 @@ class HubLimits:
     burst: int = 60  # upstream burst per node
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     pump_budget: int = 512  # deliveries per `pump` call, so the loop stays responsive
+    turn: int = 16  # most messages a node gets per turn (one write, one read on the edge)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -87,8 +88,9 @@ class CloudHubCore:
         self.limits = limits
         self._clock = clock  # monotonic seconds
         self._scheduler = scheduler.FairScheduler(
-            window=limits.window, max_objects=limits.max_objects, retry=limits.retry
-        )
+            window=limits.window, max_objects=limits.max_objects, retry=limits.retry,
+            burst=limits.turn,
+        )  # fmt: skip
         self._sessions: dict[str, _Session] = {}  # node -> its current session
         self._by_conn: dict[int, _Session] = {}  # connection id -> session
         self._objects: dict[str, dict[str, objects.ObjectRef]] = {}  # node -> uid -> object

@@ -3,9 +3,10 @@
 Input: messages for nodes, connects and disconnects, acks and error replies
 (from cloudhub's dispatcher and sessions), and the time, passed in.
 Output: `next_delivery`, one message at a time, taken from each ready node in
-turn, so one node's backlog or reconnect never delays another node's messages
-by more than one message per ready node (KubeEdge's single dispatch loop does
-not, issues 3567 and 6876).
+turn, up to `burst` messages per turn, so one node's backlog or reconnect never
+delays another node's messages by more than `burst` messages per ready node
+(KubeEdge's single dispatch loop does not, issues 3567 and 6876). A burst of a few
+lets the transport write a node's messages in one go and the edge ack them in one.
 """
 
 from __future__ import annotations
@@ -27,8 +28,12 @@ class FairScheduler:
         window: int = 32,
         max_objects: int = 4096,
         retry: queue.RetryPolicy | None = None,
+        burst: int = 1,
     ) -> None:
+        if burst < 1:
+            raise ValueError(f"burst must be positive: {burst}")
         self.window = window  # per node, see NodeQueue
+        self.burst = burst  # most messages a node gets per turn
         self.max_objects = max_objects  # per node, see NodeQueue
         self.retry = retry or queue.RetryPolicy()  # per node, see NodeQueue
         self._queues: dict[str, queue.NodeQueue] = {}  # node -> its queue (kept while offline)
@@ -37,6 +42,8 @@ class FairScheduler:
         self._in_ring: set[str] = set()  # members of _ring
         self._timers: list[tuple[float, str]] = []  # heap of (resend due, node)
         self._armed: dict[str, float] = {}  # node -> earliest due time it has in _timers
+        self._turn: str | None = None  # the node whose turn it is, while it has burst left
+        self._turn_left = 0  # messages the node of `_turn` may still take this turn
 
     def node_queue(self, node_id: str) -> queue.NodeQueue:
         """The queue of a node, created on first use."""
@@ -80,6 +87,8 @@ class FairScheduler:
     def disconnect(self, node_id: str) -> None:
         """The node's session ended: unacked messages wait for the next one."""
         self._connected.discard(node_id)
+        if self._turn == node_id:
+            self._turn = None
         if node_id in self._in_ring:
             self._ring.remove(node_id)
             self._in_ring.discard(node_id)
@@ -107,6 +116,14 @@ class FairScheduler:
     def next_delivery(self, now: float) -> queue.Delivery | None:
         """The next message to write, taking ready nodes in turn; None if none is ready."""
         self._wake_due(now)
+        if self._turn is not None and self._turn_left > 0:
+            node_id = self._turn  # its turn goes on (it is back in the ring already)
+            delivery = self._queues[node_id].next_delivery(now)
+            if delivery is not None:
+                self._turn_left -= 1
+                self._arm(node_id)
+                return delivery
+        self._turn = None
         for _ in range(len(self._ring)):
             node_id = self._ring.popleft()
             delivery = self._queues[node_id].next_delivery(now)
@@ -116,6 +133,7 @@ class FairScheduler:
                 continue
             self._ring.append(node_id)
             self._arm(node_id)
+            self._turn, self._turn_left = node_id, self.burst - 1
             return delivery
         return None
 

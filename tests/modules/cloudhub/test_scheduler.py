@@ -156,3 +156,25 @@ def test_work_per_delivery_stays_bounded_when_many_nodes_are_overdue(
     assert len(resent) == nodes * window
     assert all(d.attempt == 2 for d in resent)
     assert counting.operations <= 3 * len(resent) + nodes
+
+
+def test_with_a_burst_a_node_takes_up_to_that_many_messages_per_turn() -> None:
+    scheduler = FairScheduler(burst=3)
+    for node in ("a", "b"):
+        scheduler.connect(node)
+    for i in range(5):
+        scheduler.enqueue("a", obj(f"a{i}", "1", node="a"))
+    scheduler.enqueue("b", obj("b0", "1", node="b"))
+    assert [d.node_id for d in take(scheduler)] == ["a", "a", "a", "b", "a", "a"]
+
+
+def test_a_node_that_disconnects_mid_turn_loses_the_rest_of_its_turn() -> None:
+    scheduler = FairScheduler(burst=4)
+    for node in ("a", "b"):
+        scheduler.connect(node)
+        for i in range(3):
+            scheduler.enqueue(node, obj(f"{node}{i}", "1", node=node))
+    first = scheduler.next_delivery(0)
+    assert first is not None and first.node_id == "a"
+    scheduler.disconnect("a")
+    assert [d.node_id for d in take(scheduler)] == ["b", "b", "b"]
