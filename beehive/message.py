@@ -17,7 +17,7 @@ import itertools
 import os
 import time
 from enum import StrEnum
-from typing import NamedTuple, TypeAlias
+from typing import Any, NamedTuple, TypeAlias, cast
 
 JsonValue: TypeAlias = bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"] | None
 
@@ -96,6 +96,9 @@ class Route(NamedTuple):
     resource: str = ""
 
 
+_make: Any = tuple.__new__
+
+
 class Message(NamedTuple):
     """One message: header, route and JSON content."""
 
@@ -117,8 +120,11 @@ class Message(NamedTuple):
         parent_msg_id: str = "",
     ) -> Message:
         """Build a message with a fresh id and the current time."""
-        header = Header(new_id(), parent_msg_id, now_ms(), resource_version)
-        return cls(header, Route(source, destination, group, operation, resource), content)
+        # Every field, in order, through tuple.__new__: a named tuple's own __new__
+        # costs a Python call each, and this runs once per object per node.
+        header = _make(Header, (new_id(), parent_msg_id, now_ms(), resource_version, False, ""))
+        route = _make(Route, (source, destination, group, operation, resource))
+        return cast(Message, _make(cls, (header, route, content)))
 
     @property
     def msg_id(self) -> str:

@@ -6,6 +6,7 @@ import time
 import uuid
 
 from beehive import OK, Message, Operation
+from beehive.message import Header, Route
 
 
 def test_new_messages_get_a_uuid4_and_a_millisecond_timestamp() -> None:
@@ -57,3 +58,20 @@ def test_message_ids_are_distinct_version_4_uuids() -> None:
     for text in list(ids)[:200]:
         parsed = uuid.UUID(text)
         assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)
+
+
+def test_new_builds_the_same_named_tuples_as_their_constructors() -> None:
+    message = Message.new(
+        source="s",
+        destination="d",
+        group="g",
+        operation="o",
+        resource="r",
+        content={"k": 1},
+        resource_version="7",
+        parent_msg_id="p",
+    )
+    h = message.header
+    assert h == Header(h.msg_id, "p", h.timestamp, "7") and type(h) is Header
+    assert message.route == Route("s", "d", "g", "o", "r") and type(message.route) is Route
+    assert message == Message(h, message.route, {"k": 1}) and type(message) is Message
