@@ -31,34 +31,43 @@ class Change(NamedTuple):
 def pod_refs(pod: dict[str, Any]) -> frozenset[Ref]:
     """The configmaps and secrets a pod references, by (type, namespace, name).
 
-    Written as plain loops (no generators): it runs for every pod event.
+    Plain loops with the type checks inline: it runs for every pod event.
     """
     spec = pod.get("spec")
     if not isinstance(spec, dict):
-        return frozenset()
+        return _NO_REFS
     found: list[tuple[str, Any]] = []
-    for volume in _dicts(spec.get("volumes")):
-        _source_refs(volume, found)
-        projected = volume.get("projected")
-        if isinstance(projected, dict):
-            for source in _dicts(projected.get("sources")):
-                _source_refs(source, found)
-    for key in ("containers", "initContainers", "ephemeralContainers"):
+    volumes = spec.get("volumes")
+    if isinstance(volumes, list):
+        for volume in volumes:
+            if isinstance(volume, dict):
+                _source_refs(volume, found)
+                projected = volume.get("projected")
+                if isinstance(projected, dict):
+                    for source in _dicts(projected.get("sources")):
+                        _source_refs(source, found)
+    for key in _CONTAINER_KEYS:
         containers = spec.get(key)
-        if containers:
-            for container in _dicts(containers):
-                _container_refs(container, found)
-    for secret in _dicts(spec.get("imagePullSecrets")):
-        found.append((contract.SECRET, secret.get("name")))
+        if isinstance(containers, list):
+            for container in containers:
+                if isinstance(container, dict) and ("envFrom" in container or "env" in container):
+                    _container_refs(container, found)
+    pull_secrets = spec.get("imagePullSecrets")
+    if pull_secrets:
+        for secret in _dicts(pull_secrets):
+            found.append((contract.SECRET, secret.get("name")))
     if not found:
         return _NO_REFS
     meta = pod.get("metadata")
     namespace = meta.get("namespace") if isinstance(meta, dict) else None
     namespace = namespace if isinstance(namespace, str) else ""
-    return frozenset((rtype, namespace, name) for rtype, name in found if _valid(name))
+    return frozenset(
+        [(rtype, namespace, name) for rtype, name in found if isinstance(name, str) and name]
+    )
 
 
 _NO_REFS: frozenset[Ref] = frozenset()
+_CONTAINER_KEYS = ("containers", "initContainers", "ephemeralContainers")
 
 
 def _source_refs(source: dict[str, Any], found: list[tuple[str, Any]]) -> None:
@@ -88,10 +97,6 @@ def _container_refs(container: dict[str, Any], found: list[tuple[str, Any]]) -> 
 
 def _dicts(value: Any) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _valid(name: Any) -> bool:
-    return isinstance(name, str) and bool(name)
 
 
 class LocationCache:
