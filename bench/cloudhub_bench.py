@@ -51,6 +51,7 @@ modules:
     settings: {{address: 127.0.0.1, port: {port}, node_limit: {limit}, object_sync: false}}
 """
 Sent = list[tuple[str, str, int, float]]  # (node, key, resourceVersion, when queued)
+BATCH = 512  # messages the injector hands to cloudhub at once (edgecontroller's SEND_BATCH)
 
 
 # The injector, inside the cloudhub process.
@@ -82,8 +83,10 @@ class Injector(Module):
             print(json.dumps(sent), flush=True)
 
     def _inject(self, nodes: list[str], per_node: int, rate: float) -> Sent:
-        """`per_node` pod updates per node, round robin, at `rate`/s (0: at once)."""
+        """`per_node` pod updates per node, round robin, at `rate`/s (0: at once, in
+        batches of `BATCH`, as edgecontroller sends what it has at hand)."""
         sent: Sent = []
+        batch: list[Message] = []
         start = time.monotonic()
         for i in range(per_node * len(nodes)):
             if rate:
@@ -92,7 +95,12 @@ class Injector(Module):
             self._rv += 1
             sent.append((node, f"bench/pod/{name}", self._rv, time.monotonic()))
             self._uids.setdefault(node, set()).add(f"{node}-{name}")
-            self.hive.send(contract.CLOUDHUB, pod_message(node, name, self._rv))
+            batch.append(pod_message(node, name, self._rv))
+            if rate or len(batch) >= BATCH:
+                self.hive.send_many(contract.CLOUDHUB, batch)
+                batch = []
+        if batch:
+            self.hive.send_many(contract.CLOUDHUB, batch)
         return sent
 
 
@@ -179,7 +187,7 @@ class CloudHub:
 async def wait_arrived(fleet: fleet_mod.Fleet, sent: Sent, timeout: float) -> dict[Any, float]:
     """When each sent version (or a newer one) arrived, from the stores' arrival stamps.
 
-    Polled every 10 ms; each poll goes on from the first version not seen yet, in the
+    Polled every 20 ms; each poll goes on from the first version not seen yet, in the
     order sent, and stops at the next one missing, so that waiting costs the edges'
     process (this one) little CPU."""
     stores = {s.node_id: s.store.objects for s in fleet.sessions}
@@ -200,7 +208,7 @@ async def wait_arrived(fleet: fleet_mod.Fleet, sent: Sent, timeout: float) -> di
             return times
         if time.monotonic() > deadline:
             raise TimeoutError(f"not every update arrived within {timeout:.0f} s")
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.02)
 
 
 def latencies(sent: Sent, times: dict[Any, float], nodes: set[str] | None = None) -> list[float]:

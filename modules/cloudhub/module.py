@@ -206,8 +206,8 @@ class _Upstream:
                     continue
                 batch = self._batches.popleft()
                 self._waiting -= len(batch)
-            for message in batch:
-                try:
-                    self._owner.hive.send(self._target, message)
-                except beehive_errors.BeehiveError as exc:
-                    log.error("cannot pass %s to %s: %s", message.msg_id, self._target, exc)
+            try:
+                self._owner.hive.send_many(self._target, batch)
+            except beehive_errors.BeehiveError as exc:
+                log.error("cannot pass %d message(s) to %s (from %s on): %s",
+                          len(batch), self._target, batch[0].msg_id, exc)  # fmt: skip
