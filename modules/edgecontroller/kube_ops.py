@@ -115,6 +115,16 @@ class KubeOps:
             )
         )
 
+    def delete_pod_now(self, namespace: str, name: str, uid: str) -> None:
+        """Finish a pod's graceful deletion (grace 0), as the kubelet does once it has
+        stopped the pod; only the pod with `uid` (a pod recreated under the name stays)."""
+        options = {"gracePeriodSeconds": 0, "preconditions": {"uid": uid}}
+        try:
+            self._core.delete_namespaced_pod(name, namespace, body=options, _preload_content=False)
+        except client.ApiException as exc:
+            if exc.status not in (404, 409):  # gone already, or another pod by now
+                raise
+
     # --- leases ----------------------------------------------------------------------
 
     def renew_lease(self, node: str) -> Obj:

@@ -1,4 +1,5 @@
-"""Pod status reports: KubeEdge's normalisation, and telling a report that changes nothing.
+"""Pod status reports: KubeEdge's normalisation, telling a report that changes nothing,
+and when a pod being deleted has stopped.
 
 No I/O. `normalized` applies what cloud/pkg/edgecontroller/controller/upstream.go
 (updatePodStatus) does before writing, as the kubelet's status manager does: the pod's
@@ -48,6 +49,17 @@ def _kept(condition: Any, old: dict[Any, Obj], now: str) -> Any:
     return {**condition, "lastTransitionTime": since}
 
 
+def terminated(status: Obj) -> bool:
+    """A terminal phase and no container running: a pod being deleted may now go."""
+    if status.get("phase") not in ("Succeeded", "Failed"):
+        return False
+    return not any(
+        isinstance(c.get("state"), dict) and "running" in c["state"]
+        for key in ("initContainerStatuses", "containerStatuses")
+        for c in _dicts(status.get(key))
+    )
+
+
 def changes_nothing(target: Any, patch: Any) -> bool:
     """True when applying `patch` as a JSON merge patch (RFC 7386) leaves `target` as it is."""
     if not isinstance(patch, dict):
@@ -62,6 +74,19 @@ def changes_nothing(target: Any, patch: Any) -> bool:
         elif have is _ABSENT or not changes_nothing(have, value):
             return False
     return True
+
+
+def merged(target: Any, patch: Any) -> Any:
+    """`target` with `patch` applied as a JSON merge patch (RFC 7386); neither is changed."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merged(result.get(key), value)
+    return result
 
 
 def _dicts(value: Any) -> list[Obj]:

@@ -222,10 +222,15 @@ class Upstream:
         status = podstatus.normalized(entry["Status"], current, kube_ops.now())
         if self._last_writes.caught_up(uid, pod) and podstatus.changes_nothing(current, status):
             self.unchanged += 1  # the same state reported again: nothing to write
-            return
-        written = self._call(self._api.patch_pod_status, namespace, name, status)
-        rv = written.get("metadata", {}).get("resourceVersion", "")
-        self._last_writes.wrote(uid, namespace, name, rv, self._lookup_pod)
+        else:
+            written = self._call(self._api.patch_pod_status, namespace, name, status)
+            rv = written.get("metadata", {}).get("resourceVersion", "")
+            self._last_writes.wrote(uid, namespace, name, rv, self._lookup_pod)
+        deleting = pod["metadata"].get("deletionTimestamp")
+        if deleting and podstatus.terminated(podstatus.merged(current, status)):
+            # upstream.go: the edge has stopped a pod being deleted; finish the delete.
+            log.info("node %s: pod %s/%s stopped; deleting it", node, namespace, name)
+            self._call(self._api.delete_pod_now, namespace, name, uid)
 
     def _lookup_pod(self, namespace: str, name: str) -> Obj | None:
         return self._lookup(contract.POD, namespace, name)

@@ -245,7 +245,7 @@ class Store:
         objects.validate(rtype, name, new)
         if objects.same_content(new, old.obj):
             return old
-        if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+        if _delete_during_update(new, old.obj):
             self._commit(rtype, ns, name, new, old.obj)
             return self._remove(rtype, ns, name)
         return self._commit(rtype, ns, name, new, old.obj)
@@ -306,6 +306,18 @@ def _check_preconditions(rtype: ResourceType, obj: JsonObj, pre: JsonObj) -> Non
                 f"{label} in object meta: {meta.get(field_name)}"
             )
             raise errors.conflict(rtype.plural, rtype.group, meta["name"], why)
+
+
+def _delete_during_update(new: JsonObj, old: JsonObj) -> bool:
+    """The API server's rule: an update that leaves no finalizers on an object marked
+    for deletion without a grace period (still) running removes it. A pod in its grace
+    period stays, status updates and all, until deleted with grace 0."""
+    before = old["metadata"]
+    return (
+        not new["metadata"].get("finalizers")
+        and bool(before.get("deletionTimestamp"))
+        and not before.get("deletionGracePeriodSeconds")
+    )
 
 
 def _grace_period(rtype: ResourceType, obj: JsonObj, options: JsonObj) -> int:

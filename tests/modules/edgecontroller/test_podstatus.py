@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from modules.edgecontroller.podstatus import LastWrites, changes_nothing, normalized
+from modules.edgecontroller.podstatus import (
+    LastWrites,
+    changes_nothing,
+    merged,
+    normalized,
+    terminated,
+)
 
 T0, T1, T2 = "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z", "2026-01-01T00:02:00Z"
 
@@ -72,3 +78,22 @@ def test_a_resource_version_that_is_not_a_number_never_counts_as_caught_up() -> 
     writes = LastWrites()
     writes.wrote("u1", "ns", "p", "abc", lambda ns, name: None)
     assert not writes.caught_up("u1", {"metadata": {"uid": "u1", "resourceVersion": "abc"}})
+
+
+def test_merged_applies_a_merge_patch_without_touching_either_side() -> None:
+    target = {"phase": "Running", "extra": {"a": 1, "b": 2}, "gone": 1}
+    patch = {"phase": "Succeeded", "extra": {"b": None, "c": 3}, "gone": None}
+    assert merged(target, patch) == {"phase": "Succeeded", "extra": {"a": 1, "c": 3}}
+    assert target == {"phase": "Running", "extra": {"a": 1, "b": 2}, "gone": 1}
+    assert changes_nothing(target, {"extra": {"a": 1}}) == (
+        merged(target, {"extra": {"a": 1}}) == target
+    )
+
+
+def test_terminated_needs_a_terminal_phase_and_no_running_container() -> None:
+    running = {"name": "app", "state": {"running": {"startedAt": T0}}}
+    stopped = {"name": "app", "state": {"terminated": {"exitCode": 0}}}
+    assert terminated({"phase": "Succeeded"})
+    assert terminated({"phase": "Failed", "containerStatuses": [stopped]})
+    assert not terminated({"phase": "Succeeded", "containerStatuses": [running]})
+    assert not terminated({"phase": "Running", "containerStatuses": [stopped]})

@@ -218,3 +218,59 @@ def test_a_pod_reported_in_the_same_state_again_keeps_its_times_and_is_not_rewri
     assert now["status"]["startTime"] == first["status"]["startTime"] == "2026-01-01T00:00:00Z"
     # Ready became True at the first report (cloud time, as KubeEdge sets it) and stayed.
     assert now["status"]["conditions"] == first["status"]["conditions"]
+
+
+def test_a_pod_being_deleted_goes_once_its_edge_reports_it_stopped(
+    cloud: Cloud, kube_namespace: str
+) -> None:
+    node = cloud.node()
+    created = cloud.kube.core.create_namespaced_pod(kube_namespace, pod("web", node))
+    cloud.wait_ops(node, [("insert", f"node/{node}/{kube_namespace}/pod/web")], rtype="pod")
+    cloud.kube.core.delete_namespaced_pod("web", kube_namespace)  # graceful, as kubectl does
+    marked = raw(cloud.kube.core.read_namespaced_pod, "web", kube_namespace)
+    assert marked["metadata"].get("deletionTimestamp")  # waits for the node to confirm
+    cloud.wait_ops(
+        node,
+        [("insert", f"node/{node}/{kube_namespace}/pod/web"),
+         ("update", f"node/{node}/{kube_namespace}/pod/web")],
+        rtype="pod",
+    )  # fmt: skip
+    stopped = {"name": "app", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}
+    status = {"phase": "Succeeded", "containerStatuses": [stopped]}
+    entry = {"UID": created.metadata.uid, "Name": "web", "Status": status}
+    assert cloud.report(node, "update", f"{kube_namespace}/podstatus/web", entry).content == "OK"
+
+    def gone() -> bool:
+        try:
+            cloud.kube.core.read_namespaced_pod("web", kube_namespace)
+        except ApiException as exc:
+            return bool(exc.status == 404)
+        return False
+
+    assert eventually(gone, WAIT)
+    cloud.wait_ops(
+        node,
+        [("insert", f"node/{node}/{kube_namespace}/pod/web"),
+         ("update", f"node/{node}/{kube_namespace}/pod/web"),
+         ("delete", f"node/{node}/{kube_namespace}/pod/web")],
+        rtype="pod",
+    )  # fmt: skip
+
+
+def test_a_running_report_does_not_finish_a_deletion(cloud: Cloud, kube_namespace: str) -> None:
+    node = cloud.node()
+    created = cloud.kube.core.create_namespaced_pod(kube_namespace, pod("web", node))
+    cloud.wait_ops(node, [("insert", f"node/{node}/{kube_namespace}/pod/web")], rtype="pod")
+    cloud.kube.core.delete_namespaced_pod("web", kube_namespace)
+    cloud.wait_ops(
+        node,
+        [("insert", f"node/{node}/{kube_namespace}/pod/web"),
+         ("update", f"node/{node}/{kube_namespace}/pod/web")],
+        rtype="pod",
+    )  # fmt: skip
+    entry = {"UID": created.metadata.uid, "Name": "web", "Status": {"phase": "Running"}}
+    assert cloud.report(node, "update", f"{kube_namespace}/podstatus/web", entry).content == "OK"
+    assert raw(cloud.kube.core.read_namespaced_pod, "web", kube_namespace)["metadata"][
+        "deletionTimestamp"
+    ]
+    cloud.kube.core.delete_namespaced_pod("web", kube_namespace, grace_period_seconds=0)

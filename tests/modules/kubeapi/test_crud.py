@@ -140,6 +140,20 @@ def test_delete_with_a_wrong_uid_precondition_is_refused(
     assert gone.value.status == 404
 
 
+def test_a_bound_pod_stays_through_its_grace_period_until_deleted_with_grace_0(
+    kube: KubeTestCluster, kube_namespace: str
+) -> None:
+    kube.core.create_namespaced_pod(kube_namespace, pod_manifest("p", nodeName=unique("node")))
+    kube.core.delete_namespaced_pod("p", kube_namespace)  # the node must confirm it stopped
+    status = {"status": {"phase": "Succeeded"}}
+    patched = kube.core.patch_namespaced_pod_status("p", kube_namespace, status)
+    assert patched.metadata.deletion_timestamp and patched.status.phase == "Succeeded"
+    kube.core.delete_namespaced_pod("p", kube_namespace, grace_period_seconds=0)
+    with pytest.raises(client.ApiException) as gone:
+        kube.core.read_namespaced_pod("p", kube_namespace)
+    assert gone.value.status == 404
+
+
 def test_cluster_scoped_nodes_and_namespaced_leases(
     kube: KubeTestCluster, kube_namespace: str
 ) -> None:
