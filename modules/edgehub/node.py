@@ -82,8 +82,16 @@ def node_status_message(node_id: str, uid: str = "") -> Message:
     )
 
 
+def stopping(pod: JsonValue) -> bool:
+    """The pod is being deleted: a kubelet would stop it and report it stopped."""
+    metadata = pod.get("metadata") if isinstance(pod, dict) else None
+    return isinstance(metadata, dict) and bool(metadata.get("deletionTimestamp"))
+
+
 def pod_status_message(pod: JsonValue) -> Message | None:
-    """``update`` on ``<ns>/podstatus/<name>``: the stored pod reported Running."""
+    """``update`` on ``<ns>/podstatus/<name>``: the stored pod reported Running, or,
+    once it is being deleted, stopped (every container terminated), which lets the
+    cloud finish the deletion."""
     metadata = pod.get("metadata") if isinstance(pod, dict) else None
     if not isinstance(metadata, dict):
         return None
@@ -96,6 +104,12 @@ def pod_status_message(pod: JsonValue) -> Message | None:
         "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}],
         "startTime": now,
     }
+    if stopping(pod):
+        status = {
+            "phase": "Succeeded",
+            "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": now}],
+            "containerStatuses": _stopped_containers(pod),
+        }
     return Message.new(
         source=SOURCE,
         group=contract.GROUP_RESOURCE,
@@ -103,3 +117,17 @@ def pod_status_message(pod: JsonValue) -> Message | None:
         resource=f"{namespace}/{contract.PODSTATUS}/{name}",
         content={"UID": uid if isinstance(uid, str) else "", "Name": name, "Status": status},
     )
+
+
+def _stopped_containers(pod: JsonValue) -> list[JsonValue]:
+    spec = pod.get("spec") if isinstance(pod, dict) else None
+    containers = spec.get("containers") if isinstance(spec, dict) else None
+    if not isinstance(containers, list):
+        return []
+    names = [c.get("name") for c in containers if isinstance(c, dict)]
+    terminated: JsonValue = {"exitCode": 0, "reason": "Completed", "finishedAt": _now()}
+    return [
+        {"name": n, "ready": False, "restartCount": 0, "state": {"terminated": terminated}}
+        for n in names
+        if isinstance(n, str)
+    ]

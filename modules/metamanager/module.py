@@ -54,7 +54,7 @@ class MetaManager(Module):
         self._settings: MetaManagerSettings = self.settings or MetaManagerSettings()
         self._store = MetaStore(self._settings.db_path)
         self._lock = threading.Lock()  # the admin thread reads the store too
-        self._reported: set[str] = set()  # pod uids whose status was reported
+        self._reported: set[str] = set()  # pod uids (and uid/stopped) whose status was reported
         # One command per store, so that a process holding several edges shows each.
         self.hive.register_command(f"{self.module_name}.store", self._listing)
 
@@ -100,8 +100,12 @@ class MetaManager(Module):
             return
         report = node.pod_status_message(message.content)
         uid = report.content.get("UID") if report and isinstance(report.content, dict) else None
-        if report is not None and isinstance(uid, str) and uid not in self._reported:
-            self._reported.add(uid)
+        if report is None or not isinstance(uid, str):
+            return
+        # Once when first stored (Running), once more when it is being deleted (stopped).
+        key = f"{uid}/stopped" if node.stopping(message.content) else uid
+        if key not in self._reported:
+            self._reported.add(key)
             self._to_hub(report)
 
     def _query(self, message: Message) -> None:

@@ -125,3 +125,23 @@ def test_pods_and_configmaps_reach_the_edge_are_acked_and_recorded_in_objectsync
 
     stack.core.delete_namespaced_pod("e2e-pod", "default", grace_period_seconds=0)
     assert eventually(lambda: ("pod", "e2e-pod") not in stack.stored(), timeout=WAIT)
+
+
+def test_a_pod_deleted_as_kubectl_does_it_is_stopped_by_the_edge_and_gone_everywhere(
+    stack: Stack,
+) -> None:
+    assert eventually(lambda: ("node", "edge-e2e") in stack.stored(), timeout=WAIT)
+    created = stack.core.create_namespaced_pod("default", pod_manifest("bye", nodeName="edge-e2e"))
+    rv = created.metadata.resource_version
+    assert eventually(lambda: stack.stored().get(("pod", "bye")) == rv, timeout=WAIT)
+    stack.core.delete_namespaced_pod("bye", "default")  # graceful: the node must confirm
+
+    def gone_from_the_api() -> bool:
+        try:
+            stack.core.read_namespaced_pod("bye", "default")
+        except ApiException as exc:
+            return bool(exc.status == 404)
+        return False
+
+    assert eventually(gone_from_the_api, timeout=WAIT)
+    assert eventually(lambda: ("pod", "bye") not in stack.stored(), timeout=WAIT)

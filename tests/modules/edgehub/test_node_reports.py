@@ -1,0 +1,36 @@
+"""What the hollow edge reports for its pods."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modules.edgehub import node
+
+
+def pod(**meta: Any) -> dict[str, Any]:
+    spec = {"containers": [{"name": "app", "image": "x"}, {"name": "side", "image": "y"}]}
+    return {"metadata": {"name": "p", "namespace": "ns", "uid": "u1", **meta}, "spec": spec}
+
+
+def test_a_stored_pod_is_reported_running() -> None:
+    report = node.pod_status_message(pod())
+    assert report is not None and report.route.resource == "ns/podstatus/p"
+    content: Any = report.content
+    assert content["UID"] == "u1" and content["Status"]["phase"] == "Running"
+
+
+def test_a_pod_being_deleted_is_reported_stopped_with_every_container_terminated() -> None:
+    doomed = pod(deletionTimestamp="2026-01-01T00:00:00Z")
+    assert node.stopping(doomed) and not node.stopping(pod())
+    report = node.pod_status_message(doomed)
+    assert report is not None and isinstance(report.content, dict)
+    status: Any = report.content["Status"]
+    assert status["phase"] == "Succeeded"
+    assert [(c["name"], "terminated" in c["state"]) for c in status["containerStatuses"]] == [
+        ("app", True),
+        ("side", True),
+    ]
+
+
+def test_a_pod_without_a_name_is_not_reported() -> None:
+    assert node.pod_status_message({"metadata": {"namespace": "ns"}}) is None
