@@ -195,8 +195,14 @@ class KubeHTTPServer:
                 conn.sock.shutdown(socket.SHUT_RDWR)
 
     def server_close(self) -> None:
+        """Close every socket, including connections a watch thread still holds (their
+        sends fail and the thread ends; it may hand the connection back afterwards)."""
         while not self._returned.empty():
             self._close(self._returned.get())
+        with self._lock:
+            conns, self._connections = list(self._connections), set()
+        for conn in conns:
+            conn.sock.close()
         for sock in (self._listener, self._waker, self._wake):
             sock.close()
         self._selector.close()
