@@ -36,7 +36,7 @@ from typing import Any
 
 import psutil
 
-from beehive import codec
+from beehive import codec, runtime
 from beehive.message import JsonValue, Message
 from beehive.module import Module
 from modules import contract
@@ -260,6 +260,7 @@ async def run_hub(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         fleet = fleet_mod.Fleet(options)
         task = asyncio.create_task(fleet.run())
         await asyncio.wait_for(fleet.all_connected.wait(), args.timeout)
+        runtime.freeze_startup()  # as `beehive fleet` does once its nodes are connected
         await asyncio.sleep(2)  # registrations and first reports drain
         idle_after = hub.ps.memory_info().rss
         names = options.node_names
@@ -398,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         port, nodes, frames, size = (int(x) for x in args.floor_server.split(","))
         asyncio.run(floor_server(port, nodes, frames, size))
         return 0
+    runtime.tune_gc(runtime.DEFAULT_GC_THRESHOLD)  # this process holds the edges: as beehive fleet
     result = asyncio.run(main_async(args))
     result["rate"] = args.rate
     print(report(result), flush=True)

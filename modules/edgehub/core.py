@@ -8,7 +8,9 @@ Input: frames read from the cloud (`receive`), messages from local modules
 Used by the edgehub module (websocket-client, threads) and meant for any other
 transport, such as an asyncio simulator holding many edges. As KubeEdge's
 edgehub (edge/pkg/edgehub/process.go): keepalive every heartbeat, on connect
-the node registers (as edged does) and then reports its status every period;
+the node registers until the cloud has answered a registration with the Node (as
+edged registers at start, not on every reconnect of edgehub) and then reports
+its status every period;
 replies are acked on receipt, other messages only once the store has them.
 After a reconnect the first status report comes at a random point within one
 period, not at once: when a cloud restarts or a network heals, its edges all
@@ -61,7 +63,7 @@ class EdgeCore:
         self._clock = clock  # monotonic seconds
         self._heartbeat = heartbeat  # seconds between keepalives
         self._status_interval = status_interval  # seconds between node status reports
-        self._register = register  # register the node on every connect
+        self._register = register  # register the node on connect until the cloud answers
         self._max_frame_size = max_frame_size
         self._rng = rng or random.Random()  # when the first report after a reconnect comes
         self._protocol: HubProtocol | None = None  # the current connection's, or None
@@ -89,7 +91,7 @@ class EdgeCore:
         )
         self.connects += 1
         self._protocol.check_timers()
-        if self._register:
+        if self._register and not self.node_uid:
             self._send_own(node.register_message(self.node_id))
         self._next_status = self._clock()
         if self.connects > 1:

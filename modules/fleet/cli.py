@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from beehive import runtime
 from modules.fleet import control, join, stats
 from modules.fleet.fleet import Fleet
 from modules.fleet.options import Faults, FleetOptions
@@ -181,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"fleet: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    runtime.tune_gc(runtime.DEFAULT_GC_THRESHOLD)  # as beehive run does (see beehive.runtime)
     try:
         report = asyncio.run(_main(options, args))
     except join.JoinError as exc:
@@ -200,4 +202,15 @@ async def _main(options: FleetOptions, args: argparse.Namespace) -> dict[str, An
         fleet.progress(lambda line: print(line, file=sys.stderr, flush=True))
     if args.control:
         control.start(fleet)
-    return await fleet.run(duration=args.duration)
+    freeze = asyncio.create_task(_freeze_when_connected(fleet))
+    try:
+        return await fleet.run(duration=args.duration)
+    finally:
+        freeze.cancel()
+
+
+async def _freeze_when_connected(fleet: Fleet) -> None:
+    """Once every node is connected, exempt what the sessions hold from later full
+    collections: a storm's garbage then costs a pause for itself, not for the fleet."""
+    await fleet.all_connected.wait()
+    runtime.freeze_startup()

@@ -9,6 +9,7 @@ records (`arrivals`, `check`) and the final `summary`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
@@ -134,12 +135,10 @@ class Fleet:
 
     def held(self) -> dict[str, int]:
         """Objects held across the fleet, by type."""
-        counts: dict[str, int] = {}
+        counts: collections.Counter[str] = collections.Counter()
         for session in self.sessions:
-            for key in session.store.objects:
-                kind = key.split("/", 2)[1] if key.count("/") >= 2 else key
-                counts[kind] = counts.get(kind, 0) + 1
-        return counts
+            counts.update(session.store.held)
+        return {kind: count for kind, count in counts.items() if count}
 
     def summary(self) -> dict[str, Any]:
         return stats.summary(

@@ -13,6 +13,7 @@ what is acked is on disk, and keeps the same arrival records.
 
 from __future__ import annotations
 
+import collections
 import enum
 from pathlib import Path
 
@@ -48,12 +49,18 @@ def _uid(message: Message) -> str:
     return uid if isinstance(uid, str) else ""
 
 
+def kind_of(key: str) -> str:
+    """The type token of a store key ``<namespace>/<type>/<name>`` (the key if none)."""
+    return key.split("/", 2)[1] if key.count("/") >= 2 else key
+
+
 class MemoryNodeStore:
     """One node's objects in dicts: key -> (resourceVersion, uid, arrival time)."""
 
     def __init__(self) -> None:
         self.objects: dict[str, tuple[int, str, float]] = {}  # what the node holds now
         self.deleted: dict[str, tuple[str, float]] = {}  # key -> (uid, when the delete came)
+        self.held: collections.Counter[str] = collections.Counter()  # objects held, by type
 
     def apply(self, message: Message, now: float) -> Verdict:
         key = message.route.resource
@@ -71,13 +78,17 @@ class MemoryNodeStore:
             return Verdict.IGNORED
         self.objects[key] = (rv, uid, now)
         self.deleted.pop(key, None)
-        return Verdict.NEW if held is None else Verdict.NEWER
+        if held is None:
+            self.held[kind_of(key)] += 1
+            return Verdict.NEW
+        return Verdict.NEWER
 
     def _delete(self, key: str, uid: str, now: float) -> Verdict:
         held = self.objects.get(key)
         if held is None or (uid and held[1] and held[1] != uid):
             return Verdict.IGNORED
         del self.objects[key]
+        self.held[kind_of(key)] -= 1
         self.deleted[key] = (uid or held[1], now)
         return Verdict.DELETED
 
