@@ -114,6 +114,17 @@ class EdgeCore:
         self._protocol.send(message)
         self.sent += 1
 
+    def ack(self, message: Message) -> None:
+        """Acknowledge a message from the cloud (`HubProtocol.ack`).
+
+        Raises:
+            SessionClosedError: not connected.
+        """
+        if self._protocol is None:
+            raise errors.SessionClosedError(self.node_id)
+        self._protocol.ack(message)
+        self.sent += 1
+
     def tick(self) -> None:
         """Keepalive and node status when due."""
         if self._protocol is None:
@@ -156,7 +167,7 @@ class EdgeCore:
         if not message.parent_msg_id:
             inbound.store.append(message)
             return
-        self.send(message.reply("OK"))  # a reply is delivered once handed over: ack it
+        self.ack(message)  # a reply is delivered once handed over: ack it
         if message.parent_msg_id in self._own:
             self._own_reply(message)
         else:

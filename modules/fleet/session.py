@@ -211,7 +211,7 @@ class EdgeSession:
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
             return
-        self.core.send(message.reply("OK"))
+        self.core.ack(message)
         counters.acks += 1
 
     def _withhold(self, message: Message) -> bool:
@@ -258,7 +258,7 @@ class EdgeSession:
     async def _ack_later(self, message: Message) -> None:
         await asyncio.sleep(self._options.faults.ack_delay)
         if self.core.is_connected:
-            self.core.send(message.reply("OK"))
+            self.core.ack(message)
             self._counters.acks += 1
             self._flush()
 

@@ -21,10 +21,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from enum import StrEnum
+from json import encoder as json_encoder
 
 from beehive import codec
 from beehive import errors as beehive_errors
-from beehive.message import OK, Message, Operation, Route
+from beehive.message import OK, Message, Operation, Route, new_id, now_ms
 from modules.hub import errors, events, resource
 from modules.hub.handshake import DEFAULT_PROJECT_ID
 
@@ -90,6 +91,25 @@ def ack_for(message: Message) -> Message:
     Source, group and resource are kept, as NewRespByMessage does.
     """
     return message.reply(OK)
+
+
+# How codec's encoder (ensure_ascii=False) writes a string.
+_quote = json_encoder.encode_basestring
+
+
+def ack_frame(message: Message) -> bytes:
+    """The frame `codec.encode(ack_for(message))` writes (a fresh id and time), built
+    directly: an edge acks every delivery, and this skips building the ack's Message
+    and encoding it generically. Key order and omissions as `codec.to_json`."""
+    if not message.msg_id:
+        return codec.encode(ack_for(message))
+    r = message.route
+    fields = (("source", r.source), ("group", r.group), ("operation", "response"),
+              ("resource", r.resource))  # fmt: skip
+    route = ",".join(f'"{key}":{_quote(value)}' for key, value in fields if value)
+    header = f'"msg_id":{_quote(new_id())},"parent_msg_id":{_quote(message.msg_id)}'
+    frame = f'{{"header":{{{header},"timestamp":{now_ms()}}},"route":{{{route}}},"content":"OK"}}'
+    return frame.encode()
 
 
 def is_ack(message: Message) -> bool:
@@ -207,6 +227,20 @@ class HubProtocol:
         if message.header.sync:
             message = message.with_header(sync=False)  # viaduct's WriteMessageAsync does this
         self._out.append(codec.encode(message, wire))
+
+    def ack(self, message: Message) -> None:
+        """Acknowledge a received message, as `send_ack` does, without returning the ack
+        (edge side: the frame is built directly, see `ack_frame`).
+
+        Raises:
+            SessionClosedError: the session has ended.
+        """
+        if self.side is not Side.EDGE:
+            self.send(ack_for(message))
+            return
+        if self.state is State.CLOSED:
+            raise errors.SessionClosedError(self.node_id)
+        self._out.append(ack_frame(message))
 
     def send_ack(self, message: Message) -> Message:
         """Acknowledge a received message (see `ack_for`) and return the ack sent.

@@ -377,3 +377,29 @@ def test_any_input_yields_events_and_never_raises(data: bytes | str) -> None:
     proto = make(Side.CLOUD)
     proto.receive_data(data)
     assert len(proto.events_received()) <= 1
+
+
+@pytest.mark.parametrize(
+    "delivered",
+    [
+        pytest.param(
+            Message.new(source="edgecontroller", group="resource", operation="update",
+                        resource="default/pod/nginx", content={"a": 1}),
+            id="an object update",
+        ),
+        pytest.param(
+            Message.new(operation="update", resource='ns/pod/"quoted"\\name\u00e9\u2028'),
+            id="a resource with quotes, backslashes and non-ASCII",
+        ),
+        pytest.param(Message.new(), id="an empty route"),
+    ],
+)  # fmt: skip
+def test_the_edge_writes_the_ack_frame_as_the_codec_writes_the_ack(delivered: Message) -> None:
+    proto = make(Side.EDGE)
+    proto.ack(delivered)
+    [frame] = proto.data_to_send()
+    sent = codec.decode(frame)
+    expected = ack_for(delivered)
+    assert sent.header.msg_id and sent.header.msg_id != delivered.msg_id
+    same = expected.with_header(msg_id=sent.header.msg_id, timestamp=sent.header.timestamp)
+    assert frame == codec.encode(same)
