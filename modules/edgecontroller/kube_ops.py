@@ -26,6 +26,7 @@ log = logging.getLogger("modules.edgecontroller.upstream")
 
 Obj = dict[str, Any]
 MERGE = "application/merge-patch+json"
+STRATEGIC = "application/strategic-merge-patch+json"
 _RETRYABLE = frozenset({409, 429, 500, 502, 503, 504})  # 409: a write raced another
 
 
@@ -88,6 +89,24 @@ class KubeOps:
             )
         )
 
+    def read_node(self, node: str) -> Obj:
+        return self._plain(self._core.read_node(node, _preload_content=False))
+
+    def patch_node_metadata(self, node: str, labels: Obj, annotations: Obj) -> Obj:
+        """Merge labels and annotations into the Node (``node`` ``update``)."""
+        patch = {"metadata": {"labels": labels, "annotations": annotations}}
+        return self._plain(
+            self._core.patch_node(node, patch, _content_type=STRATEGIC, _preload_content=False)
+        )
+
+    def patch_node_status_strategic(self, node: str, patch: Obj) -> Obj:
+        """A ``nodepatch``: the edge's own strategic-merge patch of the node's status."""
+        return self._plain(
+            self._core.patch_node_status(
+                node, patch, _content_type=STRATEGIC, _preload_content=False
+            )
+        )
+
     def register_node(self, node: str, body: Obj) -> Obj:
         """Create the Node labelled as an edge node, or label the existing one."""
         body = copy.deepcopy(body)
@@ -114,6 +133,22 @@ class KubeOps:
                 name, namespace, {"status": status}, _content_type=MERGE, _preload_content=False
             )
         )
+
+    def patch_pod_status_strategic(self, namespace: str, name: str, patch: Obj) -> Obj:
+        """A ``podpatch``: the edge's own strategic-merge patch of the pod's status."""
+        return self._plain(
+            self._core.patch_namespaced_pod_status(
+                name, namespace, patch, _content_type=STRATEGIC, _preload_content=False
+            )
+        )
+
+    def delete_pod(self, namespace: str, name: str, options: Obj) -> None:
+        """Delete a pod with the edge's DeleteOptions; a pod already gone is no error."""
+        try:
+            self._core.delete_namespaced_pod(name, namespace, body=options, _preload_content=False)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
 
     def delete_pod_now(self, namespace: str, name: str, uid: str) -> None:
         """Finish a pod's graceful deletion (grace 0), as the kubelet does once it has
@@ -154,6 +189,13 @@ class KubeOps:
                 raise
         self._ensure_namespace(ns)
         return self._plain(self._leases.create_namespaced_lease(ns, body, _preload_content=False))
+
+    def read_lease(self, node: str) -> Obj:
+        return self._plain(
+            self._leases.read_namespaced_lease(
+                node, contract.LEASE_NAMESPACE, _preload_content=False
+            )
+        )
 
     def _ensure_namespace(self, name: str) -> None:
         try:

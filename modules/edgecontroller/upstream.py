@@ -5,17 +5,22 @@ by the module thread; output: API writes (node and pod status, node registration
 Leases) and replies to cloudhub (contract item 3). Content formats are those KubeEdge
 edges send (cloud/pkg/edgecontroller/controller/upstream.go): NodeStatusRequest
 ``{"UID", "Status"}``, PodStatusRequest ``{"UID", "Name", "Status"}`` or a list of them,
-and a Node for ``insert``. A failing API call is retried (bounded) by the worker that
-holds that node; other nodes are served by the other workers meanwhile.
+and a Node for ``insert``; what kubelet-based edges (KubeEdge 1.12 and later) add:
+``node`` query and update, ``nodepatch`` and ``podpatch`` (strategic-merge patches
+of status, as JSON text), ``pod`` delete (DeleteOptions, or the legacy pod UID) and
+``lease`` query. Content checks are in `reports`. A failing API call is retried
+(bounded) by the worker that holds that node; other nodes are served by the other
+workers meanwhile.
 
 Per-node authorization happens here, for every report, as Kubernetes' Node
 authorizer and NodeRestriction would judge it (cloudhub has already refused any
 resource naming another node, and the node is the one its certificate names): a node
-may report status and register only itself (`_node_status`, `_node_body`), report
-only pods bound to it (`_one_pod_status`, per entry), renew only its own Lease, and
-query only configmaps and secrets its pods reference (`_query`); anything else is an
-unsupported operation. Each refusal is an ``error`` reply, logged with node and
-message id, and counted per node (``beehive debug watches``).
+may report status, register, read, update and patch only itself, report on, patch
+and delete only pods bound to it (`_one_pod_status`, `_bound_pod`), renew and read
+only its own Lease, and query only configmaps and secrets its pods reference
+(`_query`); anything else is an unsupported operation. Each refusal is an ``error``
+reply, logged with node and message id, and counted per node (``beehive debug
+watches``).
 """
 
 from __future__ import annotations
@@ -31,20 +36,17 @@ from kubernetes import client
 
 from beehive import JsonValue, Message, errors
 from modules import contract
-from modules.edgecontroller import kube_ops, podstatus
+from modules.edgecontroller import kube_ops, podstatus, reports
 from modules.edgecontroller.downstream import DELETE, Send, build_message
 from modules.edgecontroller.location import LocationCache
 from modules.edgecontroller.queues import FairQueue, QueueFullError, TokenBucket
+from modules.edgecontroller.reports import ReportError
 from modules.edgecontroller.settings import EdgeControllerSettings
 
 log = logging.getLogger("modules.edgecontroller.upstream")
 
 Obj = dict[str, Any]
 Lookup = Callable[[str, str, str], Obj | None]  # (rtype, namespace, name) -> cached object
-
-
-class ReportError(Exception):
-    """A report refused: the text goes back to the edge in an ``error`` reply."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -161,7 +163,7 @@ class Upstream:
         if rtype == contract.NODESTATUS and operation == "update":
             return self._node_status(node, resource.name, message.content)
         if rtype in (contract.NODESTATUS, contract.NODE) and operation == "insert":
-            body = _node_body(node, message.content)
+            body = reports.node_body(node, message.content)
             created = self._registered(node) or self._call(self._api.register_node, node, body)
             return "OK" if rtype == contract.NODESTATUS else {"Object": created, "Err": None}
         if rtype == contract.PODSTATUS and operation in ("update", "insert"):
@@ -170,7 +172,52 @@ class Upstream:
             return {"Object": self._call(self._api.renew_lease, node), "Err": None}
         if rtype in (contract.CONFIGMAP, contract.SECRET) and operation == "query":
             return self._query(node, rtype, resource.namespace, resource.name, message)
+        return self._dispatch_more(node, resource, operation, message.content)
+
+    def _dispatch_more(
+        self, node: str, resource: contract.Resource, operation: str, content: Any
+    ) -> JsonValue:
+        """What a kubelet-based edge (KubeEdge 1.12 and later) also sends, for itself only."""
+        rtype, namespace, name = resource.type, resource.namespace, resource.name
+        if rtype == contract.NODE and operation == "query":
+            reports.own(node, name, "read")
+            read: Obj = self._call(self._api.read_node, node)
+            return read
+        if rtype == contract.NODE and operation == "update":
+            reports.own(node, name, "update")
+            labels, annotations = reports.node_metadata(node, content)
+            self._call(self._api.patch_node_metadata, node, labels, annotations)
+            return "OK"
+        if rtype == contract.NODEPATCH:
+            reports.own(node, name, "patch")
+            patched = self._call(
+                self._api.patch_node_status_strategic, node, reports.patch(content)
+            )
+            return {"Object": patched, "Err": None}
+        if rtype == contract.PODPATCH:
+            self._bound_pod(node, namespace, name, missing_ok=False)
+            patch = reports.patch(content)
+            patched = self._call(self._api.patch_pod_status_strategic, namespace, name, patch)
+            return {"Object": patched, "Err": None}
+        if rtype == contract.POD and operation == "delete":
+            if self._bound_pod(node, namespace, name, missing_ok=True):
+                self._call(self._api.delete_pod, namespace, name, reports.delete_options(content))
+            return "OK"
+        if rtype == contract.LEASE and operation == "query":
+            reports.own(node, name, "read the lease of")
+            return {"Object": self._call(self._api.read_lease, node), "Err": None}
         raise ReportError(f"unsupported {operation!r} on resource type {rtype!r}")
+
+    def _bound_pod(self, node: str, namespace: str, name: str, *, missing_ok: bool) -> bool:
+        """Whether the pod exists (as the watch has it); refused unless bound to `node`."""
+        pod = self._lookup(contract.POD, namespace, name)
+        if pod is None:
+            if missing_ok:
+                return False
+            raise ReportError(f"pod {namespace}/{name} not found")
+        if (pod.get("spec") or {}).get("nodeName") != node:
+            raise ReportError(f"node {node}: pod {namespace}/{name} is not bound to this node")
+        return True
 
     # --- handlers --------------------------------------------------------------------
 
@@ -282,15 +329,6 @@ class Upstream:
             self._hive.send(contract.CLOUDHUB, message)
         except errors.BeehiveError as exc:
             log.error("could not send %s to cloudhub: %s", message.route.resource, exc)
-
-
-def _node_body(node: str, content: Any) -> Obj:
-    if not isinstance(content, dict):
-        raise ReportError(f"node {node}: registration needs a Node object")
-    name = (content.get("metadata") or {}).get("name")
-    if name != node:
-        raise ReportError(f"node {node} may not register a node named {name!r}")
-    return content
 
 
 def _api_text(exc: client.ApiException) -> str:

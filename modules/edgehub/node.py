@@ -124,10 +124,16 @@ def _stopped_containers(pod: JsonValue) -> list[JsonValue]:
     containers = spec.get("containers") if isinstance(spec, dict) else None
     if not isinstance(containers, list):
         return []
-    names = [c.get("name") for c in containers if isinstance(c, dict)]
     terminated: JsonValue = {"exitCode": 0, "reason": "Completed", "finishedAt": _now()}
     return [
-        {"name": n, "ready": False, "restartCount": 0, "state": {"terminated": terminated}}
-        for n in names
-        if isinstance(n, str)
+        {
+            "name": c["name"],
+            "image": c.get("image") if isinstance(c.get("image"), str) else "",
+            "imageID": "",
+            "ready": False,
+            "restartCount": 0,
+            "state": {"terminated": terminated},
+        }
+        for c in containers
+        if isinstance(c, dict) and isinstance(c.get("name"), str)
     ]

@@ -274,3 +274,60 @@ def test_a_running_report_does_not_finish_a_deletion(cloud: Cloud, kube_namespac
         "deletionTimestamp"
     ]
     cloud.kube.core.delete_namespaced_pod("web", kube_namespace, grace_period_seconds=0)
+
+
+def test_a_kubelet_based_edge_reads_updates_and_patches_its_own_node(cloud: Cloud) -> None:
+    node, other = cloud.node(), cloud.node()
+    read = cloud.report(node, "query", f"null/node/{node}", None)
+    assert body(read)["metadata"]["name"] == node
+    labels = {"zone": "a"}
+    updated = {"metadata": {"name": node, "labels": labels, "annotations": {"note": "x"}}}
+    assert cloud.report(node, "update", f"null/node/{node}", updated).content == "OK"
+    meta = raw(cloud.kube.core.read_node, node)["metadata"]
+    assert meta["labels"]["zone"] == "a" and meta["annotations"]["note"] == "x"
+    assert contract.EDGE_NODE_LABEL in meta["labels"]  # merged, not replaced
+    patch = '{"status": {"conditions": [{"type": "Ready", "status": "True"}]}}'
+    patched = cloud.report(node, "patch", f"null/nodepatch/{node}", patch)
+    assert body(patched)["Object"]["status"]["conditions"][0]["type"] == "Ready"
+    for operation, tail, content in [
+        ("query", f"null/node/{other}", None),
+        ("update", f"null/node/{other}", {**updated, "metadata": {"name": other}}),
+        ("patch", f"null/nodepatch/{other}", patch),
+        ("patch", f"null/nodepatch/{node}", "{not json"),
+    ]:
+        assert cloud.report(node, operation, tail, content).route.operation == "error", tail
+
+
+def test_a_kubelet_based_edge_patches_and_deletes_its_own_pods(
+    cloud: Cloud, kube_namespace: str
+) -> None:
+    node, other = cloud.node(), cloud.node()
+    ns = kube_namespace
+    mine = cloud.kube.core.create_namespaced_pod(ns, pod("mine", node))
+    cloud.kube.core.create_namespaced_pod(ns, pod("theirs", other))
+    cloud.wait_ops(node, [("insert", f"node/{node}/{ns}/pod/mine")], rtype="pod")
+    cloud.wait_ops(other, [("insert", f"node/{other}/{ns}/pod/theirs")], rtype="pod")
+    patch = '{"status": {"phase": "Running"}}'
+    patched = cloud.report(node, "patch", f"{ns}/podpatch/mine", patch)
+    assert body(patched)["Object"]["status"]["phase"] == "Running"
+    refused = cloud.report(node, "patch", f"{ns}/podpatch/theirs", patch)
+    assert refused.route.operation == "error" and "not bound" in str(refused.content)
+    assert cloud.report(node, "delete", f"{ns}/pod/theirs", None).route.operation == "error"
+    # KubeEdge's legacy form: the UID, meaning grace 0 for that pod only.
+    assert cloud.report(node, "delete", f"{ns}/pod/mine", mine.metadata.uid).content == "OK"
+    with pytest.raises(ApiException) as gone:
+        cloud.kube.core.read_namespaced_pod("mine", ns)
+    assert gone.value.status == 404
+    assert cloud.report(node, "delete", f"{ns}/pod/never", {}).content == "OK"  # not found
+    assert raw(cloud.kube.core.read_namespaced_pod, "theirs", ns)["metadata"]["name"] == "theirs"
+
+
+def test_an_edge_reads_its_own_lease(cloud: Cloud) -> None:
+    node, other = cloud.node(), cloud.node()
+    assert cloud.report(node, "update", f"kube-node-lease/lease/{node}", {}).route.operation == (
+        "response"
+    )
+    lease = cloud.report(node, "query", f"kube-node-lease/lease/{node}", None)
+    assert body(lease)["Object"]["spec"]["holderIdentity"] == node
+    refused = cloud.report(node, "query", f"kube-node-lease/lease/{other}", None)
+    assert refused.route.operation == "error"

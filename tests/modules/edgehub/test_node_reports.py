@@ -26,10 +26,12 @@ def test_a_pod_being_deleted_is_reported_stopped_with_every_container_terminated
     assert report is not None and isinstance(report.content, dict)
     status: Any = report.content["Status"]
     assert status["phase"] == "Succeeded"
-    assert [(c["name"], "terminated" in c["state"]) for c in status["containerStatuses"]] == [
-        ("app", True),
-        ("side", True),
+    statuses = status["containerStatuses"]
+    assert [(c["name"], c["image"], "terminated" in c["state"]) for c in statuses] == [
+        ("app", "x", True),
+        ("side", "y", True),
     ]
+    assert all(c["imageID"] == "" and c["ready"] is False for c in statuses)  # required fields
 
 
 def test_a_pod_without_a_name_is_not_reported() -> None:

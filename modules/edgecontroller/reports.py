@@ -1,0 +1,64 @@
+"""The content of edges' reports, checked: what each kind of report must carry.
+
+No I/O. Each function returns what the API call needs or raises `ReportError`,
+whose text goes back to the edge in an ``error`` reply.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+Obj = dict[str, Any]
+
+
+class ReportError(Exception):
+    """A report refused: the text goes back to the edge in an ``error`` reply."""
+
+
+def node_body(node: str, content: Any) -> Obj:
+    if not isinstance(content, dict):
+        raise ReportError(f"node {node}: registration needs a Node object")
+    name = (content.get("metadata") or {}).get("name")
+    if name != node:
+        raise ReportError(f"node {node} may not register a node named {name!r}")
+    return content
+
+
+def own(node: str, name: str, what: str) -> None:
+    if name and name != node:
+        raise ReportError(f"node {node} may not {what} node {name}")
+
+
+def patch(content: Any) -> Obj:
+    """A patch sent as JSON text (as KubeEdge's edge does) or as an object."""
+    if isinstance(content, str):
+        try:
+            content = json.loads(content)
+        except ValueError as exc:
+            raise ReportError(f"patch is not JSON: {exc}") from None
+    if not isinstance(content, dict):
+        raise ReportError("patch must be a JSON object")
+    return content
+
+
+def node_metadata(node: str, content: Any) -> tuple[Obj, Obj]:
+    """The labels and annotations of a Node an edge sends with ``update``."""
+    meta = content.get("metadata") if isinstance(content, dict) else None
+    if not isinstance(meta, dict) or meta.get("name") != node:
+        raise ReportError(f"node {node}: update needs its own Node object")
+    labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
+    if not isinstance(labels, dict) or not isinstance(annotations, dict):
+        raise ReportError(f"node {node}: labels and annotations must be objects")
+    return labels, annotations
+
+
+def delete_options(content: Any) -> Obj:
+    """DeleteOptions, or KubeEdge's legacy form: the pod's UID (then grace 0, that UID only)."""
+    if isinstance(content, str) and content:
+        return {"gracePeriodSeconds": 0, "preconditions": {"uid": content}}
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise ReportError("pod delete needs DeleteOptions or the pod's UID")
+    return content
