@@ -41,6 +41,7 @@ class Fleet:
         self.started = time.monotonic()  # for rates and the summary
         self._rng = random.Random(options.seed)  # chooses what `drop` drops
         self._tasks: list[asyncio.Task[None]] = []  # sessions, ticker, faults
+        self._held: collections.Counter[str] = collections.Counter()  # all stores' tally
 
     async def run(self, *, duration: float = 0.0) -> dict[str, Any]:
         """Join, connect and serve until `stop` is set or `duration` (if > 0) ends.
@@ -77,8 +78,8 @@ class Fleet:
     def _new_store(self, index: int) -> store_mod.MemoryNodeStore:
         if self.options.store == "sqlite":
             path = self.options.store_dir / f"{self.options.node_name(index)}.db"
-            return store_mod.SqliteNodeStore(path)
-        return store_mod.MemoryNodeStore()
+            return store_mod.SqliteNodeStore(path, self._held)
+        return store_mod.MemoryNodeStore(self._held)
 
     async def _ticker(self) -> None:
         while not self.stop.is_set():
@@ -135,10 +136,7 @@ class Fleet:
 
     def held(self) -> dict[str, int]:
         """Objects held across the fleet, by type."""
-        counts: collections.Counter[str] = collections.Counter()
-        for session in self.sessions:
-            counts.update(session.store.held)
-        return {kind: count for kind, count in counts.items() if count}
+        return {kind: count for kind, count in self._held.items() if count}
 
     def summary(self) -> dict[str, Any]:
         return stats.summary(

@@ -57,10 +57,11 @@ def kind_of(key: str) -> str:
 class MemoryNodeStore:
     """One node's objects in dicts: key -> (resourceVersion, uid, arrival time)."""
 
-    def __init__(self) -> None:
+    def __init__(self, held: collections.Counter[str] | None = None) -> None:
         self.objects: dict[str, tuple[int, str, float]] = {}  # what the node holds now
         self.deleted: dict[str, tuple[str, float]] = {}  # key -> (uid, when the delete came)
-        self.held: collections.Counter[str] = collections.Counter()  # objects held, by type
+        # Objects held by type; the fleet passes one tally that all its stores share.
+        self.held: collections.Counter[str] = collections.Counter() if held is None else held
 
     def apply(self, message: Message, now: float) -> Verdict:
         key = message.route.resource
@@ -104,8 +105,8 @@ class MemoryNodeStore:
 class SqliteNodeStore(MemoryNodeStore):
     """Writes through a per-node `MetaStore` (sqlite, synchronous=FULL) before recording."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__()
+    def __init__(self, path: Path, held: collections.Counter[str] | None = None) -> None:
+        super().__init__(held)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._meta = MetaStore(path)  # the node's sqlite file; raises StoreError
 
