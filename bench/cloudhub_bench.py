@@ -8,7 +8,8 @@ involved) and this one, which holds the edges (the fleet's `EdgeSession`s). The
 floor is a bare `websockets` server in its own process that sends frames of the same
 size to the same number of connections. Times are the system-wide monotonic clock.
 
-Prints: (a) fan-out of `--updates` updates, delivered and acked, beside the floor;
+Prints: (a) fan-out of `--updates` updates, delivered and acked, beside the floor
+(the best of `--repeat` runs of each: the machine is shared);
 (b) change-to-edge latency at `--rate` changes/s; (c) cloudhub's memory per idle
 connected edge; (d) a reconnect storm: all but `--keep` edges drop while one object
 per node changes: time until every edge converged, and the p99 of the kept edges
@@ -270,7 +271,9 @@ async def run_hub(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         }
         with profiled(args.profile, "fan-out", pids):
             per_node = args.updates // args.nodes
-            result["fan_out"] = await fan_out(hub, fleet, names, per_node, args.timeout)
+            runs = [await fan_out(hub, fleet, names, per_node, args.timeout)
+                    for _ in range(args.repeat)]  # fmt: skip
+            result["fan_out"] = max(runs, key=lambda run: run["per_second"])
         sent, times = await at_rate(hub, fleet, names, args.rate, args.seconds * args.rate //
                                     args.nodes or 1, args.timeout)  # fmt: skip
         result["latency_ms"] = percentiles(latencies(sent, times))
@@ -352,7 +355,9 @@ def frame_size() -> int:
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cloudhub-bench-") as tmp:
         result = await run_hub(args, Path(tmp))
-    result["floor"] = await floor(args.nodes, args.updates // args.nodes, frame_size())
+    floors = [await floor(args.nodes, args.updates // args.nodes, frame_size())
+              for _ in range(args.repeat)]  # fmt: skip
+    result["floor"] = max(floors, key=lambda run: run["per_second"])
     return result
 
 
@@ -379,6 +384,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=int, default=500, help="changes/s for the latency")
     parser.add_argument("--seconds", type=int, default=5, help="length of the latency run")
     parser.add_argument("--keep", type=int, default=100, help="edges kept through the storm")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="fan-out and floor runs (the best of each counts)"
+    )
     parser.add_argument("--timeout", type=float, default=120, help="seconds a step may take")
     parser.add_argument("--quick", action="store_true", help="50 nodes, 500 updates")
     parser.add_argument("--json", default="", metavar="PATH", help="also write the results here")
