@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from beehive import errors as beehive_errors
 from beehive.message import JsonValue, Message, Operation
 from modules import contract
-from modules.cloudhub import classify, objects, queue, scheduler, stats
+from modules.cloudhub import classify, echo, objects, queue, scheduler, stats
 from modules.hub import errors, events
 from modules.hub.protocol import DEFAULT_MAX_FRAME_SIZE, HubProtocol, KeepaliveSettings, Side
 from modules.hub.ratelimit import TokenBucket
@@ -96,6 +96,7 @@ class CloudHubCore:
         self._objects: dict[str, dict[str, objects.ObjectRef]] = {}  # node -> uid -> object
         self._stats: dict[str, stats.NodeStats] = {}  # node -> counters and rate samples
         self._owed: set[str] = set()  # nodes whose queue refused a message: resync owed
+        self._echoes = echo.NodeEchoes()  # status-only Node updates are not sent again
         self._next_sample = 0.0  # when tick next samples every node's rates
         self._out = Outputs()  # waiting for take_outputs
         self.more = False  # pump stopped at its budget: call it again soon
@@ -270,6 +271,10 @@ class CloudHubCore:
     # Internals.
 
     def _enqueue(self, node_id: str, message: Message) -> None:
+        if self._echoes.is_echo(node_id, message):
+            log.debug("node %s: %s changes only the status of its Node: not sent",
+                      node_id, message.msg_id)  # fmt: skip
+            return
         needs_ack = classify.requires_ack(message)  # once per message: the queue takes it
         outcome = self._scheduler.enqueue(node_id, message, needs_ack=needs_ack)
         if outcome is queue.Outcome.FULL:
@@ -281,6 +286,7 @@ class CloudHubCore:
                       message.msg_id, node_id)  # fmt: skip
         if outcome is not queue.Outcome.QUEUED and outcome is not queue.Outcome.REPLACED:
             return
+        self._echoes.queued(node_id, message)
         route = message.route
         if not needs_ack or route.group != contract.GROUP_RESOURCE:
             return
@@ -325,6 +331,7 @@ class CloudHubCore:
             self._close(session, CLOSE_NORMAL, "the node was deleted")
         self._scheduler.remove(node_id)
         self._owed.discard(node_id)
+        self._echoes.forget(node_id)
         for ref in self._objects.pop(node_id, {}).values():
             self._out.syncs.append(objects.Forget(node_id, ref))
         self._stats.pop(node_id, None)
@@ -375,6 +382,8 @@ class CloudHubCore:
     def _record_acks(self, node_id: str) -> None:
         known = self._objects.get(node_id, {})
         for acked in self._scheduler.node_queue(node_id).take_acked():
+            if not acked.deleted:
+                self._echoes.acked(node_id, acked.uid, acked.resource_version)
             ref = known.get(acked.uid)
             if ref is None:
                 continue
