@@ -223,7 +223,7 @@ class ServerTransport:
         writer = asyncio.create_task(self._write_loop(conn))
         try:
             accepted = self.core.open(conn_id, node_id)
-            self._after()
+            self._after_soon()  # once per loop iteration, however many (re)connect at once
             if accepted:
                 log.debug("node %s connected from %s", node_id, ws.remote_address)
                 await self._read_loop(conn_id, ws)
@@ -233,7 +233,7 @@ class ServerTransport:
             self.core.lost(conn_id)
             del self._conns[conn_id]
             writer.cancel()
-            self._after()
+            self._after_soon()
 
     async def _read_loop(self, conn_id: int, ws: ServerConnection) -> None:
         while True:
