@@ -8,7 +8,7 @@ Cloud side (one hive: ``edgecontroller`` and ``cloudhub``)
 Resources between cloud modules are ``node/<node>/<namespace>/<type>/<name>``
 (`build_resource`, `parse_resource`; namespace ``null`` for cluster-scoped objects).
 
-1. Downstream, edgecontroller -> cloudhub (``hive.send(CLOUDHUB, msg)``): source
+1. Downstream, edgecontroller -> cloudhub (``hive.send_many(CLOUDHUB, msgs)``): source
    ``edgecontroller``, group ``resource``, operation ``insert``/``update``/``delete``,
    ``resourceversion`` = the object's, content = the full object with ``apiVersion``
    and ``kind`` (a delete carries the last known object). One message per node
