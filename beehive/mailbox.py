@@ -16,9 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from enum import StrEnum
-from typing import Any
-
-from pykka._envelope import Envelope
+from typing import Any, Protocol
 
 from beehive import errors
 from beehive.message import Message
@@ -32,13 +30,27 @@ class WhenFull(StrEnum):
     REJECT = "reject"  # MailboxFullError at once
 
 
-class _Queued(Envelope[Message]):
-    """A data envelope that remembers when it was queued (for the oldest-age stat)."""
+class Envelope(Protocol):
+    """What pykka's actor loop reads from its inbox: a message and where its reply goes.
 
-    __slots__ = ("queued_at",)
+    pykka's own envelopes (stop, proxy calls) come in through `put`; data messages go
+    out as `_Queued`, which has the same two attributes, so nothing here depends on
+    pykka's private envelope class.
+    """
+
+    message: Any
+    reply_to: Any
+
+
+class _Queued:
+    """A data message as pykka's loop reads it (no reply expected), and when it was
+    queued (for the oldest-age stat)."""
+
+    __slots__ = ("message", "queued_at", "reply_to")
 
     def __init__(self, message: Message, queued_at: float) -> None:
-        super().__init__(message)
+        self.message = message
+        self.reply_to = None
         self.queued_at = queued_at
 
 
@@ -78,7 +90,7 @@ class Mailbox:
         self._on_drop = on_drop  # called (outside the lock) for every evicted message
         self._clock = clock
         self._data: deque[_Queued] = deque()  # data messages, oldest first
-        self._control: deque[Envelope[Any]] = deque()  # pykka control envelopes
+        self._control: deque[Envelope] = deque()  # pykka control envelopes
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
@@ -188,7 +200,7 @@ class Mailbox:
         if self._closed:
             raise errors.ModuleStoppedError(self.name, "mailbox closed while waiting for room")
 
-    def put(self, envelope: Envelope[Any], /) -> None:
+    def put(self, envelope: Envelope, /) -> None:
         """pykka's inbox interface: control envelopes (stop, proxy calls)."""
         with self._lock:
             self._control.append(envelope)
@@ -197,7 +209,7 @@ class Mailbox:
 
     # --- consumers ------------------------------------------------------------------
 
-    def get(self) -> Envelope[Any]:
+    def get(self) -> Envelope:
         """pykka's inbox interface: the next envelope, control first; blocks."""
         with self._lock:
             while not self._control and not self._data:

@@ -5,11 +5,18 @@ from __future__ import annotations
 import threading
 
 import pytest
-from pykka._envelope import Envelope
 
 from beehive import MailboxFullError, Message, ModuleStoppedError, WhenFull
 from beehive.mailbox import Mailbox
 from tests.fakes import msg
+
+
+class Control:
+    """A control envelope as pykka puts one in (a stop, a proxy call)."""
+
+    def __init__(self, message: object) -> None:
+        self.message = message
+        self.reply_to = None
 
 
 class FakeClock:
@@ -114,7 +121,7 @@ def test_control_envelopes_bypass_capacity_and_come_first() -> None:
     box = Mailbox("m", capacity=1, when_full=WhenFull.REJECT)
     data = msg()
     box.offer(data)
-    control = Envelope("stop")
+    control = Control("stop")
     box.put(control)
     assert box.get() is control
     assert box.get().message == data
@@ -186,7 +193,7 @@ def test_next_data_never_blocks_and_yields_to_a_waiting_control_envelope() -> No
     box.offer(first)
     box.offer(second)
     assert box.next_data() == first
-    control = Envelope("stop")
+    control = Control("stop")
     box.put(control)
     assert box.next_data() is None  # the stop goes first
     assert box.get() is control
