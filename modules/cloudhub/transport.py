@@ -359,7 +359,8 @@ def _take_frames(outbox: collections.deque[bytes | core.Close]) -> list[bytes]:
 def _write_now(ws: ServerConnection, frames: list[bytes]) -> bool:
     """Write text frames without a task switch, when the connection is open and not
     paused by flow control; False (nothing written) otherwise. As `_send_frames`,
-    without its wait for the socket to drain."""
+    without its wait for the socket to drain (`paused`, like `send_context`, is not a
+    documented part of websockets: it is pinned below 18)."""
     if ws.paused or ws.protocol.state is not State.OPEN or ws.transport.is_closing():
         return False
     for frame in frames:
