@@ -205,9 +205,9 @@ class ServerTransport:
         ticker = asyncio.create_task(self._tick())
         await self._stop.wait()
         ticker.cancel()
-        await self._shut_down(server)
+        await self._shut_down(server, listener)
 
-    async def _shut_down(self, server: Server) -> None:
+    async def _shut_down(self, server: Server, listener: _GatedSocket) -> None:
         self.core.close_all("cloudhub is stopping")
         self._flush()
         deadline = time.monotonic() + 2.0
@@ -215,6 +215,7 @@ class ServerTransport:
             await asyncio.sleep(0.01)
         server.close()
         await server.wait_closed()
+        await _shut_accepted(listener, 1.0)
 
     async def _handle(self, ws: ServerConnection) -> None:
         node_id = self._identities.pop(ws)  # set by _check_request, which let it in
@@ -388,12 +389,15 @@ def _headers(request: Request) -> dict[str, str]:
 
 
 class _GatedSocket(socket.socket):
-    """A listening socket whose accept closes what the handshake gate refuses."""
+    """A listening socket whose accept closes what the handshake gate refuses, and
+    that remembers what it accepted, for `shut_accepted` at stop."""
 
     gate: gate.HandshakeGate | None = None
+    accepted: weakref.WeakSet[socket.socket]
 
     def accept(self) -> tuple[socket.socket, Any]:
         conn, peer = super().accept()
+        self.accepted.add(conn)
         if self.gate is not None and not self.gate.admit(peer):
             conn.close()
             if self.gate.refused in (1, 10) or self.gate.refused % 100 == 0:
@@ -408,4 +412,17 @@ def _listen(address: str, port: int, handshakes: gate.HandshakeGate) -> _GatedSo
     plain = socket.create_server((address, port), family=family, backlog=512)
     listener = _GatedSocket(plain.family, plain.type, plain.proto, fileno=plain.detach())
     listener.gate = handshakes
+    listener.accepted = weakref.WeakSet()
     return listener
+
+
+async def _shut_accepted(listener: _GatedSocket, timeout: float) -> None:
+    """End connections the server does not know yet (a TLS handshake in progress when
+    it closed): shut their sockets, so their transports see the end and close."""
+    left = [s for s in listener.accepted if s.fileno() != -1]
+    for sock in left:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    deadline = time.monotonic() + timeout
+    while any(s.fileno() != -1 for s in left) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
