@@ -235,7 +235,11 @@ class EdgeSession:
             counters.deleted += 1
         elif verdict in (store_mod.Verdict.NEW, store_mod.Verdict.NEWER):
             counters.stored += 1
-            if self._options.pod_status and verdict is store_mod.Verdict.NEW:
+            # Running once stored; stopped once it is being deleted (a graceful delete
+            # waits for the node), as the hollow edge does.
+            if self._options.pod_status and (
+                verdict is store_mod.Verdict.NEW or node.stopping(message.content)
+            ):
                 self._report_pod(message)
 
     def _report_pod(self, message: Message) -> None:

@@ -131,3 +131,22 @@ def test_stored_pods_are_reported_running(cloud: Cloud, start_fleet: StartFleet)
         return all(p.status.phase == "Running" for p in pods)
 
     assert eventually(running, timeout=WAIT)
+
+
+def test_a_pod_deleted_gracefully_is_reported_stopped_and_goes(
+    cloud: Cloud, start_fleet: StartFleet
+) -> None:
+    fleet = start_fleet(nodes=1)
+    assert fleet.wait_connected()
+    expected = create_pods(cloud.core, fleet.options.node_names, per_node=1)
+    assert fleet.holds(expected)
+    [key] = expected[fleet.options.node_names[0]]
+    name = key.split("/")[2]
+    cloud.core.delete_namespaced_pod(name, "default")  # graceful: the node must confirm
+
+    def gone() -> bool:
+        return not cloud.core.list_namespaced_pod(
+            "default", field_selector=f"metadata.name={name}"
+        ).items
+
+    assert eventually(gone, timeout=WAIT)
