@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 
 import pytest
 from hypothesis import given
@@ -193,3 +194,28 @@ def test_content_that_is_not_json_cannot_be_encoded() -> None:
     message = Message.new(content=float("nan"))
     with pytest.raises(MessageEncodeError, match=message.msg_id):
         codec.encode(message)
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"header": {"msg_id": "a", "timestamp": 1}, "route": {"operation": "x"}, "content": 1},
+        {"header": {"msg_id": "a", "parent_msg_id": None, "sync": None}, "route": None},
+        {"header": {"msg_id": "a", "resourceversion": "7", "type": "t", "sync": True}},
+        {"header": {"msg_id": "a", "timestamp": True}},
+        {"header": {"msg_id": "a", "timestamp": 2**63}},
+        {"header": {"msg_id": ""}},
+        {"header": {"msg_id": "a"}, "route": {"resource": 5}},
+        {"header": {"msg_id": "a"}, "route": []},
+        {"header": []},
+        [],
+    ],
+)
+def test_the_fast_path_agrees_with_the_field_by_field_checks(doc: object) -> None:
+    try:
+        expected = codec._checked(doc, b"")
+    except MessageDecodeError as exc:
+        with pytest.raises(MessageDecodeError, match=re.escape(str(exc))):
+            codec.from_json(doc)
+    else:
+        assert codec.from_json(doc) == expected
