@@ -115,6 +115,12 @@ class Cloud:
                     found.append((m.route.operation, resource))
         return found
 
+    def deployed(self, namespace: str, name: str, node: str) -> Any:
+        """Create a pod bound to `node` and wait until its insert reached cloudhub."""
+        created = self.kube.core.create_namespaced_pod(namespace, pod(name, node))
+        self.wait_ops(node, [("insert", f"node/{node}/{namespace}/pod/{name}")], rtype="pod")
+        return created
+
     def wait_ops(self, node: str, expected: list[tuple[str, str]], *, rtype: str = "") -> None:
         """Wait until `node`'s messages (of `rtype`) are exactly `expected`, in order."""
         ok = self.probe.wait_for(lambda: self.ops(node, rtype=rtype) == expected, WAIT)

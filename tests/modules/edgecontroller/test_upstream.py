@@ -45,8 +45,7 @@ def test_an_edge_registering_creates_its_node_labelled_as_an_edge_node(cloud: Cl
 
 def test_pod_status_report_patches_the_pod_status(cloud: Cloud, kube_namespace: str) -> None:
     node = cloud.node()
-    created = cloud.kube.core.create_namespaced_pod(kube_namespace, pod("web", node))
-    cloud.wait_ops(node, [("insert", f"node/{node}/{kube_namespace}/pod/web")], rtype="pod")
+    created = cloud.deployed(kube_namespace, "web", node)
     status = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
     entries = [{"UID": created.metadata.uid, "Name": "web", "Status": status}]
     reply = cloud.report(node, "update", f"{kube_namespace}/podstatus", entries)
@@ -194,8 +193,7 @@ def test_a_pod_reported_in_the_same_state_again_keeps_its_times_and_is_not_rewri
     cloud: Cloud, kube_namespace: str
 ) -> None:
     node = cloud.node()
-    created = cloud.kube.core.create_namespaced_pod(kube_namespace, pod("web", node))
-    cloud.wait_ops(node, [("insert", f"node/{node}/{kube_namespace}/pod/web")], rtype="pod")
+    created = cloud.deployed(kube_namespace, "web", node)
 
     def report(at: str) -> None:
         ready = {"type": "Ready", "status": "True", "lastTransitionTime": at}
@@ -224,8 +222,7 @@ def test_a_pod_being_deleted_goes_once_its_edge_reports_it_stopped(
     cloud: Cloud, kube_namespace: str
 ) -> None:
     node = cloud.node()
-    created = cloud.kube.core.create_namespaced_pod(kube_namespace, pod("web", node))
-    cloud.wait_ops(node, [("insert", f"node/{node}/{kube_namespace}/pod/web")], rtype="pod")
+    created = cloud.deployed(kube_namespace, "web", node)
     cloud.kube.core.delete_namespaced_pod("web", kube_namespace)  # graceful, as kubectl does
     marked = raw(cloud.kube.core.read_namespaced_pod, "web", kube_namespace)
     assert marked["metadata"].get("deletionTimestamp")  # waits for the node to confirm
@@ -259,8 +256,7 @@ def test_a_pod_being_deleted_goes_once_its_edge_reports_it_stopped(
 
 def test_a_running_report_does_not_finish_a_deletion(cloud: Cloud, kube_namespace: str) -> None:
     node = cloud.node()
-    created = cloud.kube.core.create_namespaced_pod(kube_namespace, pod("web", node))
-    cloud.wait_ops(node, [("insert", f"node/{node}/{kube_namespace}/pod/web")], rtype="pod")
+    created = cloud.deployed(kube_namespace, "web", node)
     cloud.kube.core.delete_namespaced_pod("web", kube_namespace)
     cloud.wait_ops(
         node,
@@ -303,10 +299,8 @@ def test_a_kubelet_based_edge_patches_and_deletes_its_own_pods(
 ) -> None:
     node, other = cloud.node(), cloud.node()
     ns = kube_namespace
-    mine = cloud.kube.core.create_namespaced_pod(ns, pod("mine", node))
-    cloud.kube.core.create_namespaced_pod(ns, pod("theirs", other))
-    cloud.wait_ops(node, [("insert", f"node/{node}/{ns}/pod/mine")], rtype="pod")
-    cloud.wait_ops(other, [("insert", f"node/{other}/{ns}/pod/theirs")], rtype="pod")
+    mine = cloud.deployed(ns, "mine", node)
+    cloud.deployed(ns, "theirs", other)
     patch = '{"status": {"phase": "Running"}}'
     patched = cloud.report(node, "patch", f"{ns}/podpatch/mine", patch)
     assert body(patched)["Object"]["status"]["phase"] == "Running"
