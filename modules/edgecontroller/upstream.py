@@ -77,7 +77,7 @@ class Upstream:
         self._limiter = TokenBucket(settings.qps, settings.burst)  # API requests
         self._stop = threading.Event()
         self._workers: list[threading.Thread] = []
-        self._renewed: dict[str, float] = {}  # connected node -> monotonic time of last renew
+        self._renewed: dict[str, float] = {}  # node -> monotonic time of its last renewal
         self._lock = threading.Lock()  # guards _renewed
         self.handled = 0  # reports handled (replied to), for tests and debug
         self.refused = 0  # reports answered with an error
@@ -115,7 +115,9 @@ class Upstream:
         now = time.monotonic()
         with self._lock:
             if operation == "disconnected":
-                self._renewed.pop(node, None)
+                # Kept: a node back within the interval holds a Lease renewed less than an
+                # interval ago (a reconnect storm would otherwise write every Lease again);
+                # one back later is renewed at once.
                 return
             last = self._renewed.get(node)
             if last is not None and now - last < self._settings.lease_renew_interval:
