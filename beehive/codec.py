@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from beehive import errors
-from beehive.message import Header, JsonValue, Message, Route
+from beehive.message import Header, JsonValue, Message, Route, assemble
 
 _INT64 = (-(2**63), 2**63 - 1)
 _HEADER_STR_KEYS = (
@@ -22,7 +22,6 @@ _HEADER_STR_KEYS = (
 )
 _ROUTE_KEYS = ("source", "destination", "group", "operation", "resource")
 _NO_ROUTE: dict[str, Any] = {}  # a message without a route (read only)
-_make: Any = tuple.__new__  # builds a named tuple from all its fields in order
 # Built once: json.dumps/json.loads with options build a new coder per call.
 # No circular check (a cycle ends in RecursionError, reported as an encode error): faster.
 _ENCODER = json.JSONEncoder(
@@ -128,15 +127,11 @@ def _well_formed(doc: Any) -> Message | None:
         and type(resource) is str
     ):
         return None
-    message: Message = _make(
-        Message,
-        (
-            _make(Header, (msg_id, parent, timestamp, version, sync, kind)),
-            _make(Route, (source, destination, group, operation, resource)),
-            doc.get("content"),
-        ),
+    return assemble(
+        (msg_id, parent, timestamp, version, sync, kind),
+        (source, destination, group, operation, resource),
+        doc.get("content"),
     )
-    return message
 
 
 def _checked(doc: Any, raw: bytes | str) -> Message:

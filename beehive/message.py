@@ -120,11 +120,11 @@ class Message(NamedTuple):
         parent_msg_id: str = "",
     ) -> Message:
         """Build a message with a fresh id and the current time."""
-        # Every field, in order, through tuple.__new__: a named tuple's own __new__
-        # costs a Python call each, and this runs once per object per node.
-        header = _make(Header, (new_id(), parent_msg_id, now_ms(), resource_version, False, ""))
-        route = _make(Route, (source, destination, group, operation, resource))
-        return cast(Message, _make(cls, (header, route, content)))
+        return assemble(
+            (new_id(), parent_msg_id, now_ms(), resource_version, False, ""),
+            (source, destination, group, operation, resource),
+            content,
+        )
 
     @property
     def msg_id(self) -> str:
@@ -155,3 +155,17 @@ class Message(NamedTuple):
     def with_route(self, **changes: str) -> Message:
         """A copy with some route fields changed (e.g. a trimmed resource)."""
         return self._replace(route=self.route._replace(**changes))
+
+
+def assemble(
+    header: tuple[str, str, int, str, bool, str],
+    route: tuple[str, str, str, str, str],
+    content: JsonValue,
+) -> Message:
+    """A message from every header and route field, in order (checked by the caller).
+
+    Built through tuple.__new__: a named tuple's own __new__ costs a Python call
+    each, and this runs once per object per node (`Message.new`) and per decoded
+    frame (`codec.from_json`).
+    """
+    return cast(Message, _make(Message, (_make(Header, header), _make(Route, route), content)))
