@@ -44,7 +44,7 @@ def pod_refs(pod: dict[str, Any]) -> frozenset[Ref]:
                 _source_refs(volume, found)
                 projected = volume.get("projected")
                 if isinstance(projected, dict):
-                    for source in _dicts(projected.get("sources")):
+                    for source in dicts(projected.get("sources")):
                         _source_refs(source, found)
     for key in _CONTAINER_KEYS:
         containers = spec.get(key)
@@ -54,7 +54,7 @@ def pod_refs(pod: dict[str, Any]) -> frozenset[Ref]:
                     _container_refs(container, found)
     pull_secrets = spec.get("imagePullSecrets")
     if pull_secrets:
-        for secret in _dicts(pull_secrets):
+        for secret in dicts(pull_secrets):
             found.append((contract.SECRET, secret.get("name")))
     if not found:
         return _NO_REFS
@@ -80,12 +80,12 @@ def _source_refs(source: dict[str, Any], found: list[tuple[str, Any]]) -> None:
 
 
 def _container_refs(container: dict[str, Any], found: list[tuple[str, Any]]) -> None:
-    for env_from in _dicts(container.get("envFrom")):
+    for env_from in dicts(container.get("envFrom")):
         if isinstance(env_from.get("configMapRef"), dict):
             found.append((contract.CONFIGMAP, env_from["configMapRef"].get("name")))
         if isinstance(env_from.get("secretRef"), dict):
             found.append((contract.SECRET, env_from["secretRef"].get("name")))
-    for env in _dicts(container.get("env")):
+    for env in dicts(container.get("env")):
         value_from = env.get("valueFrom")
         if not isinstance(value_from, dict):
             continue
@@ -95,7 +95,8 @@ def _container_refs(container: dict[str, Any], found: list[tuple[str, Any]]) -> 
             found.append((contract.SECRET, value_from["secretKeyRef"].get("name")))
 
 
-def _dicts(value: Any) -> list[dict[str, Any]]:
+def dicts(value: Any) -> list[dict[str, Any]]:
+    """The objects in a JSON array (anything else in it, or a non-array, gives none)."""
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 

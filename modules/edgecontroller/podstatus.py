@@ -6,7 +6,8 @@ No I/O. `normalized` applies what cloud/pkg/edgecontroller/controller/upstream.g
 start time never changes once set, and the Ready and Initialized conditions keep their
 last transition time while their status stays the same. An edge that reports the same
 state again (hollow edges stamp every report with the current time) therefore writes
-the same status, which `changes_nothing` recognises, so the write can be skipped.
+the same status: `merged` with the pod's status gives that status back, and the write
+can be skipped.
 
 Comparing with the cached pod is only sound once the cache holds this controller's own
 last write for that pod: `LastWrites` remembers the resourceVersion of each write until
@@ -19,9 +20,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from modules.edgecontroller.location import dicts
+
 Obj = dict[str, Any]
 KEPT_TRANSITIONS = ("Ready", "Initialized")  # conditions whose transition time is kept
-_ABSENT = object()
 
 
 def normalized(reported: Obj, current: Obj, now: str) -> Obj:
@@ -33,7 +35,7 @@ def normalized(reported: Obj, current: Obj, now: str) -> Obj:
         status["startTime"] = now
     conditions = status.get("conditions")
     if isinstance(conditions, list):
-        old = {c.get("type"): c for c in _dicts(current.get("conditions"))}
+        old = {c.get("type"): c for c in dicts(current.get("conditions"))}
         status["conditions"] = [_kept(c, old, now) for c in conditions]
     return status
 
@@ -56,24 +58,8 @@ def terminated(status: Obj) -> bool:
     return not any(
         isinstance(c.get("state"), dict) and "running" in c["state"]
         for key in ("initContainerStatuses", "containerStatuses")
-        for c in _dicts(status.get(key))
+        for c in dicts(status.get(key))
     )
-
-
-def changes_nothing(target: Any, patch: Any) -> bool:
-    """True when applying `patch` as a JSON merge patch (RFC 7386) leaves `target` as it is."""
-    if not isinstance(patch, dict):
-        return bool(target == patch)
-    if not isinstance(target, dict):
-        return False
-    for key, value in patch.items():
-        have = target.get(key, _ABSENT)
-        if value is None:
-            if have is not _ABSENT:
-                return False
-        elif have is _ABSENT or not changes_nothing(have, value):
-            return False
-    return True
 
 
 def merged(target: Any, patch: Any) -> Any:
@@ -87,10 +73,6 @@ def merged(target: Any, patch: Any) -> Any:
         else:
             result[key] = merged(result.get(key), value)
     return result
-
-
-def _dicts(value: Any) -> list[Obj]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 Lookup = Callable[[str, str], Obj | None]  # (namespace, name) -> the cached pod
