@@ -142,22 +142,15 @@ class KubeOps:
             )
         )
 
-    def delete_pod(self, namespace: str, name: str, options: Obj) -> None:
-        """Delete a pod with the edge's DeleteOptions; a pod already gone is no error."""
+    def delete_pod(
+        self, namespace: str, name: str, options: Obj, also_done: tuple[int, ...] = ()
+    ) -> None:
+        """Delete a pod with DeleteOptions; a pod already gone (404), or a status in
+        `also_done`, is no error."""
         try:
             self._core.delete_namespaced_pod(name, namespace, body=options, _preload_content=False)
         except client.ApiException as exc:
-            if exc.status != 404:
-                raise
-
-    def delete_pod_now(self, namespace: str, name: str, uid: str) -> None:
-        """Finish a pod's graceful deletion (grace 0), as the kubelet does once it has
-        stopped the pod; only the pod with `uid` (a pod recreated under the name stays)."""
-        options = {"gracePeriodSeconds": 0, "preconditions": {"uid": uid}}
-        try:
-            self._core.delete_namespaced_pod(name, namespace, body=options, _preload_content=False)
-        except client.ApiException as exc:
-            if exc.status not in (404, 409):  # gone already, or another pod by now
+            if exc.status != 404 and exc.status not in also_done:
                 raise
 
     # --- leases ----------------------------------------------------------------------

@@ -53,10 +53,16 @@ def node_metadata(node: str, content: Any) -> tuple[Obj, Obj]:
     return labels, annotations
 
 
+def grace_zero(uid: str) -> Obj:
+    """DeleteOptions that end a pod now, and only the pod with `uid` (not one recreated
+    under its name): what a kubelet sends once it has stopped the pod."""
+    return {"gracePeriodSeconds": 0, "preconditions": {"uid": uid}}
+
+
 def delete_options(content: Any) -> Obj:
     """DeleteOptions, or KubeEdge's legacy form: the pod's UID (then grace 0, that UID only)."""
     if isinstance(content, str) and content:
-        return {"gracePeriodSeconds": 0, "preconditions": {"uid": content}}
+        return grace_zero(content)
     if content is None:
         return {}
     if not isinstance(content, dict):

@@ -280,7 +280,8 @@ class Upstream:
         if deleting and podstatus.terminated(after):
             # upstream.go: the edge has stopped a pod being deleted; finish the delete.
             log.info("node %s: pod %s/%s stopped; deleting it", node, namespace, name)
-            self._call(self._api.delete_pod_now, namespace, name, uid)
+            options = reports.grace_zero(uid)  # 409: another pod by that name by now
+            self._call(self._api.delete_pod, namespace, name, options, (409,))
 
     def _lookup_pod(self, namespace: str, name: str) -> Obj | None:
         return self._lookup(contract.POD, namespace, name)
