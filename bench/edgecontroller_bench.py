@@ -44,6 +44,7 @@ from modules.kubeapi import crds
 NAMESPACE = "bench"
 EDGE_LABEL = "node-role.kubernetes.io/edge"
 MERGE = "application/merge-patch+json"
+WATCHED = ("/api/v1/nodes", "/api/v1/pods", "/api/v1/configmaps", "/api/v1/secrets")
 
 
 class Counter(Module):
@@ -133,7 +134,7 @@ def floor(kubeconfig: Path) -> float:
     """Seconds to list every watched resource as raw JSON and open a watch on each."""
     api = api_client(kubeconfig)
     start = time.perf_counter()
-    for path in ("/api/v1/nodes", "/api/v1/pods", "/api/v1/configmaps", "/api/v1/secrets"):
+    for path in WATCHED:
         query = [("labelSelector", EDGE_LABEL)] if path.endswith("nodes") else []
         listing = raw.request(api, "GET", path, query=query)
         rv = listing["metadata"]["resourceVersion"]
@@ -147,7 +148,7 @@ def parse_only(kubeconfig: Path) -> float:
     """Seconds json.loads takes for the same lists, fetched beforehand: the floor's own work."""
     api = api_client(kubeconfig)
     bodies = []
-    for path in ("/api/v1/nodes", "/api/v1/pods", "/api/v1/configmaps", "/api/v1/secrets"):
+    for path in WATCHED:
         url = api.configuration.host + path
         bodies.append(api.rest_client.pool_manager.request("GET", url).data)
     start = time.perf_counter()
