@@ -1,12 +1,13 @@
 """cloudhub's websocket server: moves frames between connections and `CloudHubCore`.
 
-Runs the asyncio `websockets` server on its own thread ("beehive-cloudhub-loop").
+Runs an asyncio server of `modules.hub.wsconn` connections (websockets' sans-I/O
+protocol) on its own thread ("beehive-cloudhub-loop").
 Input: connections from edges, and downstream messages the module hands over
 with `submit` (any thread; bounded, the caller waits while it is full). Output:
 frames and closes to the connections; upstream messages and ObjectSync ops to
 the callbacks given, called on the loop thread (they must not block).
 
-Only this file knows `websockets`; its exceptions end at this seam. As KubeEdge's
+As KubeEdge's
 server: any path, headers ``node_id``/``project_id``, no compression, no
 websocket pings (liveness is the application keepalive), and no small size limit.
 
@@ -25,7 +26,6 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
-import dataclasses
 import http
 import itertools
 import logging
@@ -36,35 +36,19 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.http11 import Request, Response
-from websockets.protocol import State
 
 from beehive.message import Message
 from modules.certs import cloud as cloud_tls
 from modules.certs import tls as certs_tls
 from modules.cloudhub import core, gate, objects
-from modules.hub import errors, handshake
+from modules.hub import errors, handshake, wsconn
 
 log = logging.getLogger("modules.cloudhub.transport")
-# websockets logs every opening handshake at INFO; in a reconnect storm that is a
-# measurable share of the loop, so our server's websockets logger starts at WARNING.
-_ws_log = logging.getLogger("modules.cloudhub.transport.websockets")
-_ws_log.setLevel(logging.WARNING)
 
 T = TypeVar("T")
 
 _RESEND_GRANULARITY = 0.05  # seconds: resends fall due at most this late
-
-
-@dataclasses.dataclass(eq=False)
-class _Conn:
-    ws: ServerConnection
-    outbox: collections.deque[bytes | core.Close] = dataclasses.field(
-        default_factory=collections.deque
-    )  # frames to write, then possibly a close
-    wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)  # outbox has items
 
 
 class ServerTransport:
@@ -94,7 +78,7 @@ class ServerTransport:
         self._pending: collections.deque[Message] = collections.deque()  # from submit
         self._cond = threading.Condition()  # guards _pending and _drain_scheduled
         self._drain_scheduled = False  # a _drain call is on its way to the loop
-        self._conns: dict[int, _Conn] = {}  # connection id -> connection (loop thread)
+        self._conns: dict[int, wsconn.Connection] = {}  # key -> open connection (loop thread)
         self._ids = itertools.count(1)  # connection ids
         self._pump_scheduled = False  # a pump call is queued on the loop
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -107,9 +91,6 @@ class ServerTransport:
         self.gate = gate.HandshakeGate(
             limit=max_pending_handshakes, timeout=handshake_timeout, clock=time.monotonic
         )  # pending handshakes (loop thread)
-        self._identities: weakref.WeakKeyDictionary[ServerConnection, str] = (
-            weakref.WeakKeyDictionary()
-        )  # connection -> node its certificate names, set by the request check
 
     # Any thread.
 
@@ -185,20 +166,15 @@ class ServerTransport:
             self._ready.set()
 
     async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         listener = _listen(self.address, self.port, self.gate)
-        server = await serve(
-            self._handle,
+        tls = self._tls.context if self._tls else None
+        server = await loop.create_server(
+            self._connection,
             sock=listener,
-            compression=None,
-            max_size=self.core.limits.max_frame_size,
-            ping_interval=None,
-            close_timeout=2,
-            open_timeout=self._handshake_timeout,
-            process_request=self._check_request,
-            ssl=self._tls.context if self._tls else None,
-            logger=_ws_log,
+            ssl=tls,
+            ssl_handshake_timeout=self._handshake_timeout if tls else None,
         )
         self.port = listener.getsockname()[1]
         self._ready.set()
@@ -207,60 +183,43 @@ class ServerTransport:
         ticker.cancel()
         await self._shut_down(server, listener)
 
-    async def _shut_down(self, server: Server, listener: _GatedSocket) -> None:
+    async def _shut_down(self, server: asyncio.Server, listener: _GatedSocket) -> None:
+        server.close()
         self.core.close_all("cloudhub is stopping")
         self._flush()
         deadline = time.monotonic() + 2.0
         while self._conns and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        server.close()
-        await server.wait_closed()
+        for conn in list(self._conns.values()):
+            conn.abort()
         await _shut_accepted(listener, 1.0)
 
-    async def _handle(self, ws: ServerConnection) -> None:
-        node_id = self._identities.pop(ws)  # set by _check_request, which let it in
-        conn_id = next(self._ids)
-        conn = self._conns[conn_id] = _Conn(ws)
-        writer = asyncio.create_task(self._write_loop(conn))
-        try:
-            accepted = self.core.open(conn_id, node_id)
-            self._after_soon()  # once per loop iteration, however many (re)connect at once
-            if accepted:
-                log.debug("node %s connected from %s", node_id, ws.remote_address)
-                await self._read_loop(conn_id, ws)
-            else:
-                await writer  # writes the refusal and closes
-        finally:
-            self.core.lost(conn_id)
-            del self._conns[conn_id]
-            writer.cancel()
-            self._after_soon()
+    def _connection(self) -> wsconn.ServerConnection:
+        return wsconn.ServerConnection(
+            self,
+            max_size=self.core.limits.max_frame_size,
+            handshake_timeout=self._handshake_timeout,
+            close_timeout=2.0,
+        )
 
-    async def _read_loop(self, conn_id: int, ws: ServerConnection) -> None:
-        while True:
-            try:
-                data = await ws.recv(decode=False)
-            except ConnectionClosed:
-                return
-            self.core.receive(conn_id, data)
-            self._after_soon()
-            delay = self.core.read_delay(conn_id)
-            if delay > 0:  # over the node's rate limit: leave its frames in TCP's buffers
-                await asyncio.sleep(delay)
+    # wsconn.ServerHandler, on the loop thread.
 
-    async def _write_loop(self, conn: _Conn) -> None:
-        try:
-            while True:
-                while conn.outbox:
-                    item = conn.outbox[0]
-                    if isinstance(item, core.Close):
-                        await conn.ws.close(item.code, item.reason)
-                        return
-                    await _send_frames(conn.ws, _take_frames(conn.outbox))
-                conn.wake.clear()
-                await conn.wake.wait()
-        except (ConnectionClosed, WebSocketException, OSError):
-            return
+    def on_open(self, conn: wsconn.Connection) -> None:
+        conn.key = next(self._ids)
+        self._conns[conn.key] = conn
+        if self.core.open(conn.key, conn.identity):  # else the refusal is in its outputs
+            log.debug("node %s connected from %s", conn.identity, conn.remote_address)
+        self._after_soon()  # once per loop iteration, however many (re)connect at once
+
+    def on_frame(self, conn: wsconn.Connection, data: bytes) -> float:
+        self.core.receive(conn.key, data)
+        self._after_soon()
+        return self.core.read_delay(conn.key)  # over the node's rate limit: stop reading
+
+    def on_close(self, conn: wsconn.Connection) -> None:
+        self.core.lost(conn.key)
+        self._conns.pop(conn.key, None)
+        self._after_soon()
 
     async def _tick(self) -> None:
         """The core's tick every `tick_interval`; in between, a pump when a resend falls
@@ -307,29 +266,26 @@ class ServerTransport:
         self._after()
 
     def _flush(self) -> None:
-        """Hand the core's outputs on. Frames are written at once when the connection
-        can take them (nothing queued before them, not paused by flow control); else its
-        writer task writes them, waiting for the socket to drain."""
+        """Hand the core's outputs on: frames are written at once (the transport buffers
+        what a slow socket cannot take yet; the delivery window bounds it per node)."""
         out = self.core.take_outputs()
+        conns = self._conns
         for conn_id, frames in out.writes.items():
-            conn = self._conns.get(conn_id)
-            if conn is None:
-                continue
-            if not conn.outbox and _write_now(conn.ws, frames):
-                continue
-            conn.outbox.extend(frames)
-            conn.wake.set()
-        for close in out.closes:
-            conn = self._conns.get(close.conn)
+            conn = conns.get(conn_id)
             if conn is not None:
-                conn.outbox.append(close)
-                conn.wake.set()
+                conn.write_frames(frames)
+        for close in out.closes:
+            conn = conns.get(close.conn)
+            if conn is not None:
+                conn.close(close.code, close.reason)
         if out.upstream:
             self._on_upstream(out.upstream)
         if out.syncs:
             self._on_syncs(out.syncs)
 
-    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def check_request(
+        self, connection: wsconn.ServerConnection, request: Request
+    ) -> Response | None:
         """Refuse a bad request (400) or a certificate for another node (403), with the reason."""
         remote = connection.remote_address
         self.gate.done(remote)
@@ -339,49 +295,15 @@ class ServerTransport:
             log.warning("refused a connection from %s: %s", remote, exc)
             return connection.respond(http.HTTPStatus.BAD_REQUEST, f"{exc}\n")
         if self._tls is not None:
-            ssl_object = connection.transport.get_extra_info("ssl_object")
+            transport = connection.transport
+            ssl_object = transport.get_extra_info("ssl_object") if transport else None
             der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
             reason = certs_tls.check_peer(der, peer.node_id, ca=self._tls.ca)
             if reason is not None:
                 log.warning("refused node %s from %s: %s", peer.node_id[:64], remote, reason)
                 return connection.respond(http.HTTPStatus.FORBIDDEN, f"{reason}\n")
-        self._identities[connection] = peer.node_id  # the certificate's node, when TLS
+        connection.identity = peer.node_id  # the certificate's node, when TLS
         return None
-
-
-def _take_frames(outbox: collections.deque[bytes | core.Close]) -> list[bytes]:
-    """The frames at the head of `outbox`, up to a close (which stays)."""
-    frames: list[bytes] = []
-    while outbox and not isinstance(outbox[0], core.Close):
-        frames.append(outbox.popleft())  # type: ignore[arg-type]
-    return frames
-
-
-def _write_now(ws: ServerConnection, frames: list[bytes]) -> bool:
-    """Write text frames without a task switch, when the connection is open and not
-    paused by flow control; False (nothing written) otherwise. As `_send_frames`,
-    without its wait for the socket to drain (`paused`, like `send_context`, is not a
-    documented part of websockets: it is pinned below 18)."""
-    if ws.paused or ws.protocol.state is not State.OPEN or ws.transport.is_closing():
-        return False
-    for frame in frames:
-        ws.protocol.send_text(frame)
-    ws.transport.writelines([chunk for chunk in ws.protocol.data_to_send() if chunk])
-    return True
-
-
-async def _send_frames(ws: ServerConnection, frames: list[bytes]) -> None:
-    """Write text frames in one go: one state check, one socket write, one drain.
-
-    Raises:
-        ConnectionClosed: the connection is closed or closing.
-    """
-    async with ws.send_context():
-        for frame in frames:
-            ws.protocol.send_text(frame)
-        # An empty chunk marks end of stream, which only follows a close; the
-        # connection then closes the transport itself.
-        ws.transport.writelines([chunk for chunk in ws.protocol.data_to_send() if chunk])
 
 
 def _headers(request: Request) -> dict[str, str]:

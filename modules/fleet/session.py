@@ -1,11 +1,10 @@
 """One fleet node: its websocket connection, driven by the edge's own protocol code.
 
-Input: frames from cloudhub (the asyncio `websockets` client), ticks from the fleet
+Input: frames from cloudhub (a `modules.hub.wsconn` client connection), ticks from the fleet
 (keepalive and status deadlines) and fault orders (`drop`). Output: frames to
 cloudhub: registration, node status, keepalives, pod status and the ack for each
 delivery, sent only after the node's store applied it (as metamanager does).
 Reconnects after a drop at once, after a failure with jittered backoff.
-Only this file knows `websockets`.
 """
 
 from __future__ import annotations
@@ -18,8 +17,7 @@ import random
 import ssl
 import time
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import InvalidHandshake, InvalidURI
 
 from beehive.message import Message, Operation
 from modules import contract
@@ -28,7 +26,7 @@ from modules.edgehub.core import EdgeCore
 from modules.fleet import store as store_mod
 from modules.fleet.options import FleetOptions
 from modules.fleet.stats import Counters
-from modules.hub import errors, handshake
+from modules.hub import errors, handshake, wsconn
 from modules.hub.ratelimit import TokenBucket
 from modules.metamanager.store import StoreError
 
@@ -74,14 +72,13 @@ class EdgeSession:
             max_frame_size=options.max_size,
             rng=self._rng,
         )
-        self._ws: ClientConnection | None = None  # the current connection
+        self._ws: wsconn.ClientConnection | None = None  # the current connection
         self._dropped = False  # the current connection was dropped on purpose
         self._withheld: set[str] = set()  # ids whose first delivery was not acked
         self._pending: set[asyncio.Task[None]] = set()  # delayed acks in flight
-        self._outbox: collections.deque[str | bytes] = collections.deque()  # for the writer
         self._reports: collections.deque[Message] = collections.deque()  # pod status, waiting
         self._bucket = TokenBucket(rate=30.0, burst=60, now=time.monotonic())  # upstream rate
-        self._wake = asyncio.Event()  # the outbox has frames
+        self._ended = asyncio.Event()  # the current connection ended
 
     @property
     def url(self) -> str:
@@ -112,7 +109,7 @@ class EdgeSession:
         if self._ws is None:
             return False
         self._dropped = True
-        self._ws.transport.abort()
+        self._ws.abort()
         self._counters.drops += 1
         return True
 
@@ -130,37 +127,33 @@ class EdgeSession:
 
     async def close(self) -> None:
         if self._ws is not None:
-            await self._ws.close()
+            self._ws.close(1000, "the fleet is stopping")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ended.wait(), 2.0)
 
     # Connection.
 
-    async def _connect(self) -> ClientConnection | None:
+    async def _connect(self) -> wsconn.ClientConnection | None:
         async with self._gate:
+            self._ended.clear()
             try:
-                ws = await connect(
+                return await wsconn.connect(
+                    self,
                     self.url,
-                    additional_headers=handshake.connection_headers(
-                        self.node_id, self._options.project_id
-                    ),
-                    ssl=self._ssl,
-                    compression=None,  # KubeEdge peers do not negotiate it
+                    headers=handshake.connection_headers(self.node_id, self._options.project_id),
+                    ssl_context=self._ssl,
                     max_size=self._options.max_size,
-                    ping_interval=None,  # liveness is the application keepalive
-                    open_timeout=self._options.connect_timeout,
-                    close_timeout=1,
-                    proxy=None,
+                    timeout=self._options.connect_timeout,
                 )
             except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
                 self._counters.connect_failures += 1
                 log.debug("%s: connect failed: %s", self.node_id, exc)
                 return None
-        return ws
 
-    async def _serve(self, ws: ClientConnection) -> None:
+    async def _serve(self, ws: wsconn.ClientConnection) -> None:
         self._ws, self._dropped = ws, False
         self._counters.connects += 1
         self._counters.connected += 1
-        writer = asyncio.create_task(self._write(ws))
         try:
             sent = self.core.sent
             self.core.connected()  # keepalive, registration, first node status
@@ -168,17 +161,29 @@ class EdgeSession:
             self._flush()
             if self._malformed:
                 self._send_malformed()
-            async for frame in ws:
-                self._receive(frame)
-        except (ConnectionClosed, OSError, errors.HubError) as exc:
-            log.debug("%s: connection ended: %s", self.node_id, exc)
+            await self._ended.wait()
         finally:
-            writer.cancel()
-            self._outbox.clear()  # written to a connection that is gone: lost, as on an edge
             self._ws = None
             self.core.disconnected()
             self._counters.connected -= 1
             self._counters.disconnects += 1
+
+    # wsconn.Handler: the connection's events, on the loop.
+
+    def on_open(self, conn: wsconn.Connection) -> None:
+        pass  # `_serve` starts the session once `connect` returns
+
+    def on_frame(self, conn: wsconn.Connection, data: bytes) -> float:
+        try:
+            self._receive(data)
+        except errors.HubError as exc:
+            log.debug("%s: connection ended: %s", self.node_id, exc)
+            conn.abort()
+        return 0.0
+
+    def on_close(self, conn: wsconn.Connection) -> None:
+        log.debug("%s: connection ended", self.node_id)
+        self._ended.set()
 
     def _receive(self, frame: str | bytes) -> None:
         counters = self._counters
@@ -267,48 +272,20 @@ class EdgeSession:
             self._flush()
 
     def _send_malformed(self) -> None:
-        self._outbox.extend(MALFORMED_FRAMES)  # raw, past the protocol: on purpose
-        self._counters.malformed_sent += len(MALFORMED_FRAMES)
-        self._wake.set()
+        if self._ws is not None and self._ws.write_frames(MALFORMED_FRAMES):  # raw, on purpose
+            self._counters.malformed_sent += len(MALFORMED_FRAMES)
 
     def _flush(self) -> None:
-        """Hand the protocol's frames to the writer; never waits on the socket."""
+        """Write the protocol's frames in one go (the acks for a burst of deliveries: one
+        socket write); never waits on the socket, whose transport buffers what waits.
+        Frames for a connection that is gone are lost, as on an edge."""
         frames = self.core.data_to_send()
         if frames and self._ws is not None:
-            self._outbox.extend(frames)
-            self._wake.set()
-
-    async def _write(self, ws: ClientConnection) -> None:
-        """The connection's writer: a slow socket holds up only its own node. What waits
-        is written in one go (acks for a burst of deliveries: one socket write)."""
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                while self._outbox:
-                    frames = list(self._outbox)
-                    self._outbox.clear()
-                    await _send_frames(ws, frames)
-        except (ConnectionClosed, OSError) as exc:  # the read loop sees the end too
-            log.debug("%s: write failed: %s", self.node_id, exc)
+            self._ws.write_frames(frames)
 
     def _backoff(self, failures: int) -> float:
         ceiling = min(0.5 * 2 ** min(failures - 1, 20), self._options.reconnect_max)
         return float(ceiling * self._rng.uniform(0.5, 1.0))
-
-
-async def _send_frames(ws: ClientConnection, frames: list[str | bytes]) -> None:
-    """Write text frames with one state check, one socket write and one drain (as
-    cloudhub's transport does; `send_context` is why websockets is pinned below 18).
-
-    Raises:
-        ConnectionClosed: the connection is closed or closing.
-    """
-    async with ws.send_context():
-        for frame in frames:
-            ws.protocol.send_text(frame.encode() if isinstance(frame, str) else frame)
-        # An empty chunk marks end of stream, which only follows a close.
-        ws.transport.writelines([chunk for chunk in ws.protocol.data_to_send() if chunk])
 
 
 async def sleep_or_stop(stop: asyncio.Event, delay: float) -> None:

@@ -1,0 +1,318 @@
+"""Websocket connections as asyncio Protocols around websockets' sans-I/O protocol.
+
+cloudhub's server and the fleet's client use this instead of websockets' asyncio
+layer, which runs tasks and wakes a future for every connection and frame: in a
+reconnect storm of 1,000 edges that per-connection work was what limited both
+sides (`bench/cloudhub_bench.py`, `bench/e2e_bench.py`). Here a connection is one
+`asyncio.Protocol`: the handshake is parsed and answered in `data_received`, frames
+reach the owner as calls (`on_frame`), and writes go straight to the transport.
+
+The framing, the handshake checks, pings, close frames and size limits are
+websockets' (`ServerProtocol`, `ClientProtocol`); this file only moves bytes and
+events between them and asyncio. Only this file and its two users know websockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import http
+import logging
+import ssl
+from collections.abc import Iterable, Mapping
+from typing import Protocol as Interface
+
+from websockets.client import ClientProtocol
+from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import Protocol, State
+from websockets.server import ServerProtocol
+from websockets.uri import parse_uri
+
+# websockets logs every opening handshake at INFO; in a reconnect storm that is a
+# measurable share of the loop, so our connections' logger starts at WARNING.
+_log = logging.getLogger("modules.hub.wsconn.websockets")
+_log.setLevel(logging.WARNING)
+
+_DATA = (Opcode.TEXT, Opcode.BINARY)
+
+
+class Handler(Interface):
+    """What a connection tells its owner (all on the loop thread)."""
+
+    def on_open(self, conn: Connection) -> None:
+        """The handshake succeeded: frames may be written."""
+
+    def on_frame(self, conn: Connection, data: bytes) -> float:
+        """A whole message (text or binary, fragments joined). Returns how many seconds
+        to stop reading this connection for (0: go on), e.g. for a rate limit."""
+
+    def on_close(self, conn: Connection) -> None:
+        """The connection ended (only after `on_open`)."""
+
+
+class ServerHandler(Handler, Interface):
+    def check_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        """None to go on with the upgrade, or a refusal (see `Connection.respond`)."""
+
+
+class Connection(asyncio.Protocol):
+    """One websocket connection; subclasses do the opening handshake."""
+
+    def __init__(self, handler: Handler, protocol: Protocol, *, close_timeout: float) -> None:
+        self.protocol = protocol  # websockets' framing state
+        self.transport: asyncio.Transport | None = None  # set once TCP (and TLS) is up
+        self.key = 0  # any number the owner wants to find this connection by
+        self.identity = ""  # the node this connection is for, once its owner knows it
+        self._handler = handler
+        self._close_timeout = close_timeout  # seconds a close handshake may take
+        self._opened = False  # on_open was called
+        self._parts: list[bytes] = []  # fragments of a message not finished yet
+        self._held: collections.deque[bytes] = collections.deque()  # messages not handed on
+        self._resume: asyncio.TimerHandle | None = None  # reading paused until then
+        self._timer: asyncio.TimerHandle | None = None  # handshake or close deadline
+
+    @property
+    def is_open(self) -> bool:
+        return self.protocol.state is State.OPEN
+
+    @property
+    def remote_address(self) -> object:
+        return self.transport.get_extra_info("peername") if self.transport else None
+
+    def write_frames(self, frames: Iterable[bytes | str]) -> bool:
+        """Write text frames at once (the transport buffers what the socket cannot
+        take yet); False, writing nothing, if the connection is not open."""
+        if self.protocol.state is not State.OPEN or self.transport is None:
+            return False
+        if self.transport.is_closing():
+            return False
+        send = self.protocol.send_text
+        for frame in frames:
+            send(frame.encode() if isinstance(frame, str) else frame)
+        self._send_data()
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        """Start the closing handshake; the connection is cut if it takes too long."""
+        if self.protocol.state is State.OPEN:
+            self.protocol.send_close(code, reason)
+            self._send_data()
+            self._arm(self._close_timeout)
+        elif self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Cut the connection at once, as a network failure would."""
+        if self.transport is not None:
+            self.transport.abort()
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        protocol = self.protocol
+        protocol.receive_data(data)
+        received = protocol.events_received()
+        self._send_data()
+        if protocol.close_expected():
+            self._arm(self._close_timeout)
+        for event in received:
+            if isinstance(event, Frame):
+                self._frame(event)
+            else:
+                self._handshake(event)
+        if self._held and self._resume is None:
+            self._hand_on()
+
+    def eof_received(self) -> None:
+        self.protocol.receive_eof()
+        self._send_data()
+        # Returning None closes the transport: websockets never writes after EOF.
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.protocol.receive_eof()
+        for timer in (self._timer, self._resume):
+            if timer is not None:
+                timer.cancel()
+        self._held.clear()
+        if self._opened:
+            self._opened = False
+            self._handler.on_close(self)
+
+    # Internals.
+
+    def _handshake(self, event: Request | Response) -> None:
+        raise NotImplementedError
+
+    def _open(self) -> None:
+        self._opened = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._handler.on_open(self)
+
+    def _frame(self, frame: Frame) -> None:
+        opcode = frame.opcode
+        if opcode in _DATA:
+            if frame.fin:
+                self._held.append(bytes(frame.data))
+            else:
+                self._parts = [bytes(frame.data)]
+        elif opcode is Opcode.CONT:
+            self._parts.append(bytes(frame.data))
+            if frame.fin:
+                self._held.append(b"".join(self._parts))
+                self._parts = []
+        # Pings, pongs and close frames: the protocol has answered them.
+
+    def _hand_on(self) -> None:
+        """Hand held messages to the owner, until it asks for a pause."""
+        held = self._held
+        while held and self._opened:
+            delay = self._handler.on_frame(self, held.popleft())
+            if delay > 0 and self.transport is not None and not self.transport.is_closing():
+                self.transport.pause_reading()
+                loop = asyncio.get_running_loop()
+                self._resume = loop.call_later(delay, self._resume_reading)
+                return
+
+    def _resume_reading(self) -> None:
+        self._resume = None
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+        self._hand_on()
+
+    def _send_data(self) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        for chunk in self.protocol.data_to_send():
+            if chunk:
+                transport.write(chunk)
+            elif transport.can_write_eof():  # end of stream, after a close: half-close TCP
+                transport.write_eof()
+            else:  # TLS cannot half-close
+                transport.close()
+
+    def _arm(self, delay: float) -> None:
+        """Cut the connection after `delay` unless it opens or ends first."""
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(delay, self.abort)
+
+
+class ServerConnection(Connection):
+    """The server end: answers the upgrade request after the owner's check."""
+
+    def __init__(
+        self, handler: ServerHandler, *, max_size: int, handshake_timeout: float,
+        close_timeout: float,
+    ) -> None:  # fmt: skip
+        super().__init__(
+            handler, ServerProtocol(max_size=max_size, logger=_log), close_timeout=close_timeout
+        )
+        self._server_handler = handler
+        self._handshake_timeout = handshake_timeout  # seconds for the upgrade request
+
+    def respond(self, status: http.HTTPStatus, text: str) -> Response:
+        """A refusal for `check_request` to return: this status, `text` as the body."""
+        assert isinstance(self.protocol, ServerProtocol)
+        return self.protocol.reject(status, text)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._arm(self._handshake_timeout)
+
+    def _handshake(self, event: Request | Response) -> None:
+        protocol = self.protocol
+        if not isinstance(event, Request) or not isinstance(protocol, ServerProtocol):
+            return
+        response = self._server_handler.check_request(self, event)
+        if response is None:
+            response = protocol.accept(event)
+        protocol.send_response(response)
+        self._send_data()
+        if protocol.state is State.OPEN:
+            self._open()
+
+
+class ClientConnection(Connection):
+    """The client end: sends the upgrade request with the given headers."""
+
+    def __init__(
+        self, handler: Handler, uri: str, headers: Mapping[str, str], *, max_size: int,
+        close_timeout: float,
+    ) -> None:  # fmt: skip
+        protocol = ClientProtocol(parse_uri(uri), max_size=max_size, logger=_log)
+        super().__init__(handler, protocol, close_timeout=close_timeout)
+        self._headers = headers  # added to the upgrade request
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        assert isinstance(self.protocol, ClientProtocol)
+        request = self.protocol.connect()
+        for name, value in self._headers.items():
+            request.headers[name] = value
+        self.protocol.send_request(request)
+        self._send_data()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if not self.opened.done():
+            failure = self.protocol.handshake_exc or ConnectionError("the connection was lost")
+            self.opened.set_exception(failure)
+
+    def _handshake(self, event: Request | Response) -> None:
+        if self.opened.done():
+            return
+        if self.protocol.state is State.OPEN:
+            self.opened.set_result(None)
+            self._open()
+        else:
+            failure = self.protocol.handshake_exc
+            if failure is None and isinstance(event, Response):
+                failure = InvalidStatus(event)
+            self.opened.set_exception(failure or InvalidHandshake("the upgrade failed"))
+
+
+async def connect(
+    handler: Handler, uri: str, *, headers: Mapping[str, str], ssl_context: ssl.SSLContext | None,
+    max_size: int, timeout: float, close_timeout: float = 1.0,
+) -> ClientConnection:  # fmt: skip
+    """Open a websocket connection to `uri` (``ws://`` or ``wss://``).
+
+    Raises:
+        OSError: the TCP (or TLS) connection failed.
+        TimeoutError: the handshake took longer than `timeout`.
+        InvalidHandshake: the server refused the upgrade.
+    """
+    parsed = parse_uri(uri)
+    loop = asyncio.get_running_loop()
+    conn: ClientConnection | None = None
+
+    def make() -> ClientConnection:
+        nonlocal conn
+        conn = ClientConnection(
+            handler, uri, headers, max_size=max_size, close_timeout=close_timeout
+        )
+        return conn
+
+    try:
+        async with asyncio.timeout(timeout):
+            await loop.create_connection(
+                make, parsed.host, parsed.port, ssl=ssl_context if parsed.secure else None
+            )
+            assert conn is not None
+            await conn.opened
+    except BaseException:
+        if conn is not None:
+            conn.abort()
+            if not conn.opened.done():
+                conn.opened.cancel()
+        raise
+    return conn
