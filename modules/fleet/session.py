@@ -100,7 +100,7 @@ class EdgeSession:
                 await sleep_or_stop(stop, self._backoff(failures))
                 continue
             failures = 0
-            await self._serve(ws)
+            await self._ended.wait()
             if not self._dropped:  # the cloud ended it: back off as an edge would
                 await sleep_or_stop(stop, self._backoff(1))
 
@@ -150,28 +150,21 @@ class EdgeSession:
                 log.debug("%s: connect failed: %s", self.node_id, exc)
                 return None
 
-    async def _serve(self, ws: wsconn.ClientConnection) -> None:
-        self._ws, self._dropped = ws, False
-        self._counters.connects += 1
-        self._counters.connected += 1
-        try:
-            sent = self.core.sent
-            self.core.connected()  # keepalive, registration, first node status
-            self._counters.status_reports += self.core.sent - sent
-            self._flush()
-            if self._malformed:
-                self._send_malformed()
-            await self._ended.wait()
-        finally:
-            self._ws = None
-            self.core.disconnected()
-            self._counters.connected -= 1
-            self._counters.disconnects += 1
-
-    # wsconn.Handler: the connection's events, on the loop.
+    # wsconn.Handler: the connection's events, on the loop. The session starts in
+    # `on_open`, before `connect` returns: the cloud may write at once, and frames
+    # that arrive with the handshake's answer are handled (and acked) already.
 
     def on_open(self, conn: wsconn.Connection) -> None:
-        pass  # `_serve` starts the session once `connect` returns
+        assert isinstance(conn, wsconn.ClientConnection)
+        self._ws, self._dropped = conn, False
+        self._counters.connects += 1
+        self._counters.connected += 1
+        sent = self.core.sent
+        self.core.connected()  # keepalive, registration, first node status
+        self._counters.status_reports += self.core.sent - sent
+        self._flush()
+        if self._malformed:
+            self._send_malformed()
 
     def on_frame(self, conn: wsconn.Connection, data: bytes) -> float:
         try:
@@ -183,6 +176,11 @@ class EdgeSession:
 
     def on_close(self, conn: wsconn.Connection) -> None:
         log.debug("%s: connection ended", self.node_id)
+        if self._ws is conn:
+            self._ws = None
+            self.core.disconnected()
+            self._counters.connected -= 1
+            self._counters.disconnects += 1
         self._ended.set()
 
     def _receive(self, frame: str | bytes) -> None:
