@@ -71,7 +71,8 @@ class Connection(asyncio.Protocol):
         self._parts: list[bytes] = []  # fragments of a message not finished yet
         self._held: collections.deque[bytes] = collections.deque()  # messages not handed on
         self._resume: asyncio.TimerHandle | None = None  # reading paused until then
-        self._timer: asyncio.TimerHandle | None = None  # handshake or close deadline
+        self._handshake_timer: asyncio.TimerHandle | None = None  # server: upgrade deadline
+        self._close_timer: asyncio.TimerHandle | None = None  # closing handshake deadline
 
     @property
     def is_open(self) -> bool:
@@ -99,7 +100,7 @@ class Connection(asyncio.Protocol):
         if self.protocol.state is State.OPEN:
             self.protocol.send_close(code, reason)
             self._send_data()
-            self._arm(self._close_timeout)
+            self._arm_close()
         elif self.transport is not None:
             self.transport.close()
 
@@ -120,7 +121,7 @@ class Connection(asyncio.Protocol):
         received = protocol.events_received()
         self._send_data()
         if protocol.close_expected():
-            self._arm(self._close_timeout)
+            self._arm_close()
         for event in received:
             if isinstance(event, Frame):
                 self._frame(event)
@@ -136,7 +137,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.protocol.receive_eof()
-        for timer in (self._timer, self._resume):
+        for timer in (self._handshake_timer, self._close_timer, self._resume):
             if timer is not None:
                 timer.cancel()
         self._held.clear()
@@ -151,9 +152,9 @@ class Connection(asyncio.Protocol):
 
     def _open(self) -> None:
         self._opened = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
         self._handler.on_open(self)
 
     def _frame(self, frame: Frame) -> None:
@@ -171,12 +172,13 @@ class Connection(asyncio.Protocol):
         # Pings, pongs and close frames: the protocol has answered them.
 
     def _hand_on(self) -> None:
-        """Hand held messages to the owner, until it asks for a pause."""
-        held = self._held
-        while held and self._opened:
+        """Hand held messages to the owner, until it asks for a pause or cuts the
+        connection (an `abort` in `on_frame` ends delivery at once)."""
+        held, transport = self._held, self.transport
+        while held and self._opened and transport is not None and not transport.is_closing():
             delay = self._handler.on_frame(self, held.popleft())
-            if delay > 0 and self.transport is not None and not self.transport.is_closing():
-                self.transport.pause_reading()
+            if delay > 0 and not transport.is_closing():
+                transport.pause_reading()
                 loop = asyncio.get_running_loop()
                 self._resume = loop.call_later(delay, self._resume_reading)
                 return
@@ -199,10 +201,11 @@ class Connection(asyncio.Protocol):
             else:  # TLS cannot half-close
                 transport.close()
 
-    def _arm(self, delay: float) -> None:
-        """Cut the connection after `delay` unless it opens or ends first."""
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(delay, self.abort)
+    def _arm_close(self) -> None:
+        """Cut the connection if the closing handshake does not end it in time."""
+        if self._close_timer is None:
+            loop = asyncio.get_running_loop()
+            self._close_timer = loop.call_later(self._close_timeout, self.abort)
 
 
 class ServerConnection(Connection):
@@ -225,7 +228,8 @@ class ServerConnection(Connection):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self._arm(self._handshake_timeout)
+        loop = asyncio.get_running_loop()
+        self._handshake_timer = loop.call_later(self._handshake_timeout, self.abort)
 
     def _handshake(self, event: Request | Response) -> None:
         protocol = self.protocol
@@ -270,7 +274,9 @@ class ClientConnection(Connection):
     def _handshake(self, event: Request | Response) -> None:
         if self.opened.done():
             return
-        if self.protocol.state is State.OPEN:
+        # Accepted even if a close frame came in the same read (the state is CLOSING
+        # then): the session opens and the close follows.
+        if self.protocol.handshake_exc is None and isinstance(event, Response):
             self.opened.set_result(None)
             self._open()
         else:

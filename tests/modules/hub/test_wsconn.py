@@ -432,19 +432,6 @@ class ScriptedServer(asyncio.Protocol):
         self.lost.set_result(None)
 
 
-CLOSE_WITH_ANSWER_BUG = (
-    "wsconn bug: when the 101 answer and a close frame are read together, the client's "
-    "protocol is already CLOSING when ClientConnection._handshake checks "
-    "`protocol.state is State.OPEN`, so it fails `opened` with InvalidStatus('HTTP 101') "
-    "and connect raises for an accepted upgrade; on_open never runs"
-)
-CLOSE_DEADLINE_BUG = (
-    " (behind it, a second bug: data_received arms the close deadline for the close frame "
-    "before handling the events, and _open then cancels self._timer, so a server that "
-    "never closes TCP would keep the client waiting forever)"
-)
-
-
 @pytest.mark.parametrize(
     ("close_with_answer", "closes_tcp"),
     [
@@ -454,19 +441,11 @@ CLOSE_DEADLINE_BUG = (
             True,
             True,
             id="close in the same segment as the 101 answer",
-            marks=pytest.mark.xfail(
-                strict=True, raises=InvalidStatus, reason=CLOSE_WITH_ANSWER_BUG
-            ),
         ),
         pytest.param(
             True,
             False,
             id="close in the same segment as the 101 answer, TCP never closed",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=(InvalidStatus, TimeoutError),
-                reason=CLOSE_WITH_ANSWER_BUG + CLOSE_DEADLINE_BUG,
-            ),
         ),
     ],
 )
