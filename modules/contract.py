@@ -41,7 +41,7 @@ which writes it to the cloud. Messages for the cloud are sent to ``edgehub``.
 
 from __future__ import annotations
 
-import dataclasses
+from typing import NamedTuple
 
 # Hive module names (and their groups).
 EDGECONTROLLER = "edgecontroller"
@@ -76,8 +76,7 @@ EDGE_NODE_LABEL = "node-role.kubernetes.io/edge"
 LEASE_NAMESPACE = "kube-node-lease"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Resource:
+class Resource(NamedTuple):
     """A parsed cloud resource ``node/<node>/<namespace>/<type>/<name>``."""
 
     node: str

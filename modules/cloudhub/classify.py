@@ -39,8 +39,9 @@ def resource_type(resource: str) -> str:
     return tokens[3] if len(tokens) > 3 else ""
 
 
-def requires_ack(message: Message) -> bool:
-    """Whether the edge must ack this message before it counts as delivered."""
+def requires_ack(message: Message, kind: str | None = None) -> bool:
+    """Whether the edge must ack this message before it counts as delivered (`kind`:
+    its resource type, when the caller has parsed it already)."""
     route = message.route
     resource = route.resource
     for part in _NO_ACK_RESOURCES:  # a loop, not any(): this runs once per message
@@ -52,7 +53,7 @@ def requires_ack(message: Message) -> bool:
         return False
     if route.operation == Operation.RESPONSE and _is_ok_or_error(message.content):
         return False
-    return not (route.source == "edgecontroller" and _is_edgecontroller_no_ack(message))
+    return not (route.source == "edgecontroller" and _is_edgecontroller_no_ack(message, kind))
 
 
 def _is_ok_or_error(content: JsonValue) -> bool:
@@ -60,8 +61,9 @@ def _is_ok_or_error(content: JsonValue) -> bool:
     return content == OK or content == {} or (isinstance(content, dict) and "ErrStatus" in content)
 
 
-def _is_edgecontroller_no_ack(message: Message) -> bool:
-    kind = resource_type(message.route.resource)
+def _is_edgecontroller_no_ack(message: Message, kind: str | None) -> bool:
+    if kind is None:
+        kind = resource_type(message.route.resource)
     operation = message.route.operation
     if kind == "node":
         return operation != Operation.UPDATE

@@ -178,17 +178,19 @@ class CloudHubCore:
 
     def downstream(self, message: Message) -> None:
         """A message for a node: queue it, or act on a resync answer or a node delete."""
-        node_id = _node_of(message)
-        if not node_id:
+        try:
+            res = contract.parse_resource(message.route.resource)  # once per message
+        except ValueError:
             log.error("dropped message %s: resource %r names no node",
                       message.msg_id, message.route.resource[:128])  # fmt: skip
             return
-        if message.route.operation == contract.RESYNCED:
+        node_id, operation = res.node, message.route.operation
+        if operation == contract.RESYNCED:
             self._resynced(node_id, message.content)
-        elif _is_node_delete(message, node_id):
-            self._remove_node(node_id)
+        elif operation == Operation.DELETE and res.type == contract.NODE and res.name == node_id:
+            self._remove_node(node_id)  # ``node/<n>/null/node/<n>``: the node was deleted
         else:
-            self._enqueue(node_id, message)
+            self._enqueue(node_id, res.type, message)
 
     # Clock.
 
@@ -270,13 +272,16 @@ class CloudHubCore:
 
     # Internals.
 
-    def _enqueue(self, node_id: str, message: Message) -> None:
-        if self._echoes.is_echo(node_id, message):
+    def _enqueue(self, node_id: str, kind: str, message: Message) -> None:
+        """Queue `message` (resource type `kind`) for the node; records what it tracks."""
+        is_node = kind == contract.NODE
+        if is_node and self._echoes.is_echo(node_id, message):
             log.debug("node %s: %s changes only the status of its Node: not sent",
                       node_id, message.msg_id)  # fmt: skip
             return
-        needs_ack = classify.requires_ack(message)  # once per message: the queue takes it
-        outcome = self._scheduler.enqueue(node_id, message, needs_ack=needs_ack)
+        needs_ack = classify.requires_ack(message, kind)  # once per message: the queue takes it
+        uid = classify.object_uid(message)
+        outcome = self._scheduler.enqueue(node_id, message, needs_ack=needs_ack, uid=uid)
         if outcome is queue.Outcome.FULL:
             self._owed.add(node_id)
             log.warning("queue of node %s is full: %s refused, a resync will follow",
@@ -286,19 +291,22 @@ class CloudHubCore:
                       message.msg_id, node_id)  # fmt: skip
         if outcome is not queue.Outcome.QUEUED and outcome is not queue.Outcome.REPLACED:
             return
-        self._echoes.queued(node_id, message)
+        if is_node:
+            self._echoes.queued(node_id, message)
         route = message.route
         if not needs_ack or route.group != contract.GROUP_RESOURCE:
             return
         if route.operation not in _TRACKED_OPERATIONS:
             return
         is_delete = route.operation == Operation.DELETE
-        if not is_delete and classify.object_uid(message) in self._objects.get(node_id, {}):
+        known = self._objects.get(node_id)
+        if not is_delete and known is not None and uid in known:
             return  # known: no record to write (the common update)
         ref = objects.ref_of(message)
         if ref is None:
             return
-        known = self._objects.setdefault(node_id, {})
+        if known is None:
+            known = self._objects[node_id] = {}
         if is_delete:
             if ref.uid in known:
                 self._out.syncs.append(objects.Deleting(node_id, ref))
@@ -434,21 +442,6 @@ class CloudHubCore:
         if not self._scheduler.has_node(node_id):
             return None
         return self._scheduler.node_queue(node_id).stats(now)
-
-
-def _node_of(message: Message) -> str:
-    try:
-        return contract.parse_resource(message.route.resource).node
-    except ValueError:
-        return ""
-
-
-def _is_node_delete(message: Message, node_id: str) -> bool:
-    """``delete`` on ``node/<n>/null/node/<n>``: the node itself was deleted."""
-    if message.route.operation != Operation.DELETE:
-        return False
-    res = contract.parse_resource(message.route.resource)
-    return res.type == contract.NODE and res.name == node_id
 
 
 # Operations whose acked messages get an ObjectSync record (not replies).

@@ -34,6 +34,7 @@ import heapq
 import itertools
 from collections.abc import Callable
 from enum import StrEnum
+from typing import NamedTuple
 
 from beehive.message import Message, Operation
 from modules.cloudhub import classify
@@ -66,8 +67,7 @@ class RetryPolicy:
         return float(min(self.initial * self.factor ** (attempt - 1), self.maximum))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Delivery:
+class Delivery(NamedTuple):
     """A message to write to a node now."""
 
     node_id: str
@@ -77,8 +77,7 @@ class Delivery:
     attempt: int  # 1 for the first write, more for resends
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class AckedVersion:
+class AckedVersion(NamedTuple):
     """What the edge has stored of one object: the state ObjectSync records."""
 
     uid: str
@@ -154,6 +153,7 @@ class NodeQueue:
         self.window = window  # most unacked messages at once
         self.max_objects = max_objects  # most distinct waiting entries (see module docstring)
         self.retry = retry or RetryPolicy()  # resend timing
+        self._first_wait = self.retry.delay(1)  # seconds until the first resend
         self.needs_resync = False  # a message was refused at the bound; see take_resync
         self._requires_ack = requires_ack  # ack/no-ack classification
         self._max_tombstones = max_tombstones  # how many acked deletes are remembered
@@ -171,12 +171,15 @@ class NodeQueue:
 
     # Input from cloud modules.
 
-    def enqueue(self, message: Message, *, needs_ack: bool | None = None) -> Outcome:
+    def enqueue(
+        self, message: Message, *, needs_ack: bool | None = None, uid: str | None = None
+    ) -> Outcome:
         """Queue a message (resource still ``node/<id>/...``) for this node.
 
-        `needs_ack`: the caller's `classify.requires_ack` of it, if it has one already.
+        `needs_ack` and `uid`: the caller's `classify.requires_ack` and
+        `classify.object_uid` of it, if it has them already.
         """
-        entry = self._entry(message, needs_ack)
+        entry = self._entry(message, needs_ack, uid)
         if entry is None:
             self._count.invalid += 1
             return Outcome.INVALID
@@ -309,11 +312,12 @@ class NodeQueue:
 
     # Internals.
 
-    def _entry(self, message: Message, needs_ack: bool | None) -> _Entry | None:
+    def _entry(self, message: Message, needs_ack: bool | None, uid: str | None) -> _Entry | None:
         """Key and version of a message, or None if an update lacks a numeric RV."""
         if needs_ack is None:
             needs_ack = self._requires_ack(message)
-        uid = classify.object_uid(message)
+        if uid is None:
+            uid = classify.object_uid(message)
         if not uid or not needs_ack or message.route.operation == Operation.RESPONSE:
             return _Entry(message.msg_id, message, None, needs_ack)  # never merged
         rv_text = classify.resource_version(message)
@@ -366,7 +370,8 @@ class NodeQueue:
         return Delivery(self.node_id, message, key, True, flight.attempt)
 
     def _arm(self, flight: _Flight, now: float) -> None:
-        flight.due = now + self.retry.delay(flight.attempt)
+        attempt = flight.attempt
+        flight.due = now + (self._first_wait if attempt == 1 else self.retry.delay(attempt))
         msg_id = flight.entry.message.msg_id
         heapq.heappush(self._timers, (flight.due, next(self._seq), msg_id, flight.attempt))
 
@@ -387,8 +392,9 @@ class NodeQueue:
 
     def _record_ack(self, uid: str, version: Version) -> None:
         """Move the acked version forward (never back); an acked delete leaves a tombstone."""
-        if any(
-            version <= known for known in (self._acked.get(uid), self._tombstones.get(uid)) if known
+        acked, tombstone = self._acked.get(uid), self._tombstones.get(uid)
+        if (acked is not None and version <= acked) or (
+            tombstone is not None and version <= tombstone
         ):
             return
         deleted, rv = version

@@ -71,10 +71,18 @@ class FairScheduler:
         return found.sent if found is not None else 0
 
     def enqueue(
-        self, node_id: str, message: Message, *, needs_ack: bool | None = None
+        self,
+        node_id: str,
+        message: Message,
+        *,
+        needs_ack: bool | None = None,
+        uid: str | None = None,
     ) -> queue.Outcome:
-        """Queue a message for a node (connected or not); `needs_ack` as NodeQueue.enqueue."""
-        outcome = self.node_queue(node_id).enqueue(message, needs_ack=needs_ack)
+        """Queue a message for a node (connected or not); `needs_ack` and `uid` as
+        NodeQueue.enqueue."""
+        found = self._queues.get(node_id)
+        node_queue = found if found is not None else self.node_queue(node_id)
+        outcome = node_queue.enqueue(message, needs_ack=needs_ack, uid=uid)
         self._wake(node_id)
         return outcome
 

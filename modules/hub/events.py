@@ -6,21 +6,18 @@ cloudhub's session code or edgehub, which route messages on and close connection
 
 from __future__ import annotations
 
-import dataclasses
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 from beehive.message import Message
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class MessageReceived:
+class MessageReceived(NamedTuple):
     """An application message for the module (cloud side: resource already prefixed)."""
 
     message: Message
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class AckReceived:
+class AckReceived(NamedTuple):
     """The peer stored the message `msg_id` (cloud side: any `response` is an ack).
 
     Only the id: an ack's route and content tell the cloud nothing more, and this is
@@ -30,53 +27,46 @@ class AckReceived:
     msg_id: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class ErrorReceived:
+class ErrorReceived(NamedTuple):
     """The peer could not handle the message `msg_id` (an `error` reply, cloud side)."""
 
     msg_id: str
     message: Message
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class MessageRejected:
+class MessageRejected(NamedTuple):
     """A decodable message the protocol refused; an `error` reply has been queued."""
 
     msg_id: str
     reason: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class DecodeFailed:
+class DecodeFailed(NamedTuple):
     """A frame that is not a message (nothing can be replied: it has no msg_id)."""
 
     reason: str
     excerpt: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class KeepaliveDue:
+class KeepaliveDue(NamedTuple):
     """Edge side: a keepalive frame has been queued in `data_to_send()`."""
 
     at: float
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class KeepaliveReceived:
+class KeepaliveReceived(NamedTuple):
     """Cloud side: the edge sent a keepalive (cloudhub renews the node's Lease on it)."""
 
     at: float
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SessionTimedOut:
+class SessionTimedOut(NamedTuple):
     """Cloud side: the edge sent nothing for `idle` seconds; close the connection."""
 
     idle: float
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class ConnectionClosed:
+class ConnectionClosed(NamedTuple):
     """The transport reported the end of the stream."""
 
     reason: str
