@@ -197,6 +197,39 @@ def test_content_that_is_not_json_cannot_be_encoded() -> None:
 
 
 @pytest.mark.parametrize(
+    "content",
+    [[1, float("inf")], {"a": {"b": float("-inf")}}, {"x": float("nan")}],
+    ids=["in a list", "in an object", "NaN"],
+)
+def test_infinities_anywhere_in_the_content_cannot_be_encoded(content: object) -> None:
+    with pytest.raises(MessageEncodeError):
+        codec.encode(Message.new(content=content))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [{"a": None, "b": [None, 1]}, 2**70, {"big": -(2**64)}, "text with :null in it"],
+    ids=["nulls", "an int over 64 bits", "a big negative int", "null in a string"],
+)
+def test_content_the_fast_encoder_cannot_decide_alone_is_written_as_the_standard_library_does(
+    content: object,
+) -> None:
+    message = Message.new(content=content)  # type: ignore[arg-type]
+    raw = codec.encode(message)
+    assert (
+        raw
+        == json.dumps(codec.to_json(message), ensure_ascii=False, separators=(",", ":")).encode()
+    )
+    assert codec.decode(raw) == message
+
+
+def test_text_the_fast_decoder_refuses_is_decoded_as_the_standard_library_does() -> None:
+    # A lone surrogate escape and an int over 64 bits: JSON the standard library reads.
+    raw = r'{"header":{"msg_id":"m"},"content":["\ud800",123456789012345678901234567890]}'
+    assert codec.decode(raw).content == ["\ud800", 123456789012345678901234567890]
+
+
+@pytest.mark.parametrize(
     "doc",
     [
         {"header": {"msg_id": "a", "timestamp": 1}, "route": {"operation": "x"}, "content": 1},
