@@ -7,17 +7,16 @@ with `submit` (any thread; bounded, the caller waits while it is full). Output:
 frames and closes to the connections; upstream messages and ObjectSync ops to
 the callbacks given, called on the loop thread (they must not block).
 
-As KubeEdge's
-server: any path, headers ``node_id``/``project_id``, no compression, no
-websocket pings (liveness is the application keepalive), and no small size limit.
+As KubeEdge's server: any path, headers ``node_id``/``project_id``, no compression,
+no websocket pings (liveness is the application keepalive), and no small size limit.
 
 With TLS (cloudhub/servers/server.go), the handshake requires a client certificate
 signed by the CA; the upgrade is then refused with 403 and the reason unless the
 certificate names the node of the ``node_id`` header (`modules.certs.tls.check_peer`),
 and the session's node is the certificate's. Against slowloris, a connection must
-finish its TLS handshake and upgrade request within `handshake_timeout`, and at most
-`max_pending_handshakes` may be pending at once (`modules.cloudhub.gate`); more are
-closed at accept, before any TLS work.
+finish its TLS handshake within `handshake_timeout` and then its upgrade request
+within `handshake_timeout`, and at most `max_pending_handshakes` may be pending at
+once (`modules.cloudhub.gate`); more are closed at accept, before any TLS work.
 """
 
 from __future__ import annotations
