@@ -48,6 +48,7 @@ log = logging.getLogger("modules.cloudhub.transport")
 T = TypeVar("T")
 
 _RESEND_GRANULARITY = 0.05  # seconds: resends fall due at most this late
+_ACCEPTS_PER_ROUND = 16  # connections accepted per loop iteration (see _GatedSocket)
 
 
 class ServerTransport:
@@ -168,6 +169,7 @@ class ServerTransport:
         self._loop = loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         listener = _listen(self.address, self.port, self.gate)
+        listener.loop = loop
         tls = self._tls.context if self._tls else None
         server = await loop.create_server(
             self._connection,
@@ -310,13 +312,26 @@ def _headers(request: Request) -> dict[str, str]:
 
 
 class _GatedSocket(socket.socket):
-    """A listening socket whose accept closes what the handshake gate refuses, and
-    that remembers what it accepted, for `shut_accepted` at stop."""
+    """A listening socket whose accept closes what the handshake gate refuses, that
+    takes at most `_ACCEPTS_PER_ROUND` connections per loop iteration, and that
+    remembers what it accepted, for `shut_accepted` at stop.
+
+    asyncio accepts up to its backlog (100) in one go; in a reconnect storm that made
+    single loop iterations of tens of milliseconds (each accept, TLS and upgrade
+    costs a few hundred microseconds), which every connected node's deliveries
+    waited for. The listener stays readable, so the next iteration goes on."""
 
     gate: gate.HandshakeGate | None = None
     accepted: weakref.WeakSet[socket.socket]
+    loop: asyncio.AbstractEventLoop | None = None
+    taken = 0  # accepts in this loop iteration
 
     def accept(self) -> tuple[socket.socket, Any]:
+        if self.taken >= _ACCEPTS_PER_ROUND:
+            raise BlockingIOError  # asyncio ends this accept round
+        if self.taken == 0 and self.loop is not None:
+            self.loop.call_soon(self._next_round)
+        self.taken += 1
         conn, peer = super().accept()
         self.accepted.add(conn)
         if self.gate is not None and not self.gate.admit(peer):
@@ -326,6 +341,9 @@ class _GatedSocket(socket.socket):
                             self.gate.limit, peer, self.gate.refused)  # fmt: skip
             raise ConnectionAbortedError  # asyncio ends this accept round and tries again
         return conn, peer
+
+    def _next_round(self) -> None:
+        self.taken = 0
 
 
 def _listen(address: str, port: int, handshakes: gate.HandshakeGate) -> _GatedSocket:
