@@ -14,7 +14,8 @@ receiving the first until the edges hold the last, beside the floor
 (b) change-to-edge latency at `--rate` changes/s; (c) cloudhub's memory per idle
 connected edge; (d) a reconnect storm: all the edges drop while one object per node
 changes: time until every edge converged, and the p99 latency of `--keep` more edges
-that stay connected, beside the same changes without the storm. The kept edges run in
+that stay connected (as many changes for them, spread evenly), beside the same
+changes without the storm. The kept edges run in
 a `beehive fleet` process of their own, as edges that stay connected are other
 machines than the ones reconnecting: what is measured is whether cloudhub lets the
 storm delay them, not whether this process's loop does.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -68,6 +70,7 @@ class Injector(Module):
     def on_start(self) -> None:
         self._rv = 0  # resourceVersion of the last object built
         self._uids: dict[str, set[str]] = {}  # node -> uids it was sent
+        self._turns: dict[str, int] = {}  # node -> updates it was sent
         threading.Thread(target=self._orders, name="bench-injector", daemon=True).start()
 
     def on_message(self, message: Message) -> None:
@@ -91,10 +94,13 @@ class Injector(Module):
         """`per_node` pod updates per node, round robin, built first (building them is
         edgecontroller's work, not cloudhub's), then handed over at `rate`/s or (0) in
         batches of `BATCH`, as edgecontroller sends what it has at hand. Each is stamped
-        when handed over."""
+        when handed over. A node's updates go to its pods p0..p9 in turn (a node listed
+        twice gets two pods a round)."""
         orders: list[tuple[str, str, int, Message]] = []
         for i in range(per_node * len(nodes)):
-            node, name = nodes[i % len(nodes)], f"p{i // len(nodes) % 10}"
+            node = nodes[i % len(nodes)]
+            turn = self._turns[node] = self._turns.get(node, -1) + 1
+            name = f"p{turn % 10}"
             self._rv += 1
             self._uids.setdefault(node, set()).add(f"{node}-{name}")
             orders.append((node, f"bench/pod/{name}", self._rv, pod_message(node, name, self._rv)))
@@ -303,7 +309,9 @@ async def at_rate(hub: CloudHub, fleet: fleet_mod.Fleet, names: list[str], rate:
 
 async def storm(hub: CloudHub, fleet: fleet_mod.Fleet, kept: KeptFleet, names: list[str],
                 args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
-    everyone = names + kept.names
+    # Every edge that drops gets one change, every kept edge ten (for a p99 of 1,000
+    # samples), spread evenly through the run.
+    everyone = [node for pair in zip(names, itertools.cycle(kept.names)) for node in pair]
     quiet = await asyncio.to_thread(hub.inject, everyone, per_node=1, rate=args.rate)
     await wait_arrived(fleet, quiet, args.timeout)
     kept_nodes = set(kept.names)
