@@ -8,6 +8,7 @@ import contextlib
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -59,6 +60,19 @@ def test_pending_handshakes_are_capped_without_holding_up_sessions(make_hive, pr
     finally:
         for sock in held:
             sock.close()
+
+
+def test_a_burst_of_connections_larger_than_one_accept_round_all_open(make_hive, probe, world):
+    cloud, port = start_cloud(make_hive, probe, world)  # 16 accepted per loop iteration
+    nodes = [f"burst-{i}" for i in range(60)]
+    with ThreadPoolExecutor(len(nodes)) as pool:  # all at once, as after a network outage
+        edges = list(pool.map(lambda node: RawEdge(port, node), nodes))
+    try:
+        assert eventually(lambda: {n["node"] for n in cloud.commands["cloudhub.nodes"]()
+                                   if n["connected"]} >= set(nodes))  # fmt: skip
+    finally:
+        for edge in edges:
+            edge.ws.close()
 
 
 def test_established_sessions_keep_syncing_while_handshakes_hang(make_hive, probe, world):
