@@ -27,7 +27,7 @@ _HEADER_STR_KEYS = (
     ("resourceversion", "resource_version"),
     ("type", "msg_type"),
 )
-_ROUTE_KEYS = ("source", "destination", "group", "operation", "resource")
+_ROUTE_KEYS = Route._fields  # source, destination, group, operation, resource
 _NO_ROUTE: dict[str, Any] = {}  # a message without a route (read only)
 # Built once: json.dumps/json.loads with options build a new coder per call.
 # No circular check (a cycle ends in RecursionError, reported as an encode error): faster.
@@ -52,12 +52,8 @@ def to_json(message: Message, resource: str | None = None) -> dict[str, JsonValu
         header["sync"] = True
     if h.msg_type:
         header["type"] = h.msg_type
-    r = message.route
-    route: dict[str, JsonValue] = {k: getattr(r, k) for k in _ROUTE_KEYS if getattr(r, k)}
-    if resource is not None:
-        route.pop("resource", None)
-        if resource:
-            route["resource"] = resource
+    fields = message.route if resource is None else (*message.route[:4], resource)
+    route: dict[str, JsonValue] = {k: v for k, v in zip(_ROUTE_KEYS, fields, strict=True) if v}
     return {"header": header, "route": route, "content": message.content}
 
 

@@ -227,20 +227,25 @@ class CloudHubCore:
     def pump(self) -> None:
         """Write up to `pump_budget` messages, taking ready nodes in turn."""
         now = self._clock()
+        next_delivery, sessions = self._scheduler.next_delivery, self._sessions
+        session: _Session | None = None  # frames are collected per node's turn
+        self.more = True
         for _ in range(self.limits.pump_budget):
-            delivery = self._scheduler.next_delivery(now)
+            delivery = next_delivery(now)
             if delivery is None:
                 self.more = False
-                return
-            session = self._sessions[delivery.node_id]
+                break
+            if session is None or session.node_id != delivery.node_id:
+                if session is not None:
+                    self._flush(session)
+                session = sessions[delivery.node_id]
             try:
                 session.protocol.send(delivery.message)
             except (errors.HubError, beehive_errors.BeehiveError) as exc:
                 log.error("cannot send %s to node %s: %s",
                           delivery.message.msg_id, delivery.node_id, exc)  # fmt: skip
-                continue
+        if session is not None:
             self._flush(session)
-        self.more = True
 
     # Output.
 
@@ -348,11 +353,12 @@ class CloudHubCore:
         node_id = session.node_id
         acked = False
         for event in session.protocol.events_received():
+            if type(event) is events.AckReceived:  # most events: checked first
+                acked |= self._scheduler.ack(node_id, event.msg_id, self._clock())
+                continue
             match event:
                 case events.MessageReceived(message):
                     self._upstream(session, message)
-                case events.AckReceived(msg_id):
-                    acked |= self._scheduler.ack(node_id, msg_id, self._clock())
                 case events.ErrorReceived(msg_id, message):
                     text = beehive_errors.excerpt(str(message.content))
                     log.warning("node %s could not handle %s: %s", node_id, msg_id, text)
