@@ -56,6 +56,7 @@ class CloudHub(Module):
             tls=hub_tls,
             handshake_timeout=settings.handshake_timeout,
             max_pending_handshakes=settings.max_pending_handshakes,
+            max_write_buffer=settings.max_write_buffer,
         )
         try:
             self._open_object_sync(settings)

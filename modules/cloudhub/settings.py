@@ -29,6 +29,8 @@ class CloudHubSettings:
     message_qps: float = dataclasses.field(default=30.0, metadata=_min(0.001))  # per node, up
     message_burst: int = dataclasses.field(default=60, metadata=_min(1))
     max_frame_size: int = dataclasses.field(default=DEFAULT_MAX_FRAME_SIZE, metadata=_min(1024))
+    # Bytes written to a node and waiting for it to read, past which its session ends.
+    max_write_buffer: int = dataclasses.field(default=64 * 1024 * 1024, metadata=_min(65536))
     tick_interval: float = dataclasses.field(default=0.5, metadata=_min(0.001))
     upstream_module: str = contract.EDGECONTROLLER  # where edge traffic and notices go
     upstream_queue: int = dataclasses.field(default=10_000, metadata=_min(1))

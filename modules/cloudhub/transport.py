@@ -67,6 +67,7 @@ class ServerTransport:
         tls: cloud_tls.HubTLS | None = None,
         handshake_timeout: float = 10.0,
         max_pending_handshakes: int = 128,
+        max_write_buffer: int = 64 * 1024 * 1024,
     ) -> None:
         self.core = hub  # all logic; used on the loop thread only
         self.address = address  # host to bind
@@ -88,6 +89,7 @@ class ServerTransport:
         self._thread: threading.Thread | None = None
         self._tls = tls  # mutual TLS, or None for plain websocket
         self._handshake_timeout = handshake_timeout  # seconds for TLS and upgrade together
+        self._max_write_buffer = max_write_buffer  # bytes per connection before it is closed
         self.gate = gate.HandshakeGate(
             limit=max_pending_handshakes, timeout=handshake_timeout, clock=time.monotonic
         )  # pending handshakes (loop thread)
@@ -201,6 +203,7 @@ class ServerTransport:
             max_size=self.core.limits.max_frame_size,
             handshake_timeout=self._handshake_timeout,
             close_timeout=2.0,
+            max_write_buffer=self._max_write_buffer,
         )
 
     # wsconn.ServerHandler, on the loop thread.

@@ -36,6 +36,8 @@ _log = logging.getLogger("modules.hub.wsconn.websockets")
 _log.setLevel(logging.WARNING)
 
 _DATA = (Opcode.TEXT, Opcode.BINARY)
+CLOSE_POLICY = 1008  # RFC 6455 7.4.1: policy violation
+log = logging.getLogger("modules.hub.wsconn")
 
 
 class Handler(Interface):
@@ -60,13 +62,17 @@ class ServerHandler(Handler, Interface):
 class Connection(asyncio.Protocol):
     """One websocket connection; subclasses do the opening handshake."""
 
-    def __init__(self, handler: Handler, protocol: Protocol, *, close_timeout: float) -> None:
+    def __init__(
+        self, handler: Handler, protocol: Protocol, *, close_timeout: float,
+        max_write_buffer: int = 0,
+    ) -> None:  # fmt: skip
         self.protocol = protocol  # websockets' framing state
         self.transport: asyncio.Transport | None = None  # set once TCP (and TLS) is up
         self.key = 0  # any number the owner wants to find this connection by
         self.identity = ""  # the node this connection is for, once its owner knows it
         self._handler = handler
         self._close_timeout = close_timeout  # seconds a close handshake may take
+        self._max_write_buffer = max_write_buffer  # bytes waiting to be written; 0: no cap
         self._opened = False  # on_open was called
         self._parts: list[bytes] = []  # fragments of a message not finished yet
         self._held: collections.deque[bytes] = collections.deque()  # messages not handed on
@@ -93,6 +99,13 @@ class Connection(asyncio.Protocol):
         for frame in frames:
             send(frame.encode() if isinstance(frame, str) else frame)
         self._send_data()
+        waiting = self.transport.get_write_buffer_size()
+        if self._max_write_buffer and waiting > self._max_write_buffer:
+            # A peer that does not read: its session ends (what it was sent is resent
+            # to its next one) rather than its buffer growing without bound.
+            reason = f"not reading: {waiting} bytes wait to be written"
+            log.warning("%s: %s; closing the connection", self.identity or "peer", reason)
+            self.close(CLOSE_POLICY, reason)
         return True
 
     def close(self, code: int, reason: str) -> None:
@@ -213,11 +226,12 @@ class ServerConnection(Connection):
 
     def __init__(
         self, handler: ServerHandler, *, max_size: int, handshake_timeout: float,
-        close_timeout: float,
+        close_timeout: float, max_write_buffer: int = 0,
     ) -> None:  # fmt: skip
         super().__init__(
-            handler, ServerProtocol(max_size=max_size, logger=_log), close_timeout=close_timeout
-        )
+            handler, ServerProtocol(max_size=max_size, logger=_log), close_timeout=close_timeout,
+            max_write_buffer=max_write_buffer,
+        )  # fmt: skip
         self._server_handler = handler
         self._handshake_timeout = handshake_timeout  # seconds for the upgrade request
 

@@ -116,3 +116,20 @@ def test_debug_nodes_shows_each_node_through_the_command(make_hive, probe, world
         assert table.split("\n")[1].split()[:2] == ["edge-v", "yes"]
     finally:
         admin.stop()
+
+
+def test_a_node_that_reads_nothing_is_closed_past_the_write_buffer_limit(make_hive, probe, world):
+    cloud, port = start_cloud(make_hive, probe, world, max_write_buffer=65536, window=64)
+    slow = RawEdge(port, "edge-slow")  # reads nothing: the socket's buffers fill, then ours
+    assert eventually(lambda: "connected" in operations(probe, "edge-slow"))
+    big = "x" * 512 * 1024
+    for i in range(48):  # 24 MiB: more than TCP buffers on both ends take
+        meta = {"name": f"cm{i}", "namespace": "default", "uid": f"u{i}",
+                "resourceVersion": str(10 + i)}  # fmt: skip
+        configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"k": big}}
+        cloud.send("cloudhub", object_message("edge-slow", configmap))
+    assert eventually(lambda: "disconnected" in operations(probe, "edge-slow"), 15)
+    row = node_row(cloud, "edge-slow")
+    assert row["queued"] == 48 and row["in_flight"] == 0  # all wait for its next session
+    assert cloud.commands["cloudhub.nodes"]() is not None  # cloudhub goes on
+    slow.ws.close()
