@@ -304,14 +304,12 @@ class CloudHubCore:
         if route.operation not in _TRACKED_OPERATIONS:
             return
         is_delete = route.operation == Operation.DELETE
-        known = self._objects.get(node_id)
-        if not is_delete and known is not None and uid in known:
+        if not is_delete and uid in self._objects.get(node_id, ()):
             return  # known: no record to write (the common update)
         ref = objects.ref_of(message)
         if ref is None:
             return
-        if known is None:
-            known = self._objects[node_id] = {}
+        known = self._objects.setdefault(node_id, {})
         if is_delete:
             if ref.uid in known:
                 self._out.syncs.append(objects.Deleting(node_id, ref))

@@ -80,9 +80,7 @@ class FairScheduler:
     ) -> queue.Outcome:
         """Queue a message for a node (connected or not); `needs_ack` and `uid` as
         NodeQueue.enqueue."""
-        found = self._queues.get(node_id)
-        node_queue = found if found is not None else self.node_queue(node_id)
-        outcome = node_queue.enqueue(message, needs_ack=needs_ack, uid=uid)
+        outcome = self.node_queue(node_id).enqueue(message, needs_ack=needs_ack, uid=uid)
         self._wake(node_id)
         return outcome
 
