@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from e2e_bench import FleetControl
 
 from beehive import codec, runtime
 from beehive.message import JsonValue, Message
@@ -209,16 +210,10 @@ class KeptFleet:
             args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=(tmp / "kept.log").open("w"), text=True, cwd=HERE.parent,
         )  # fmt: skip
+        self.ask = FleetControl(self.proc).ask  # one command, one JSON reply
         self.names = FleetOptions(cloud="", nodes=nodes, prefix="kept").node_names
         self._tmp = tmp
         self._checks = 0  # check files written (the fleet reads each path once)
-
-    def ask(self, command: str) -> dict[str, Any]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-        reply: dict[str, Any] = json.loads(self.proc.stdout.readline())
-        return reply
 
     async def connected(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -251,7 +246,7 @@ class KeptFleet:
                 for node, keys in expected.items() for key in keys}  # fmt: skip
 
     def stop(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError, RuntimeError):  # it may be gone
             self.ask("stop")
         try:
             self.proc.wait(10)
