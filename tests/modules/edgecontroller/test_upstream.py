@@ -225,20 +225,23 @@ def test_a_pod_reported_in_the_same_state_again_keeps_its_times_and_is_not_rewri
     assert now["status"]["conditions"] == first["status"]["conditions"]
 
 
+def marked_for_deletion(cloud: Cloud, namespace: str, node: str) -> Any:
+    """Pod "web" on `node`, deleted gracefully as kubectl does: it waits for the node,
+    which has been sent the pod and then its deletion mark."""
+    created = cloud.deployed(namespace, "web", node)
+    cloud.kube.core.delete_namespaced_pod("web", namespace)
+    resource = f"node/{node}/{namespace}/pod/web"
+    cloud.wait_ops(node, [("insert", resource), ("update", resource)], rtype="pod")
+    return created
+
+
 def test_a_pod_being_deleted_goes_once_its_edge_reports_it_stopped(
     cloud: Cloud, kube_namespace: str
 ) -> None:
     node = cloud.node()
-    created = cloud.deployed(kube_namespace, "web", node)
-    cloud.kube.core.delete_namespaced_pod("web", kube_namespace)  # graceful, as kubectl does
+    created = marked_for_deletion(cloud, kube_namespace, node)
     marked = raw(cloud.kube.core.read_namespaced_pod, "web", kube_namespace)
     assert marked["metadata"].get("deletionTimestamp")  # waits for the node to confirm
-    cloud.wait_ops(
-        node,
-        [("insert", f"node/{node}/{kube_namespace}/pod/web"),
-         ("update", f"node/{node}/{kube_namespace}/pod/web")],
-        rtype="pod",
-    )  # fmt: skip
     stopped = {"name": "app", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}
     status = {"phase": "Succeeded", "containerStatuses": [stopped]}
     entry = {"UID": created.metadata.uid, "Name": "web", "Status": status}
@@ -263,14 +266,7 @@ def test_a_pod_being_deleted_goes_once_its_edge_reports_it_stopped(
 
 def test_a_running_report_does_not_finish_a_deletion(cloud: Cloud, kube_namespace: str) -> None:
     node = cloud.node()
-    created = cloud.deployed(kube_namespace, "web", node)
-    cloud.kube.core.delete_namespaced_pod("web", kube_namespace)
-    cloud.wait_ops(
-        node,
-        [("insert", f"node/{node}/{kube_namespace}/pod/web"),
-         ("update", f"node/{node}/{kube_namespace}/pod/web")],
-        rtype="pod",
-    )  # fmt: skip
+    created = marked_for_deletion(cloud, kube_namespace, node)
     entry = {"UID": created.metadata.uid, "Name": "web", "Status": {"phase": "Running"}}
     assert cloud.report(node, "update", f"{kube_namespace}/podstatus/web", entry).content == "OK"
     assert raw(cloud.kube.core.read_namespaced_pod, "web", kube_namespace)["metadata"][
