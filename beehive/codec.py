@@ -106,6 +106,22 @@ def decode(raw: bytes | bytearray | memoryview | str) -> Message:
     return from_json(doc, data)
 
 
+def loads(data: bytes | str) -> Any:
+    """Parse any JSON text (an API server's list, a watch event): orjson, or the
+    standard library for what orjson refuses, whose answer or error counts.
+
+    Like Go's decoder into interface values, orjson reads an integer beyond 64 bits
+    as a float.
+
+    Raises:
+        ValueError: not JSON (a `json.JSONDecodeError` with its position).
+    """
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
 def from_json(doc: Any, raw: bytes | str = b"") -> Message:
     """Build a message from an already parsed JSON document (see `decode`)."""
     message = _well_formed(doc)

@@ -217,8 +217,10 @@ class ServerTransport:
 
     def on_frame(self, conn: wsconn.Connection, data: bytes) -> float:
         self.core.receive(conn.key, data)
-        self._after_soon()
         return self.core.read_delay(conn.key)  # over the node's rate limit: stop reading
+
+    def on_frames_handled(self, conn: wsconn.Connection) -> None:
+        self._after_soon()
 
     def on_close(self, conn: wsconn.Connection) -> None:
         self.core.lost(conn.key)

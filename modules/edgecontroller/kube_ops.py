@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import datetime
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from typing import Any
 import urllib3
 from kubernetes import client
 
+from beehive import codec
 from modules import contract
 from modules.edgecontroller.queues import TokenBucket
 from modules.edgecontroller.settings import EdgeControllerSettings
@@ -71,7 +71,7 @@ class KubeOps:
     @staticmethod
     def _plain(response: Any) -> Obj:
         """The JSON body of a raw (``_preload_content=False``) response."""
-        plain: Obj = json.loads(response.data)
+        plain: Obj = codec.loads(response.data)
         return plain
 
     # --- nodes -----------------------------------------------------------------------

@@ -14,7 +14,6 @@ DeltaFIFO: the consumer's keyed queue does the merging.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -24,6 +23,7 @@ from typing import Any
 
 from kubernetes import client
 
+from beehive import codec
 from modules.edgecontroller.kinds import Kind, Lister
 from modules.edgecontroller.settings import EdgeControllerSettings
 
@@ -177,7 +177,7 @@ class Reflector:
         self._set_phase(LISTING)
         response = lister(_request_timeout=self._timeouts(60))
         try:
-            data = json.loads(response.read())
+            data = codec.loads(response.read())
         finally:
             response.release_conn()
         listed = {}
@@ -214,7 +214,7 @@ class Reflector:
             self._set_phase(WATCHING)
             for line in response:
                 if line.strip():
-                    self._event(json.loads(line))
+                    self._event(codec.loads(line))
                 if self._need_list or self._stop.is_set():
                     return
         finally:

@@ -174,6 +174,9 @@ class EdgeSession:
             conn.abort()
         return 0.0
 
+    def on_frames_handled(self, conn: wsconn.Connection) -> None:
+        self._flush()  # the acks for a read's deliveries: one write
+
     def on_close(self, conn: wsconn.Connection) -> None:
         log.debug("%s: connection ended", self.node_id)
         if self._ws is conn:
@@ -193,7 +196,6 @@ class EdgeSession:
                 counters.cloud_errors += 1
         for message in inbound.store:
             self._store_and_ack(message)
-        self._flush()
 
     def _store_and_ack(self, message: Message) -> None:
         """Apply, then ack (or, as the faults say, hold the ack back or withhold it)."""

@@ -50,6 +50,10 @@ class Handler(Interface):
         """A whole message (text or binary, fragments joined). Returns how many seconds
         to stop reading this connection for (0: go on), e.g. for a rate limit."""
 
+    def on_frames_handled(self, conn: Connection) -> None:
+        """`on_frame` has had every frame of one read (or those before a pause): the
+        point to write the replies to them, in one go."""
+
     def on_close(self, conn: Connection) -> None:
         """The connection ended (only after `on_open`)."""
 
@@ -194,7 +198,9 @@ class Connection(asyncio.Protocol):
                 transport.pause_reading()
                 loop = asyncio.get_running_loop()
                 self._resume = loop.call_later(delay, self._resume_reading)
-                return
+                break
+        if self._opened:
+            self._handler.on_frames_handled(self)
 
     def _resume_reading(self) -> None:
         self._resume = None
@@ -203,16 +209,25 @@ class Connection(asyncio.Protocol):
         self._hand_on()
 
     def _send_data(self) -> None:
+        """Write what the protocol has for the peer: the frames between two ends of
+        stream in one write (a write per frame is a system call per frame)."""
         transport = self.transport
         if transport is None:
             return
+        chunks: list[bytes] = []
         for chunk in self.protocol.data_to_send():
             if chunk:
-                transport.write(chunk)
-            elif transport.can_write_eof():  # end of stream, after a close: half-close TCP
+                chunks.append(chunk)
+                continue
+            if chunks:
+                transport.write(b"".join(chunks))
+                chunks = []
+            if transport.can_write_eof():  # end of stream, after a close: half-close TCP
                 transport.write_eof()
             else:  # TLS cannot half-close
                 transport.close()
+        if chunks:
+            transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
     def _arm_close(self) -> None:
         """Cut the connection if the closing handshake does not end it in time."""

@@ -8,10 +8,11 @@ client's own transport (configuration, auth, TLS), and answered as plain JSON.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from kubernetes import client
+
+from beehive import codec
 
 
 def request(
@@ -42,4 +43,4 @@ def request(
     if not 200 <= response.status < 300:
         text = data.decode("utf-8", "replace")
         raise client.ApiException(status=response.status, reason=response.reason, body=text)
-    return json.loads(data) if data else None
+    return codec.loads(data) if data else None

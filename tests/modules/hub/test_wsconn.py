@@ -57,6 +57,7 @@ class Recorder:
         self.requests: list[Request] = []  # what check_request was asked about
         self.opened: list[wsconn.Connection] = []  # on_open's connections, in order
         self.frames: list[bytes] = []  # on_frame's data, in order
+        self.handled: list[int] = []  # len(frames) at each on_frames_handled
         self.closed: list[wsconn.Connection] = []  # on_close's connections, in order
         self.log: list[str] = []  # every on_* call (and a subclass's marks), in order
         self.open = asyncio.Event()  # set by on_open
@@ -77,6 +78,9 @@ class Recorder:
         self.log.append(f"frame {data!r}")
         self._arrived.put_nowait(data)
         return self.delays.get(data, 0.0)
+
+    def on_frames_handled(self, conn: wsconn.Connection) -> None:
+        self.handled.append(len(self.frames))
 
     def on_close(self, conn: wsconn.Connection) -> None:
         self.closed.append(conn)
@@ -100,6 +104,10 @@ class PauseMarker(Recorder):
             loop.call_soon(self._mark, conn, "right after")
             loop.call_later(delay / 2, self._mark, conn, "halfway")
         return delay
+
+    def on_frames_handled(self, conn: wsconn.Connection) -> None:
+        super().on_frames_handled(conn)
+        self.log.append("handled")
 
     def _mark(self, conn: wsconn.Connection, when: str) -> None:
         assert conn.transport is not None
@@ -180,6 +188,10 @@ def test_a_client_and_the_server_exchange_frames_and_a_server_close_ends_both() 
     assert [r.path for r in server.requests] == ["/"]
     assert server.log == ["open", "frame b'h\\xc3\\xa9llo'", "frame b'raw'", "close"]
     assert client.log == ["open", "frame b'hi'", "frame b'there'", "close"]
+    # However the frames were split into reads, each read's frames were followed by
+    # on_frames_handled, the last after the last frame.
+    for recorder in (server, client):
+        assert recorder.handled == sorted(set(recorder.handled)) and recorder.handled[-1] == 2
     assert server.opened == server.closed and client.opened == client.closed
 
 
@@ -242,12 +254,15 @@ def test_a_pause_asked_by_on_frame_holds_later_frames_until_it_ends() -> None:
     assert server.log == [
         "open",
         "frame b'one'",
+        "handled",  # before the pause: the frames so far are handled
         "right after: reading=False",
         "halfway: reading=False",
         "frame b'two'",
+        "handled",
         "right after: reading=False",
         "halfway: reading=False",
         "frame b'three'",
+        "handled",
         "close",  # by the teardown
     ]
 
