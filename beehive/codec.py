@@ -34,6 +34,9 @@ _NO_ROUTE: dict[str, Any] = {}  # a message without a route (read only)
 _ENCODER = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":")
 )
+_ASCII_ENCODER = json.JSONEncoder(
+    ensure_ascii=True, allow_nan=False, check_circular=False, separators=(",", ":")
+)
 
 
 def to_json(message: Message, resource: str | None = None) -> dict[str, JsonValue]:
@@ -76,7 +79,10 @@ def encode(message: Message, resource: str | None = None) -> bytes:
         text = _ENCODER.encode(doc)
     except (TypeError, ValueError, RecursionError) as exc:
         raise errors.MessageEncodeError(f"{message.msg_id}: {exc}") from exc
-    return text.encode("utf-8")
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (`decode` reads "\\ud800"): escaped again
+        return _ASCII_ENCODER.encode(doc).encode("ascii")
 
 
 def decode(raw: bytes | bytearray | memoryview | str) -> Message:

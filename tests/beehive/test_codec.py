@@ -223,6 +223,14 @@ def test_content_the_fast_encoder_cannot_decide_alone_is_written_as_the_standard
     assert codec.decode(raw) == message
 
 
+def test_a_lone_surrogate_decoded_from_an_escape_is_encoded_as_an_escape_again() -> None:
+    raw = r'{"header":{"msg_id":"m"},"route":{"resource":"ns/pod/a\ud800"},"content":"\udfff"}'
+    message = codec.decode(raw)
+    assert message.route.resource == "ns/pod/a\ud800" and message.content == "\udfff"
+    again = codec.encode(message)
+    assert b"\\ud800" in again and codec.decode(again) == message
+
+
 def test_text_the_fast_decoder_refuses_is_decoded_as_the_standard_library_does() -> None:
     # A lone surrogate escape and an int over 64 bits: JSON the standard library reads.
     raw = r'{"header":{"msg_id":"m"},"content":["\ud800",123456789012345678901234567890]}'
