@@ -21,7 +21,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from enum import StrEnum
-from json import encoder as json_encoder
+
+import orjson
 
 from beehive import codec
 from beehive import errors as beehive_errors
@@ -93,23 +94,22 @@ def ack_for(message: Message) -> Message:
     return message.reply(OK)
 
 
-# How codec's encoder (ensure_ascii=False) writes a string.
-_quote = json_encoder.encode_basestring
-
-
 def ack_frame(message: Message) -> bytes:
     """The frame `codec.encode(ack_for(message))` writes (a fresh id and time), built
     directly: an edge acks every delivery, and this skips building the ack's Message
     and encoding it generically. Key order and omissions as `codec.to_json`."""
+    r = message.route
     if not message.msg_id:
         return codec.encode(ack_for(message))
-    r = message.route
-    fields = (("source", r.source), ("group", r.group), ("operation", "response"),
-              ("resource", r.resource))  # fmt: skip
-    route = ",".join(f'"{key}":{_quote(value)}' for key, value in fields if value)
-    header = f'"msg_id":{_quote(new_id())},"parent_msg_id":{_quote(message.msg_id)}'
-    frame = f'{{"header":{{{header},"timestamp":{now_ms()}}},"route":{{{route}}},"content":"OK"}}'
-    return frame.encode()
+    route = {"source": r.source, "group": r.group, "operation": Operation.RESPONSE.value,
+             "resource": r.resource}  # fmt: skip
+    if not (r.source and r.group and r.resource):
+        route = {key: value for key, value in route.items() if value}
+    header = {"msg_id": new_id(), "parent_msg_id": message.msg_id, "timestamp": now_ms()}
+    try:
+        return orjson.dumps({"header": header, "route": route, "content": OK})
+    except orjson.JSONEncodeError:  # e.g. a lone surrogate: as codec writes it
+        return codec.encode(ack_for(message))
 
 
 def is_ack(message: Message) -> bool:

@@ -392,6 +392,10 @@ def test_any_input_yields_events_and_never_raises(data: bytes | str) -> None:
             id="a resource with quotes, backslashes and non-ASCII",
         ),
         pytest.param(Message.new(), id="an empty route"),
+        pytest.param(
+            Message.new(operation="update", resource="ns/pod/\ud800"),
+            id="a resource with a lone surrogate (decoded from an escape)",
+        ),
     ],
 )  # fmt: skip
 def test_the_edge_writes_the_ack_frame_as_the_codec_writes_the_ack(delivered: Message) -> None:
