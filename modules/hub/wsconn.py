@@ -7,9 +7,11 @@ sides (`bench/cloudhub_bench.py`, `bench/e2e_bench.py`). Here a connection is on
 `asyncio.Protocol`: the handshake is parsed and answered in `data_received`, frames
 reach the owner as calls (`on_frame`), and writes go straight to the transport.
 
-The framing, the handshake checks, pings, close frames and size limits are
-websockets' (`ServerProtocol`, `ClientProtocol`); this file only moves bytes and
-events between them and asyncio. Only this file and its two users know websockets.
+The handshake checks, pings, close frames, fragments and size limits are websockets'
+(`ServerProtocol`, `ClientProtocol`); this file moves bytes and events between them
+and asyncio. The one exception is the frame nearly all traffic is, a whole message
+in one frame: `framing` reads and writes those, and websockets gets every other frame
+whole. Only this file, `framing` and their two users know websockets.
 """
 
 from __future__ import annotations
@@ -30,12 +32,17 @@ from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
+from modules.hub import framing
+
 # websockets logs every opening handshake at INFO; in a reconnect storm that is a
 # measurable share of the loop, so our connections' logger starts at WARNING.
 _log = logging.getLogger("modules.hub.wsconn.websockets")
 _log.setLevel(logging.WARNING)
 
 _DATA = (Opcode.TEXT, Opcode.BINARY)
+# Bytes of an upgrade head beyond which websockets is handed it as it comes (and
+# refuses it, unless it takes its 128 headers of 8 KiB).
+_MAX_HEAD = 64 * 1024
 CLOSE_POLICY = 1008  # RFC 6455 7.4.1: policy violation
 log = logging.getLogger("modules.hub.wsconn")
 
@@ -83,6 +90,12 @@ class Connection(asyncio.Protocol):
         self._resume: asyncio.TimerHandle | None = None  # reading paused until then
         self._handshake_timer: asyncio.TimerHandle | None = None  # server: upgrade deadline
         self._close_timer: asyncio.TimerHandle | None = None  # closing handshake deadline
+        self._client = isinstance(protocol, ClientProtocol)  # masks what it writes
+        # Frames are read and written by `framing` unless websockets has been handed
+        # bytes that may not end at a frame boundary (an outsized upgrade head).
+        self._fast = True
+        self._head_done = False  # the upgrade head went to websockets
+        self._inbuf = bytearray()  # received, not parsed yet (an incomplete head or frame)
 
     @property
     def is_open(self) -> bool:
@@ -99,10 +112,16 @@ class Connection(asyncio.Protocol):
             return False
         if self.transport.is_closing():
             return False
-        send = self.protocol.send_text
-        for frame in frames:
-            send(frame.encode() if isinstance(frame, str) else frame)
-        self._send_data()
+        payloads = [frame.encode() if isinstance(frame, str) else frame for frame in frames]
+        protocol = self.protocol
+        if self._fast and not protocol.expect_continuation_frame and not protocol.extensions:
+            self._send_data()  # what websockets has for the peer (a pong, say) goes first
+            if payloads:
+                self.transport.write(framing.text_frames(payloads, mask=self._client))
+        else:
+            for payload in payloads:
+                protocol.send_text(payload)
+            self._send_data()
         waiting = self.transport.get_write_buffer_size()
         if self._max_write_buffer and waiting > self._max_write_buffer:
             # A peer that does not read: its session ends (what it was sent is resent
@@ -133,17 +152,12 @@ class Connection(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        protocol = self.protocol
-        protocol.receive_data(data)
-        received = protocol.events_received()
-        self._send_data()
-        if protocol.close_expected():
-            self._arm_close()
-        for event in received:
-            if isinstance(event, Frame):
-                self._frame(event)
-            else:
-                self._handshake(event)
+        if not self._fast:
+            self._feed(data)
+        elif self._head_done:
+            self._read_frames(data)
+        else:
+            self._read_head(data)
         if self._held and self._resume is None:
             self._hand_on()
 
@@ -163,6 +177,88 @@ class Connection(asyncio.Protocol):
             self._handler.on_close(self)
 
     # Internals.
+
+    def _feed(self, data: bytes | bytearray) -> None:
+        """websockets parses `data`: its answers are written, its frames held."""
+        protocol = self.protocol
+        protocol.receive_data(data)
+        received = protocol.events_received()
+        self._send_data()
+        if protocol.close_expected():
+            self._arm_close()
+        for event in received:
+            if isinstance(event, Frame):
+                self._frame(event)
+            else:
+                self._handshake(event)
+
+    def _read_head(self, data: bytes) -> None:
+        """Before the upgrade: websockets gets the request (or response) head alone, so
+        that frames after it in the same read start at a boundary of our own."""
+        buf = self._inbuf
+        buf += data
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buf) > _MAX_HEAD:  # websockets refuses it, or else parses all from now
+                self._fast = False
+                self._feed(bytes(buf))
+                buf.clear()
+            return
+        head = bytes(buf[: end + 4])
+        del buf[: end + 4]
+        self._head_done = True
+        self._feed(head)
+        if buf:
+            rest = bytes(buf)
+            buf.clear()
+            self._read_frames(rest)
+
+    def _read_frames(self, data: bytes) -> None:
+        """Whole single-frame messages are taken here (`framing`); every other frame
+        goes to websockets whole, and everything once the connection is not open."""
+        buf: bytes | bytearray = data
+        if self._inbuf:
+            self._inbuf += data
+            buf = self._inbuf
+        protocol, pos = self.protocol, 0
+        while pos < len(buf):
+            if protocol.state is not State.OPEN:
+                self._feed(buf[pos:])  # a close or a failure: websockets has the rest
+                pos = len(buf)
+                break
+            if protocol.current_size is None:  # no fragmented message under way
+                pos = framing.take_messages(
+                    buf, pos, masked=not self._client, limit=self._limit(), into=self._held
+                )
+                if pos == len(buf):
+                    break
+            head = framing.head_at(buf, pos)
+            if head is None:
+                break  # the rest of the header comes later
+            limit = self._limit()
+            if limit is not None and head.length > limit:
+                self._feed(buf[pos:])  # websockets fails the connection (1009)
+                pos = len(buf)
+                break
+            if pos + head.size > len(buf):
+                break  # the rest of the frame comes later
+            self._feed(buf[pos : pos + head.size])
+            pos += head.size
+        if buf is self._inbuf:
+            del buf[:pos]
+        elif pos < len(buf):
+            self._inbuf += buf[pos:]
+
+    def _limit(self) -> int | None:
+        """The largest payload websockets would accept next (its `max_size` rules)."""
+        protocol = self.protocol
+        limit = protocol.max_message_size
+        if limit is not None and protocol.current_size is not None:
+            limit -= protocol.current_size
+        fragment = protocol.max_fragment_size
+        if fragment is not None:
+            limit = fragment if limit is None else min(limit, fragment)
+        return limit
 
     def _handshake(self, event: Request | Response) -> None:
         raise NotImplementedError

@@ -12,14 +12,18 @@ import asyncio
 import contextlib
 import dataclasses
 import http
-from collections.abc import AsyncIterator, Awaitable
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from typing import TypeVar
 
 import pytest
 from websockets.asyncio.client import connect as websockets_connect
+from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
+from websockets.uri import parse_uri
 
 from modules.hub import wsconn
 
@@ -499,3 +503,140 @@ def test_a_server_close_opens_then_ends_the_client_by_its_close_deadline_at_the_
 
     asyncio.run(main())
     assert client.log == ["open", "close"]
+
+
+# A raw peer: websockets' client protocol writes the upgrade and reads the answers,
+# the frames are websockets' own bytes, and the test chooses how they are cut up.
+
+
+def upgrade_request(uri: str) -> tuple[ClientProtocol, bytes]:
+    peer = ClientProtocol(parse_uri(uri))
+    peer.send_request(peer.connect())
+    return peer, b"".join(peer.data_to_send())
+
+
+def masked(*frames: Frame) -> bytes:
+    return b"".join(frame.serialize(mask=True) for frame in frames)
+
+
+async def send_raw(
+    served: Served, chunks: Iterable[bytes]
+) -> tuple[ClientProtocol, asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect, write the upgrade request and then `chunks`, one write each."""
+    peer, request = upgrade_request(served.uri)
+    reader, writer = await asyncio.open_connection(HOST, served.port)
+    writer.write(request)
+    for chunk in chunks:
+        writer.write(chunk)
+        await within(writer.drain())
+    return peer, reader, writer
+
+
+async def answers(peer: ClientProtocol, reader: asyncio.StreamReader) -> list[Frame]:
+    """The frames the server wrote, up to its end of the connection."""
+    peer.receive_data(await within(reader.read()))
+    peer.receive_eof()
+    return [event for event in peer.events_received() if isinstance(event, Frame)]
+
+
+def cut(data: bytes, sizes: Iterable[int]) -> list[bytes]:
+    """`data` in pieces of the given sizes, in turn (the last piece: what is left)."""
+    pieces, pos = [], 0
+    for size in itertools.cycle(sizes):
+        if pos >= len(data):
+            return pieces
+        pieces.append(data[pos : pos + size])
+        pos += size
+    raise AssertionError("unreachable")
+
+
+STREAM = masked(
+    Frame(Opcode.TEXT, b"one"),
+    Frame(Opcode.PING, b"are you there"),
+    Frame(Opcode.TEXT, b"frag", fin=False),
+    Frame(Opcode.CONT, b"ment", fin=False),
+    Frame(Opcode.CONT, b"ed"),
+    Frame(Opcode.BINARY, b"\x00\xff" * 40_000),
+    Frame(Opcode.TEXT, "é".encode()),
+)
+STREAM_MESSAGES = [b"one", b"fragmented", b"\x00\xff" * 40_000, "é".encode()]
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        pytest.param([STREAM], id="in one write"),
+        pytest.param(cut(STREAM, [1, 2, 3, 5, 8, 13, 999]), id="cut into pieces of 1 to 999"),
+        pytest.param([*cut(STREAM[:400], [1]), STREAM[400:]], id="400 bytes one at a time"),
+    ],
+)  # fmt: skip
+def test_frames_however_cut_reach_the_handler_whole_and_in_order_and_pings_are_answered(
+    pieces: list[bytes],
+) -> None:
+    server = Recorder()
+
+    async def main() -> None:
+        async with serving(server) as served:
+            peer, reader, writer = await send_raw(served, pieces)
+            while len(server.frames) < len(STREAM_MESSAGES):
+                await server.frame()
+            served.conns[0].close(1000, "done")
+            frames = await answers(peer, reader)
+            writer.close()
+            assert [(f.opcode, f.data) for f in frames] == [
+                (Opcode.PONG, b"are you there"),
+                (Opcode.CLOSE, frames[-1].data),
+            ]
+
+    asyncio.run(main())
+    assert server.frames == STREAM_MESSAGES
+
+
+def test_the_upgrade_and_the_first_frames_in_one_write_reach_the_handler() -> None:
+    server = Recorder()
+
+    async def main() -> None:
+        async with serving(server) as served:
+            _, request = upgrade_request(served.uri)
+            _, writer = await asyncio.open_connection(HOST, served.port)
+            writer.write(request + masked(Frame(Opcode.TEXT, b"early"), Frame(Opcode.TEXT, b"x")))
+            assert [await server.frame(), await server.frame()] == [b"early", b"x"]
+            writer.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        pytest.param(Frame(Opcode.TEXT, b"bare").serialize(mask=False), 1002, id="unmasked"),
+        pytest.param(
+            masked(Frame(Opcode.TEXT, b"frag", fin=False), Frame(Opcode.TEXT, b"whole")),
+            1002,
+            id="a message inside a fragmented one",
+        ),
+        pytest.param(masked(Frame(Opcode.CONT, b"orphan")), 1002, id="a lone continuation"),
+        pytest.param(masked(Frame(Opcode.TEXT, b"x" * 2000)), 1009, id="over max_size"),
+        pytest.param(
+            masked(Frame(Opcode.TEXT, b"x" * 600, fin=False), Frame(Opcode.CONT, b"y" * 600)),
+            1009,
+            id="fragments over max_size together",
+        ),
+    ],
+)
+def test_frames_websockets_refuses_close_the_connection_with_its_code(
+    data: bytes, code: int
+) -> None:
+    server = Recorder()
+
+    async def main() -> None:
+        async with serving(server, max_size=1024) as served:
+            peer, reader, writer = await send_raw(served, [masked(Frame(Opcode.TEXT, b"ok")), data])
+            frames = await answers(peer, reader)
+            writer.close()
+            assert frames and frames[-1].opcode is Opcode.CLOSE
+            assert Close.parse(frames[-1].data).code == code
+            await within(server.ended.wait())
+
+    asyncio.run(main())
+    assert server.frames == [b"ok"]
