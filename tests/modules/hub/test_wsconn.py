@@ -541,7 +541,8 @@ async def answers(peer: ClientProtocol, reader: asyncio.StreamReader) -> list[Fr
 
 def cut(data: bytes, sizes: Iterable[int]) -> list[bytes]:
     """`data` in pieces of the given sizes, in turn (the last piece: what is left)."""
-    pieces, pos = [], 0
+    pieces: list[bytes] = []
+    pos = 0
     for size in itertools.cycle(sizes):
         if pos >= len(data):
             return pieces
