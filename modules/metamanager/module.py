@@ -7,11 +7,13 @@ stored: the cloud sends it again later), ``podstatus`` reports for stored pods
 (Running: a hollow node, see modules/edgehub/node.py), answers to queries
 (configmaps and secrets asked of the cloud through edgehub's ``send_sync`` and
 stored, the local store otherwise or when that fails). As
-edge/pkg/metamanager/process.go.
+edge/pkg/metamanager/process.go. Queries to the cloud wait on worker threads
+(``beehive-metamanager-query-*``), so a slow answer holds up no delivery.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import logging
@@ -39,6 +41,10 @@ class MetaManagerSettings:
     db_path: str = "edgecore.db"  # the sqlite file (database.dataSource)
     hub_module: str = contract.EDGEHUB  # acks, reports and remote queries go here
     remote_query_timeout: float = dataclasses.field(default=60.0, metadata={"min": 0.01})
+    # Remote queries wait for the cloud on worker threads, so that deliveries are
+    # stored and acked meanwhile; beyond `max_remote_queries` waiting, one is refused.
+    remote_query_workers: int = dataclasses.field(default=4, metadata={"min": 1})
+    max_remote_queries: int = dataclasses.field(default=256, metadata={"min": 1})
     report_pod_status: bool = True  # report a stored pod Running, once per pod
     log_stored: bool = False  # log each stored change and how long after cloudcore sent it
     node_name: str = ""  # the edge node this store is for (logs, ``debug store --node``)
@@ -55,11 +61,19 @@ class MetaManager(Module):
         self._store = MetaStore(self._settings.db_path)
         self._lock = threading.Lock()  # the admin thread reads the store too
         self._reported: set[str] = set()  # pod uids (and uid/stopped) whose status was reported
+        self._closed = False  # the store is closed (workers may still be finishing)
+        self._remote_waiting = 0  # remote queries submitted and not answered yet (_lock)
+        self._workers = concurrent.futures.ThreadPoolExecutor(
+            self._settings.remote_query_workers, thread_name_prefix="beehive-metamanager-query"
+        )
         # One command per store, so that a process holding several edges shows each.
         self.hive.register_command(f"{self.module_name}.store", self._listing)
 
     def on_stop(self) -> None:
+        # Workers waiting on the cloud end when the hive fails their requests.
+        self._workers.shutdown(wait=False, cancel_futures=True)
         with self._lock:
+            self._closed = True
             self._store.close()
 
     def on_message(self, message: Message) -> None:
@@ -109,14 +123,43 @@ class MetaManager(Module):
             self._to_hub(report)
 
     def _query(self, message: Message) -> None:
-        """Answer from the cloud for configmaps and secrets (stored on the way), else locally."""
+        """Answer from the cloud for configmaps and secrets (stored on the way, on a
+        worker thread), else locally."""
         parts = message.route.resource.split("/")
-        content = None
-        if len(parts) == 3 and parts[1] in _REMOTE_TYPES:
-            content = self._remote(message)
+        if len(parts) != 3 or parts[1] not in _REMOTE_TYPES:
+            self._answer(message, None)
+            return
+        with self._lock:
+            busy = self._remote_waiting >= self._settings.max_remote_queries
+            if not busy:
+                self._remote_waiting += 1
+        if busy:
+            log.warning("remote query for %s refused: %d queries wait for the cloud",
+                        message.route.resource, self._settings.max_remote_queries)  # fmt: skip
+            if message.header.sync:
+                reason = f"{self._settings.max_remote_queries} queries wait for the cloud"
+                self.hive.send_resp(message.error_reply(reason))
+            return
+        try:
+            self._workers.submit(self._ask_cloud, message)
+        except RuntimeError:  # stopping: the workers are gone
+            with self._lock:
+                self._remote_waiting -= 1
+
+    def _ask_cloud(self, message: Message) -> None:
+        try:
+            self._answer(message, self._remote(message))
+        except Exception:  # a worker's failure would otherwise go unseen
+            log.exception("remote query %s for %s failed", message.msg_id, message.route.resource)
+        finally:
+            with self._lock:
+                self._remote_waiting -= 1
+
+    def _answer(self, message: Message, content: JsonValue) -> None:
+        """Reply to a query: `content` (from the cloud), else what the store holds."""
         if content is None:
             with self._lock:
-                found = self._store.get(message.route.resource)
+                found = None if self._closed else self._store.get(message.route.resource)
             content = found.value if found is not None else None
         if not message.header.sync:
             return
@@ -152,7 +195,8 @@ class MetaManager(Module):
         )
         try:
             with self._lock:
-                self._store.apply(stored)
+                if not self._closed:
+                    self._store.apply(stored)
         except StoreError as exc:
             log.warning("remote query for %s: not stored: %s", message.route.resource, exc)
         return reply.content
