@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 import threading
 import uuid
@@ -14,6 +15,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from beehive import Hive
 from beehive.config import build_hive
 from modules.cli import APP, services
 from modules.fleet import Faults, Fleet, FleetOptions
@@ -34,18 +36,21 @@ modules:
 
 @dataclasses.dataclass
 class Cloud:
-    """A running cloudcore: where edges connect and a client for its API."""
+    """A running cloudcore: where edges connect, a client for its API, and its hive."""
 
     address: str
     kubeconfig: Path
     core: Any  # CoreV1Api
+    hive: Hive
 
 
-@pytest.fixture
-def cloud(tmp_path: Path) -> Iterator[Cloud]:
+@contextlib.contextmanager
+def cloudcore(tmp_path: Path, config: str) -> Iterator[Cloud]:
+    """A cloudcore in this process, from `config` (a YAML template taking ``{port}``,
+    the port cloudhub listens on), stopped on the way out."""
     port = free_port()
     path = tmp_path / "cloudcore.yaml"
-    path.write_text(CONFIG.format(port=port))
+    path.write_text(config.format(port=port))
     cfg = APP.load(str(path))
     with services(cfg) as shared:
         hive = build_hive(cfg, services=shared)
@@ -55,10 +60,16 @@ def cloud(tmp_path: Path) -> Iterator[Cloud]:
         from kubernetes import client
 
         try:
-            yield Cloud(f"127.0.0.1:{port}", kube.kubeconfig_path, client.CoreV1Api(api))
+            yield Cloud(f"127.0.0.1:{port}", kube.kubeconfig_path, client.CoreV1Api(api), hive)
         finally:
             hive.stop(timeout=5)
             api.close()
+
+
+@pytest.fixture
+def cloud(tmp_path: Path) -> Iterator[Cloud]:
+    with cloudcore(tmp_path, CONFIG) as running:
+        yield running
 
 
 class FleetThread:

@@ -10,13 +10,11 @@ from typing import Any
 
 import pytest
 
-from beehive.config import build_hive
 from modules.certs import token
 from modules.certs.store import SecretStore
-from modules.cli import APP, services
 from modules.fleet import FleetOptions
-from tests.fakes import eventually, free_port
-from tests.modules.fleet.conftest import WAIT, FleetThread
+from tests.fakes import eventually
+from tests.modules.fleet.conftest import WAIT, FleetThread, cloudcore
 from tests.modules.fleet.helpers import create_pods
 
 pytestmark = pytest.mark.integration
@@ -35,25 +33,11 @@ modules:
 
 @pytest.fixture
 def secure(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    port = free_port()
-    path = tmp_path / "cloudcore.yaml"
-    path.write_text(CONFIG.format(port=port))
-    cfg = APP.load(str(path))
-    with services(cfg) as shared:
-        hive = build_hive(cfg, services=shared)
-        hive.start()
-        api = shared["kube"].api_client()
-        from kubernetes import client
-
-        core = client.CoreV1Api(api)
-        try:
-            assert eventually(lambda: "certserver" in hive.commands, timeout=WAIT)
-            join_token = token.read_token(SecretStore(core, "kubeedge"))
-            yield {"cloud": f"127.0.0.1:{port}", "core": core, "token": join_token,
-                   "cert_port": hive.commands["certserver"]()["port"]}  # fmt: skip
-        finally:
-            hive.stop(timeout=5)
-            api.close()
+    with cloudcore(tmp_path, CONFIG) as running:
+        assert eventually(lambda: "certserver" in running.hive.commands, timeout=WAIT)
+        join_token = token.read_token(SecretStore(running.core, "kubeedge"))
+        yield {"cloud": running.address, "core": running.core, "token": join_token,
+               "cert_port": running.hive.commands["certserver"]()["port"]}  # fmt: skip
 
 
 def test_nodes_join_with_the_token_and_receive_pods_over_tls(
