@@ -166,6 +166,16 @@ def operations(probe: Probe, node: str) -> list[str]:
             if m.route.resource == prefix or m.route.resource.startswith(prefix + "/")]  # fmt: skip
 
 
+def delivers_a_pod(cloud: Hive, world: World, edge: RawEdge, rv: int) -> None:
+    """A new pod for `edge`'s node reaches it, and its ack is counted (cloudhub still
+    serves that node, whatever else the test put it through)."""
+    cloud.send("cloudhub", world.put(edge.node, pod("web", "uid-web", rv=rv)))
+    frame = edge.recv()
+    assert frame["route"]["resource"].endswith("pod/web")
+    edge.ack(frame)
+    assert eventually(lambda: node_row(cloud, edge.node)["acked"] == 1)
+
+
 class RawEdge:
     """A bare websocket-client edge for protocol-level tests (no acks unless asked)."""
 

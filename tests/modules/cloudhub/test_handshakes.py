@@ -15,7 +15,7 @@ import pytest
 from modules.edgehub.transport import ClientConnection
 from modules.hub import errors, handshake
 from tests.fakes import eventually
-from tests.modules.cloudhub.harness import RawEdge, node_row, pod, start_cloud
+from tests.modules.cloudhub.harness import RawEdge, delivers_a_pod, start_cloud
 
 pytestmark = pytest.mark.integration
 
@@ -82,11 +82,7 @@ def test_established_sessions_keep_syncing_while_handshakes_hang(make_hive, prob
     edge = RawEdge(port, "edge-ok")
     held = [silent(port) for _ in range(5)]
     try:
-        cloud.send("cloudhub", world.put("edge-ok", pod("web", "uid-web", rv=3)))
-        frame = edge.recv()
-        assert frame["route"]["resource"].endswith("pod/web")
-        edge.ack(frame)
-        assert eventually(lambda: node_row(cloud, "edge-ok")["acked"] == 1)
+        delivers_a_pod(cloud, world, edge, rv=3)
     finally:
         for sock in held:
             sock.close()

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fakes import eventually
-from tests.modules.cloudhub.harness import RawEdge, node_row, pod, start_cloud
+from tests.modules.cloudhub.harness import RawEdge, delivers_a_pod, node_row, pod, start_cloud
 
 pytestmark = pytest.mark.integration
 
@@ -85,11 +85,7 @@ def test_random_and_mutated_frames_never_hurt_the_server(make_hive, probe, world
     finally:
         tracemalloc.stop()
     try:
-        cloud.send("cloudhub", world.put("edge-good", pod("web", "uid-web", rv=5)))
-        frame = good.recv()
-        assert frame["route"]["resource"].endswith("pod/web")
-        good.ack(frame)
-        assert eventually(lambda: node_row(cloud, "edge-good")["acked"] == 1)
+        delivers_a_pod(cloud, world, good, rv=5)
     finally:
         good.ws.close()
         fuzzer.edge.ws.close()
