@@ -55,8 +55,21 @@ def to_json(message: Message, resource: str | None = None) -> dict[str, JsonValu
         header["sync"] = True
     if h.msg_type:
         header["type"] = h.msg_type
-    fields = message.route if resource is None else (*message.route[:4], resource)
-    route: dict[str, JsonValue] = {k: v for k, v in zip(_ROUTE_KEYS, fields, strict=True) if v}
+    # Field by field rather than a loop over Route's fields: twice as fast, once per frame.
+    source, destination, group, operation, wire = message.route
+    if resource is not None:
+        wire = resource
+    route: dict[str, JsonValue] = {}
+    if source:
+        route["source"] = source
+    if destination:
+        route["destination"] = destination
+    if group:
+        route["group"] = group
+    if operation:
+        route["operation"] = operation
+    if wire:
+        route["resource"] = wire
     return {"header": header, "route": route, "content": message.content}
 
 
@@ -69,7 +82,10 @@ def encode(message: Message, resource: str | None = None) -> bytes:
     doc = to_json(message, resource)
     try:
         data = orjson.dumps(doc)
-        if b":null" not in data and b"[null" not in data and b",null" not in data:
+        # One scan in the common case; the three only when "null" is there at all.
+        if b"null" not in data or (
+            b":null" not in data and b"[null" not in data and b",null" not in data
+        ):
             return data
     except orjson.JSONEncodeError:  # e.g. an int over 64 bits
         pass
