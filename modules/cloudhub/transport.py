@@ -41,7 +41,7 @@ from beehive.message import Message
 from modules.certs import cloud as cloud_tls
 from modules.certs import tls as certs_tls
 from modules.cloudhub import core, gate, objects
-from modules.hub import errors, handshake, wsconn
+from modules.hub import errors, eventloop, handshake, wsconn
 
 log = logging.getLogger("modules.cloudhub.transport")
 
@@ -160,7 +160,10 @@ class ServerTransport:
 
     def _run(self) -> None:
         try:
-            asyncio.run(self._main())
+            # A loop that takes ready sockets a bounded number at a time: a mass
+            # disconnect or reconnect does not hold up every other node's deliveries.
+            with asyncio.Runner(loop_factory=eventloop.new_event_loop) as runner:
+                runner.run(self._main())
         except Exception as exc:
             self._error = exc
             log.error("cloudhub server stopped: %s", exc)
