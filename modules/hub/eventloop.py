@@ -19,7 +19,7 @@ import select
 import selectors
 from typing import Any
 
-EVENTS_PER_ROUND = 64  # ready sockets one loop iteration takes
+EVENTS_PER_ROUND = 16  # ready sockets one loop iteration takes
 
 
 class _CappedEpoll:
