@@ -21,6 +21,7 @@ The whole process runs with the garbage-collector threshold `beehive run` sets
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import subprocess
 import sys
@@ -309,16 +310,23 @@ def run(kubeconfig: Path, proc: subprocess.Popen[str], args: argparse.Namespace)
     _ = (client.CoreV1Api, client.CoordinationV1Api, client.CustomObjectsApi)  # lazy imports
     took = time.perf_counter() - warm
     print(f"importing the client's API classes (once per process, not counted): {took:.2f}s")
+    gc.collect()
     typed = typed_floor(kubeconfig)
     print(f"floor with the client's typed models instead of raw JSON: {typed:.2f}s")
     api, me = psutil.Process(proc.pid), psutil.Process()
     fast, std, runs = [], [], []
     hive: Hive | None = None
     for _ in range(args.rounds):  # interleaved, so a slow spell of the machine hits all three
+        # Each measurement starts with the collector clear of what the last one left
+        # (a stopped hive leaves tens of thousands of objects in cycles): a process
+        # that starts edgecontroller has no such garbage either.
+        gc.collect()
         fast.append(floor(kubeconfig, codec.loads))
+        gc.collect()
         std.append(floor(kubeconfig, json.loads))
         if hive is not None:
             hive.stop()
+        gc.collect()
         api_cpu, my_cpu = cpu(api), cpu(me)
         took, hive, tally = initial_sync(kubeconfig, owed, args.timeout)
         api_cpu, my_cpu = cpu(api) - api_cpu, cpu(me) - my_cpu
