@@ -72,6 +72,8 @@ def take_messages(
             break  # a fragment, a control frame or reserved bits: websockets'
         if bool(b1 & _MASKED) is not masked:
             break  # websockets refuses it
+        # The length is read here as `head_at` reads it, without its call and named
+        # tuple: this runs for every frame either side receives.
         length, start = b1 & 0x7F, pos + 2
         if length == 126:
             if pos + 4 > end_of_buf:
