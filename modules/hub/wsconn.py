@@ -250,7 +250,8 @@ class Connection(asyncio.Protocol):
             self._inbuf += buf[pos:]
 
     def _limit(self) -> int | None:
-        """The largest payload websockets would accept next (its `max_size` rules)."""
+        """The largest payload websockets would accept next (its `max_size` rules, with
+        the attributes websockets 16 and 17 keep them in: setup.cfg pins that range)."""
         protocol = self.protocol
         limit = protocol.max_message_size
         if limit is not None and protocol.current_size is not None:
