@@ -13,7 +13,7 @@ from modules.fleet import Faults
 from modules.metamanager.store import MetaStore
 from tests.fakes import eventually
 from tests.modules.fleet.conftest import WAIT, Cloud, FleetThread
-from tests.modules.fleet.helpers import create_pods, patch_pods
+from tests.modules.fleet.helpers import Expected, create_pods, patch_pods
 
 pytestmark = pytest.mark.integration
 
@@ -24,6 +24,17 @@ def ready(core: Any, name: str) -> bool:
     nodes = core.list_node(field_selector=f"metadata.name={name}").items
     conditions = nodes[0].status.conditions or [] if nodes else []
     return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+def holding_pods(
+    cloud: Cloud, start_fleet: StartFleet, per_node: int, **options: Any
+) -> tuple[FleetThread, Expected]:
+    """A fleet started with `options`, connected, and holding `per_node` new pods a node."""
+    fleet = start_fleet(**options)
+    assert fleet.wait_connected()
+    expected = create_pods(cloud.core, fleet.options.node_names, per_node=per_node)
+    assert fleet.holds(expected)
+    return fleet, expected
 
 
 def test_nodes_register_connect_and_report_ready_status(
@@ -39,10 +50,7 @@ def test_nodes_register_connect_and_report_ready_status(
 def test_pods_created_through_the_api_are_stored_and_acked(
     cloud: Cloud, start_fleet: StartFleet
 ) -> None:
-    fleet = start_fleet(nodes=3)
-    assert fleet.wait_connected()
-    expected = create_pods(cloud.core, fleet.options.node_names, per_node=2)
-    assert fleet.holds(expected)
+    fleet, _ = holding_pods(cloud, start_fleet, 2, nodes=3)
     summary = fleet.stop()
     assert summary["held"]["pod"] == 6
     assert summary["acks"] >= summary["stored"] >= 6
@@ -74,10 +82,7 @@ def test_dropping_a_fraction_drops_only_that_share_and_they_come_back(
 def test_withheld_acks_make_the_cloud_resend_until_acked(
     cloud: Cloud, start_fleet: StartFleet
 ) -> None:
-    fleet = start_fleet(nodes=2, faults=Faults(withhold_acks=1.0))
-    assert fleet.wait_connected()
-    expected = create_pods(cloud.core, fleet.options.node_names, per_node=1)
-    assert fleet.holds(expected)
+    fleet, _ = holding_pods(cloud, start_fleet, 1, nodes=2, faults=Faults(withhold_acks=1.0))
     # Every first copy was withheld: the cloud resent each (same id) and that was acked.
     assert eventually(
         lambda: fleet.counter("acks") >= fleet.counter("acks_withheld") >= 2, timeout=WAIT
@@ -86,10 +91,7 @@ def test_withheld_acks_make_the_cloud_resend_until_acked(
 
 
 def test_delayed_acks_still_arrive(cloud: Cloud, start_fleet: StartFleet) -> None:
-    fleet = start_fleet(nodes=2, faults=Faults(ack_delay=0.2))
-    assert fleet.wait_connected()
-    expected = create_pods(cloud.core, fleet.options.node_names, per_node=1)
-    assert fleet.holds(expected)
+    fleet, _ = holding_pods(cloud, start_fleet, 1, nodes=2, faults=Faults(ack_delay=0.2))
     assert eventually(lambda: fleet.counter("acks") >= fleet.counter("stored"), timeout=WAIT)
 
 
@@ -108,10 +110,9 @@ def test_malformed_frames_from_one_node_leave_the_others_untouched(
 def test_the_sqlite_store_keeps_what_each_node_acked_on_disk(
     cloud: Cloud, start_fleet: StartFleet, tmp_path: Path
 ) -> None:
-    fleet = start_fleet(nodes=2, store="sqlite", store_dir=tmp_path / "store")
-    assert fleet.wait_connected()
-    expected = create_pods(cloud.core, fleet.options.node_names, per_node=2)
-    assert fleet.holds(expected)
+    fleet, expected = holding_pods(
+        cloud, start_fleet, 2, nodes=2, store="sqlite", store_dir=tmp_path / "store"
+    )
     fleet.stop()
     for node, keys in expected.items():
         with MetaStore(tmp_path / "store" / f"{node}.db") as stored:
@@ -120,10 +121,7 @@ def test_the_sqlite_store_keeps_what_each_node_acked_on_disk(
 
 
 def test_stored_pods_are_reported_running(cloud: Cloud, start_fleet: StartFleet) -> None:
-    fleet = start_fleet(nodes=1)
-    assert fleet.wait_connected()
-    expected = create_pods(cloud.core, fleet.options.node_names, per_node=2)
-    assert fleet.holds(expected)
+    fleet, expected = holding_pods(cloud, start_fleet, 2, nodes=1)
 
     def running() -> bool:
         pods = [cloud.core.read_namespaced_pod(k.split("/")[2], "default") for k in
@@ -136,10 +134,7 @@ def test_stored_pods_are_reported_running(cloud: Cloud, start_fleet: StartFleet)
 def test_a_pod_deleted_gracefully_is_reported_stopped_and_goes(
     cloud: Cloud, start_fleet: StartFleet
 ) -> None:
-    fleet = start_fleet(nodes=1)
-    assert fleet.wait_connected()
-    expected = create_pods(cloud.core, fleet.options.node_names, per_node=1)
-    assert fleet.holds(expected)
+    fleet, expected = holding_pods(cloud, start_fleet, 1, nodes=1)
     [key] = expected[fleet.options.node_names[0]]
     name = key.split("/")[2]
     cloud.core.delete_namespaced_pod(name, "default")  # graceful: the node must confirm
