@@ -3,6 +3,7 @@
 `http.py` hands each request here as (method, path, query, content type, body bytes);
 this layer routes it (`routing.py`), decodes the body, calls the `Store` under one lock,
 commits the writes to persistence before answering, and wakes the watches (`watch.py`).
+Service account tokens (the `token` subresource) are issued by `tokens.py`.
 Transport-free: tests and the HTTP server drive it the same way.
 """
 
@@ -15,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from modules.kubeapi import errors, patch, routing, selectors, watch
+from modules.kubeapi import errors, patch, routing, selectors, tokens, watch
 from modules.kubeapi.persistence import SqlitePersistence
 from modules.kubeapi.resources import ResourceType
 from modules.kubeapi.store import Entry, Store, encode
@@ -65,6 +66,8 @@ class KubeApi:
         self.cond = threading.Condition()  # guards the store; notified on every write
         self.stopping = False  # set on shutdown so open watches end
         self._persistence = persistence  # commits writes before replies, or None
+        self.tokens = tokens.TokenIssuer(persistence)  # signs service account tokens
+        self.base_url = ""  # where clients reach this API, for the OpenID discovery document
         with self.cond:
             if persistence is not None:
                 stored, rv = persistence.load()
@@ -114,7 +117,7 @@ class KubeApi:
             rtype = self.store.catalogue.lookup(target.group, target.version, target.plural)
         if rtype is None or (target.namespace and not rtype.namespaced):
             raise errors.unknown_resource()
-        if target.subresource and (target.subresource != "status" or not rtype.has_status):
+        if target.subresource and not rtype.serves(target.subresource):
             raise errors.unknown_resource()
         return target, rtype
 
@@ -124,6 +127,14 @@ class KubeApi:
         target, rtype = self.resolve(path)
         if rtype is None:
             return self._discovery(method, target)
+        if target.subresource == "token":
+            if method != "POST":
+                raise _not_allowed()
+            with self.cond:
+                issued = tokens.request_token(
+                    self.store, self.tokens, target.namespace, target.name, _decode(body)
+                )
+            return _json(issued, 201)
         if method == "GET":
             if target.name:
                 with self.cond:
@@ -134,21 +145,12 @@ class KubeApi:
                 lambda: self.store.create(rtype, target.namespace, _decode(body)), 201
             )
         if method == "PUT" and target.name:
-            status = target.subresource == "status"
-            return self._write(
-                lambda: self.store.update(
-                    rtype, target.namespace, target.name, _decode(body), status_only=status
-                )
-            )
+            return self._put(rtype, target, _decode(body))
         if method == "PATCH" and target.name:
             return self._patch(rtype, target, content_type, body)
-        if method == "DELETE":
+        if method == "DELETE" and not target.subresource:
             return self._delete(rtype, target, query, body)
-        raise errors.ApiError(
-            405,
-            errors.METHOD_NOT_ALLOWED,
-            "the server does not allow this method on the requested resource",
-        )
+        raise _not_allowed()
 
     def _write(self, operation: Any, code: int = 200) -> Response:
         with self.cond:
@@ -159,6 +161,20 @@ class KubeApi:
         return _ok(entry.raw, code)
 
     # -- verbs -------------------------------------------------------------------
+
+    def _put(self, rtype: ResourceType, target: routing.Target, document: Any) -> Response:
+        """Update; 201 when it created the object (kinds that allow create on update)."""
+        with self.cond:
+            created = rtype.create_on_update and not self.store.exists(
+                rtype, target.namespace, target.name
+            )
+            try:
+                entry = self.store.update(
+                    rtype, target.namespace, target.name, document, subresource=target.subresource
+                )
+            finally:
+                self._flush()
+        return _ok(entry.raw, 201 if created and not target.subresource else 200)
 
     def _list(self, rtype: ResourceType, ns: str, query: Query) -> Response:
         match = selectors.combine(
@@ -185,7 +201,6 @@ class KubeApi:
         self, rtype: ResourceType, target: routing.Target, content_type: str, body: bytes
     ) -> Response:
         document = _decode(body)
-        status_only = target.subresource == "status"
 
         def operation() -> Entry:
             current = self.store.get(rtype, target.namespace, target.name)
@@ -193,7 +208,7 @@ class KubeApi:
             if not isinstance(patched, dict):
                 raise errors.bad_request("the patch does not result in an object")
             return self.store.update(
-                rtype, target.namespace, target.name, patched, status_only=status_only
+                rtype, target.namespace, target.name, patched, subresource=target.subresource
             )
 
         return self._write(operation)
@@ -247,17 +262,17 @@ class KubeApi:
 
     def _discovery(self, method: str, target: routing.Target) -> Response:
         if method != "GET":
-            raise errors.ApiError(
-                405,
-                errors.METHOD_NOT_ALLOWED,
-                "the server does not allow this method on the requested resource",
-            )
+            raise _not_allowed()
         catalogue = self.store.catalogue
         with self.cond:
             if target.discovery == "version":
                 return _json(VERSION_INFO)
             if target.discovery == "health":
                 return Response(200, b"ok")
+            if target.discovery == "jwks":
+                return _json(self.tokens.jwks())
+            if target.discovery == "openid":
+                return _json(tokens.openid_configuration(self.base_url))
             if target.discovery == "api":
                 return _json(catalogue.core_versions_document())
             if target.discovery == "apis":
@@ -272,6 +287,14 @@ class KubeApi:
     def watch(self, rtype: ResourceType, target: routing.Target, query: Query) -> watch.WatchStream:
         """A watch stream; raises `ApiError` for a bad request before anything is sent."""
         return watch.WatchStream(self, rtype, target.namespace, query)
+
+
+def _not_allowed() -> errors.ApiError:
+    return errors.ApiError(
+        405,
+        errors.METHOD_NOT_ALLOWED,
+        "the server does not allow this method on the requested resource",
+    )
 
 
 def _decode(body: bytes) -> Any:

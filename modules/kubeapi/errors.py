@@ -96,8 +96,11 @@ STALE = (
 
 def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str, str]]) -> ApiError:
     """A 422 Invalid; each cause is (field, type, message) as field.Error renders them."""
-    text = ", ".join(f"{field}: {message}" for field, _, message in causes)
+    texts = list(dict.fromkeys(f"{field}: {message}" for field, _, message in causes))
+    text = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"  # utilerrors.Aggregate
     details = _details(kind, name, group)
+    if not name:
+        del details["name"]  # omitempty
     details["causes"] = [
         {"reason": ctype, "message": message, "field": field} for field, ctype, message in causes
     ]

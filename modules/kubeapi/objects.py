@@ -32,6 +32,8 @@ _LABEL_MSG = (
     "and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', "
     "regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
 )
+SUBDOMAIN_MSG = _SUBDOMAIN_MSG
+LABEL_MSG = _LABEL_MSG
 MAX_DATA_BYTES = 1024 * 1024  # ConfigMap and Secret payload limit (corevalidation)
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # as utilrand.String
 
@@ -57,12 +59,28 @@ def new_uid() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+def is_subdomain(name: str) -> bool:
+    """A lowercase RFC 1123 subdomain (IsDNS1123Subdomain)."""
+    return bool(_SUBDOMAIN.match(name)) and len(name) <= 253
+
+
+def is_label(name: str) -> bool:
+    """A lowercase RFC 1123 label (IsDNS1123Label)."""
+    return bool(_LABEL.match(name)) and len(name) <= 63
+
+
 def _invalid(rtype: ResourceType, name: str, field: str, ctype: str, msg: str) -> errors.ApiError:
     return errors.invalid(rtype.kind, rtype.group, name, [(field, ctype, msg)])
 
 
 def check_name(rtype: ResourceType, name: str, obj: JsonObj) -> None:
     """Raise 422 Invalid for a name the type does not accept."""
+    if rtype.name_rule == "path":  # any name that fits in a URL path segment
+        why = _path_segment_problem(name)
+        if why:
+            bad = f'Invalid value: "{name}": {why}'
+            raise _invalid(rtype, name, "metadata.name", "FieldValueInvalid", bad)
+        return
     if rtype.name_rule == "label":
         ok, msg, limit = bool(_LABEL.match(name)), _LABEL_MSG, 63
     else:
@@ -77,6 +95,16 @@ def check_name(rtype: ResourceType, name: str, obj: JsonObj) -> None:
         if name != expected:
             bad = f'Invalid value: "{name}": must be spec.names.plural+"."+spec.group'
             raise _invalid(rtype, name, "metadata.name", "FieldValueInvalid", bad)
+
+
+def _path_segment_problem(name: str) -> str:
+    """path.IsValidPathSegmentName's first complaint, or ""."""
+    if name in (".", ".."):
+        return f"may not be '{name}'"
+    for char in "/%":
+        if char in name:
+            return f"may not contain '{char}'"
+    return ""
 
 
 def pick_name(rtype: ResourceType, meta: JsonObj) -> str:
@@ -180,11 +208,10 @@ def _spec_part(rtype: ResourceType, obj: JsonObj) -> JsonObj:
     return {k: v for k, v in obj.items() if k not in skip}
 
 
-def prepare_update(
-    rtype: ResourceType, new: JsonObj, old: JsonObj, *, status_only: bool
-) -> JsonObj:
-    """The object to store for an update, from the body and the stored object."""
-    if status_only:
+def prepare_update(rtype: ResourceType, new: JsonObj, old: JsonObj, *, subresource: str) -> JsonObj:
+    """The object to store for an update, from the body and the stored object; `subresource`
+    is "" for the object itself, "status" for the status (any other: the caller's)."""
+    if subresource == "status":
         merged = copy.copy(old)
         merged["metadata"] = dict(old["metadata"])
         if "status" in new:

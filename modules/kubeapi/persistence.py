@@ -3,6 +3,7 @@
 Input: the `Event`s the store queued for each write; output: rows committed before the
 server replies, so an acknowledged write survives a crash of the process. On start,
 `load()` hands every stored object and the last resourceVersion back to the store.
+The service account signing key (`tokens.py`) is kept here too (`load_key`/`save_key`).
 The event history is not persisted (as etcd compaction, a restart forgets it), so a
 watch from a version older than the restart is answered 410 Gone.
 
@@ -23,6 +24,7 @@ CREATE TABLE IF NOT EXISTS objects (
     resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, raw BLOB NOT NULL,
     PRIMARY KEY (resource, namespace, name));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS keys (name TEXT PRIMARY KEY, pem BLOB NOT NULL);
 """
 
 
@@ -72,6 +74,17 @@ class SqlitePersistence:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def load_key(self, name: str) -> bytes | None:
+        """A key saved under `name`, PEM, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT pem FROM keys WHERE name = ?", (name,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def save_key(self, name: str, pem: bytes) -> None:
+        """Keep a key (committed on return)."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO keys VALUES (?, ?)", (name, pem))
 
     def close(self) -> None:
         with self._lock:

@@ -16,6 +16,34 @@ JsonObj = dict[str, Any]
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 STATUS_VERBS = ["get", "patch", "update"]
 _META_FIELDS = frozenset({"metadata.name", "metadata.namespace"})
+_NAME_FIELDS = frozenset({"metadata.name"})  # cluster-scoped kinds added later are exact
+# pkg/registry/core/event/strategy.go ToSelectableFields ("source" is source.component)
+_EVENT_FIELDS = frozenset(
+    {
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Subresource:
+    """A subresource other than status, as discovery lists it."""
+
+    name: str  # "token", "approval"
+    verbs: tuple[str, ...]
+    kind: str = ""  # the kind it takes and answers when not the parent's (TokenRequest)
+    group: str = ""  # that kind's group and version, for discovery
+    version: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +60,18 @@ class ResourceType:
     has_status: bool = False  # the /status subresource exists and guards status
     field_labels: frozenset[str] = _META_FIELDS  # field selectors the server accepts
     returns_deleted: bool = False  # DELETE answers the object, not a Status
-    name_rule: str = "subdomain"  # "subdomain", "label" (namespaces) or "crd"
+    name_rule: str = "subdomain"  # "subdomain", "label" (namespaces), "crd" or "path" (any)
     custom: bool = False  # defined by a CRD: no strategic merge patch
+    subresources: tuple[Subresource, ...] = ()  # served besides status (token, approval)
+    create_on_update: bool = False  # PUT of a missing object creates it (events)
     api_version: str = field(init=False)  # "v1" or "group/version"
     key: str = field(init=False)  # storage key: one per (group, plural), whatever the version
+
+    def serves(self, subresource: str) -> bool:
+        """True when `subresource` ("status", "token", ...) exists under this resource."""
+        if subresource == "status":
+            return self.has_status
+        return any(sub.name == subresource for sub in self.subresources)
 
     def __post_init__(self) -> None:
         api_version = f"{self.group}/{self.version}" if self.group else self.version
@@ -86,7 +122,67 @@ BUILTIN: tuple[ResourceType, ...] = (
         has_status=True,
         field_labels=_META_FIELDS | {"spec.unschedulable"},
     ),
+    _core(
+        "serviceaccounts",
+        "ServiceAccount",
+        True,
+        short_names=("sa",),
+        returns_deleted=True,
+        subresources=(
+            Subresource("token", ("create",), "TokenRequest", "authentication.k8s.io", "v1"),
+        ),
+    ),
+    _core(
+        "persistentvolumes",
+        "PersistentVolume",
+        False,
+        short_names=("pv",),
+        has_status=True,
+        returns_deleted=True,
+        field_labels=_NAME_FIELDS | {"name"},  # "name": kept for compatibility, as upstream
+    ),
+    _core(
+        "persistentvolumeclaims",
+        "PersistentVolumeClaim",
+        True,
+        short_names=("pvc",),
+        has_status=True,
+        returns_deleted=True,
+        field_labels=_META_FIELDS | {"name"},
+    ),
+    _core(
+        "events",
+        "Event",
+        True,
+        short_names=("ev",),
+        create_on_update=True,
+        field_labels=_META_FIELDS | _EVENT_FIELDS,
+    ),
     ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True, "lease"),
+    ResourceType(
+        "storage.k8s.io",
+        "v1",
+        "volumeattachments",
+        "VolumeAttachment",
+        False,
+        "volumeattachment",
+        has_status=True,
+        returns_deleted=True,
+        field_labels=_NAME_FIELDS,
+    ),
+    ResourceType(
+        "certificates.k8s.io",
+        "v1",
+        "certificatesigningrequests",
+        "CertificateSigningRequest",
+        False,
+        "certificatesigningrequest",
+        short_names=("csr",),
+        has_status=True,
+        field_labels=_NAME_FIELDS | {"spec.signerName"},
+        name_rule="path",  # "We don't care what you call your certificate requests."
+        subresources=(Subresource("approval", ("get", "patch", "update")),),
+    ),
     ResourceType(
         "apiextensions.k8s.io",
         "v1",
@@ -213,15 +309,8 @@ class Catalogue:
         for rtype in sorted(found, key=lambda t: t.plural):
             resources.append(_resource_entry(rtype))
             if rtype.has_status:
-                resources.append(
-                    {
-                        "name": f"{rtype.plural}/status",
-                        "singularName": "",
-                        "namespaced": rtype.namespaced,
-                        "kind": rtype.kind,
-                        "verbs": STATUS_VERBS,
-                    }
-                )
+                resources.append(_sub_entry(rtype, Subresource("status", tuple(STATUS_VERBS))))
+            resources += [_sub_entry(rtype, sub) for sub in rtype.subresources]
         return {
             "kind": "APIResourceList",
             "apiVersion": "v1",
@@ -240,4 +329,16 @@ def _resource_entry(rtype: ResourceType) -> JsonObj:
     }
     if rtype.short_names:
         entry["shortNames"] = list(rtype.short_names)
+    return entry
+
+
+def _sub_entry(rtype: ResourceType, sub: Subresource) -> JsonObj:
+    entry: JsonObj = {
+        "name": f"{rtype.plural}/{sub.name}",
+        "singularName": "",
+        "namespaced": rtype.namespaced,
+    }
+    if sub.kind:
+        entry.update(group=sub.group, version=sub.version)
+    entry.update(kind=sub.kind or rtype.kind, verbs=list(sub.verbs))
     return entry

@@ -22,7 +22,9 @@ class Target:
     plural: str = ""
     name: str = ""
     subresource: str = ""
-    discovery: str = ""  # "version", "api", "apis", "group", "resources", "health"
+    discovery: str = (
+        ""  # "version", "api", "apis", "group", "resources", "health", "jwks", "openid"
+    )
     watch: bool = False  # the legacy /watch/ path prefix
 
 
@@ -40,6 +42,10 @@ def parse(path: str) -> Target | None:
         return Target(discovery="version")
     if head in _HEALTH:
         return Target(discovery="health")
+    if parts == ["openid", "v1", "jwks"]:
+        return Target(discovery="jwks")
+    if parts == [".well-known", "openid-configuration"]:
+        return Target(discovery="openid")
     if head == "api":
         if len(parts) == 1:
             return Target(discovery="api")

@@ -19,6 +19,11 @@ Predicate = Callable[[JsonObj], bool]
 
 _SET_TERM = re.compile(r"^\s*(!?)\s*([A-Za-z0-9_./-]+)\s*(?:(notin|in)\s*\(([^)]*)\))?\s*$")
 _EQ_TERM = re.compile(r"^\s*([A-Za-z0-9_./-]+)\s*(==|=|!=)\s*([A-Za-z0-9_.-]*)\s*$")
+# Field values are free text (an apiVersion has a "/", a time a ":"), up to the next comma.
+_FIELD_TERM = re.compile(r"^\s*([A-Za-z0-9_./-]+)\s*(==|=|!=)\s*([^=!]*?)\s*$")
+# Field labels whose value lives elsewhere in the object (the event's "source" is its
+# source.component; "name" is kept on some kinds for compatibility, as upstream).
+_FIELD_PATHS = {"source": "source.component", "name": "metadata.name"}
 
 
 def _split_terms(text: str) -> list[str]:
@@ -92,13 +97,13 @@ def field_selector(text: str | None, allowed: frozenset[str]) -> Predicate | Non
         return None
     terms: list[tuple[str, bool, str]] = []
     for term in _split_terms(text):
-        match = _EQ_TERM.match(term)
+        match = _FIELD_TERM.match(term)
         if not match:
             raise errors.bad_request(f"invalid selector: '{text}'; can't understand '{term}'")
-        path, op, value = match.groups()
-        if path not in allowed:
-            raise errors.bad_request(f"field label not supported: {path}")
-        terms.append((path, op != "!=", value))
+        label, op, value = match.groups()
+        if label not in allowed:
+            raise errors.bad_request(f"field label not supported: {label}")
+        terms.append((_FIELD_PATHS.get(label, label), op != "!=", value))
 
     def matches(obj: JsonObj) -> bool:
         return all((field_value(obj, p) == v) == eq for p, eq, v in terms)

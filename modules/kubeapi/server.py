@@ -22,7 +22,11 @@ CONTEXT_NAME = "beehive-embedded"
 
 
 class EmbeddedKubeAPI:
-    """A Kubernetes API server for namespaces, pods, configmaps, secrets, nodes, leases and CRDs.
+    """A Kubernetes API server for the built-in kinds clients commonly use, and for CRDs.
+
+    Namespaces, pods, configmaps, secrets, nodes, service accounts (and their tokens),
+    persistent volumes and claims, events, leases, volume attachments, certificate
+    signing requests and custom resource definitions; see `resources.BUILTIN`.
 
     Args:
         host: address to listen on.
@@ -56,6 +60,7 @@ class EmbeddedKubeAPI:
         self._persistence = SqlitePersistence(self._data_path) if self._data_path else None
         self._api = KubeApi(persistence=self._persistence)
         self._http = KubeHTTPServer((self._host, self._port), self._api)
+        self._api.base_url = self.url
         self._thread = threading.Thread(
             target=self._http.serve_forever,
             name="kubeapi-http",

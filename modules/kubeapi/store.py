@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from modules.kubeapi import errors, objects
+from modules.kubeapi import errors, objects, strategy
 from modules.kubeapi.resources import Catalogue, ResourceType
 
 JsonObj = dict[str, Any]
@@ -213,7 +213,8 @@ class Store:
         name = meta["name"] = objects.pick_name(rtype, meta)
         ns = self._scope(rtype, ns, meta)
         objects.check_name(rtype, name, obj)
-        objects.validate(rtype, name, obj)
+        strategy.default(rtype, obj)
+        strategy.validate_create(rtype, name, obj)
         self._require_namespace(ns)
         if (ns, name) in self._objects.get(rtype.key, {}):
             raise errors.already_exists(rtype.plural, rtype.group, name)
@@ -221,12 +222,17 @@ class Store:
             meta.pop(key, None)
         meta["uid"] = objects.new_uid()
         meta["creationTimestamp"] = objects.now()
-        objects.prepare_create(rtype, obj)
+        strategy.prepare_create(rtype, obj)
         return self._commit(rtype, ns, name, obj, None)
 
+    def exists(self, rtype: ResourceType, ns: str, name: str) -> bool:
+        return (ns, name) in self._objects.get(rtype.key, {})
+
     def update(
-        self, rtype: ResourceType, ns: str, name: str, body: Any, *, status_only: bool = False
+        self, rtype: ResourceType, ns: str, name: str, body: Any, *, subresource: str = ""
     ) -> Entry:
+        """Replace the object, or what `subresource` ("status", "approval") covers of it;
+        a kind that allows it (events) is created when missing."""
         obj = objects.check_shape(rtype, body)
         obj = dict(obj, apiVersion=rtype.api_version, kind=rtype.kind)
         meta = obj["metadata"] = dict(obj.get("metadata") or {})
@@ -237,12 +243,15 @@ class Store:
             )
         meta["name"] = name
         self._scope(rtype, ns, meta)
+        if rtype.create_on_update and not subresource and not self.exists(rtype, ns, name):
+            return self.create(rtype, ns, obj)
         old = self.get(rtype, ns, name)
         given = meta.get("resourceVersion")
         if given and given != old.obj["metadata"]["resourceVersion"]:
             raise errors.conflict(rtype.plural, rtype.group, name, errors.STALE)
-        new = objects.prepare_update(rtype, obj, old.obj, status_only=status_only)
-        objects.validate(rtype, name, new)
+        strategy.default(rtype, obj)
+        new = strategy.prepare_update(rtype, obj, old.obj, subresource=subresource)
+        strategy.validate_update(rtype, name, new, old.obj, subresource=subresource)
         if objects.same_content(new, old.obj):
             return old
         if _delete_during_update(new, old.obj):
