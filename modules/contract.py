@@ -51,8 +51,11 @@ CLOUDHUB = "cloudhub"
 EDGEHUB = "edgehub"
 METAMANAGER = "metamanager"
 
-# The wire group of Kubernetes object messages.
+# Wire groups: Kubernetes object messages and every reply from the cloud; what edged
+# asks of the cloud (KubeEdge's metaclient); the edge's function calls.
 GROUP_RESOURCE = "resource"
+GROUP_META = "meta"
+GROUP_FUNC = "func"
 
 # Resource types (token 3 of a cloud resource).
 POD = "pod"
@@ -64,6 +67,13 @@ PODSTATUS = "podstatus"
 NODEPATCH = "nodepatch"  # an edge's strategic-merge patch of its node's status
 PODPATCH = "podpatch"  # an edge's strategic-merge patch of a pod's status
 LEASE = "lease"
+EVENT = "event"
+SERVICEACCOUNTTOKEN = "serviceaccounttoken"
+PERSISTENTVOLUME = "persistentvolume"
+PERSISTENTVOLUMECLAIM = "persistentvolumeclaim"
+VOLUMEATTACHMENT = "volumeattachment"
+CSR = "certificatesigningrequest"
+RULESTATUS = "rulestatus"
 RULE = "rule"
 RULEENDPOINT = "ruleendpoint"
 

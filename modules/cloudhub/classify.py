@@ -41,7 +41,17 @@ def resource_type(resource: str) -> str:
 
 def requires_ack(message: Message, kind: str | None = None) -> bool:
     """Whether the edge must ack this message before it counts as delivered (`kind`:
-    its resource type, when the caller has parsed it already)."""
+    its resource type, when the caller has parsed it already).
+
+    A reply to an edge's request (it has a parent) is sent once: edgecore hands it to
+    the caller waiting for it and acks it only when metamanager asked (a configmap
+    query, not a pod patch), and a resend finds no caller and is dropped unacked, so
+    waiting for its ack would resend it forever (KubeEdge acks configmap, secret and
+    volume query answers; a lost ack makes its cloudhub resend them until the edge
+    disconnects).
+    """
+    if message.header.parent_msg_id:
+        return False
     route = message.route
     resource = route.resource
     for part in _NO_ACK_RESOURCES:  # a loop, not any(): this runs once per message

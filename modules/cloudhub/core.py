@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 
 from beehive import errors as beehive_errors
 from beehive.message import JsonValue, Message, Operation
-from modules import contract
+from modules import contract, replies
 from modules.cloudhub import classify, echo, objects, queue, scheduler, stats
 from modules.hub import errors, events
 from modules.hub.protocol import DEFAULT_MAX_FRAME_SIZE, HubProtocol, KeepaliveSettings, Side
@@ -366,6 +366,9 @@ class CloudHubCore:
                 case events.MessageRejected(msg_id, reason):
                     self._node_stats(node_id).rejected += 1
                     log.error("node %s: message %s rejected: %s", node_id, msg_id, reason)
+                case events.MessageIgnored(reason):
+                    self._node_stats(node_id).ignored += 1
+                    log.debug("node %s: ignored a frame: %s", node_id, reason)
                 case events.DecodeFailed(reason, excerpt):
                     self._node_stats(node_id).decode_failed += 1
                     log.error("node %s: undecodable frame (%s): %s", node_id, reason, excerpt)
@@ -381,12 +384,18 @@ class CloudHubCore:
         self._flush(session)
 
     def _upstream(self, session: _Session, message: Message) -> None:
-        """Contract item 2, within the node's rate limit (excess: an ``error`` reply)."""
+        """Contract item 2, within the node's rate limit (excess: a 429 reply)."""
         node_stats = self._node_stats(session.node_id)
         if not session.bucket.take(self._clock()):
             node_stats.rate_limited += 1
             session.over_limit = True
-            session.protocol.send(message.error_reply("rate limit exceeded; send again later"))
+            rtype = classify.resource_type(message.route.resource)
+            if message.route.operation not in _NO_REPLY_OPERATIONS and (
+                rtype not in replies.UNANSWERED_TYPES
+            ):
+                refused = replies.status(429, "rate limit exceeded; send again later")
+                reply = replies.failure(message, refused, rtype=rtype, source=contract.CLOUDHUB)
+                session.protocol.send(reply)
             return
         node_stats.received += 1
         self._out.upstream.append(message)
@@ -447,6 +456,9 @@ class CloudHubCore:
             return None
         return self._scheduler.node_queue(node_id).stats(now)
 
+
+# Operations that are themselves answers: never answered.
+_NO_REPLY_OPERATIONS = frozenset({Operation.RESPONSE, Operation.ERROR})
 
 # Operations whose acked messages get an ObjectSync record (not replies).
 _TRACKED_OPERATIONS = frozenset({Operation.INSERT, Operation.UPDATE, Operation.DELETE})

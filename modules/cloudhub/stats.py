@@ -24,6 +24,7 @@ class NodeStats:
     throttled: int = 0  # times reading from the node paused until its rate limit allowed
     rejected: int = 0  # messages the protocol refused (bad operation, forged resource)
     decode_failed: int = 0  # frames that were not messages
+    ignored: int = 0  # empty messages (edgecore sends one on connect)
     connects: int = 0  # sessions opened
     connected_at: float | None = None  # when the current or last session opened
     disconnected_at: float | None = None  # when the last session ended
@@ -79,6 +80,7 @@ class NodeStats:
             "throttled": self.throttled,
             "rejected": self.rejected,
             "decode_failed": self.decode_failed,
+            "ignored": self.ignored,
             "connects": self.connects,
             "rate_down": round(down, 2),
             "rate_up": round(up, 2),

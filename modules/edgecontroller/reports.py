@@ -1,7 +1,7 @@
 """The content of edges' reports, checked: what each kind of report must carry.
 
 No I/O. Each function returns what the API call needs or raises `ReportError`,
-whose text goes back to the edge in an ``error`` reply.
+whose text and code go back to the edge as a failure ``Status`` (`modules.replies`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,20 @@ Obj = dict[str, Any]
 
 
 class ReportError(Exception):
-    """A report refused: the text goes back to the edge in an ``error`` reply."""
+    """A report refused: the text goes back to the edge in a failure ``Status`` with
+    `code` (400: malformed, 403: not this node's to do, 404: no such object)."""
+
+    def __init__(self, text: str, code: int = 400) -> None:
+        super().__init__(text)
+        self.code = code
+
+
+def forbidden(text: str) -> ReportError:
+    return ReportError(text, 403)
+
+
+def not_found(text: str) -> ReportError:
+    return ReportError(text, 404)
 
 
 def node_body(node: str, content: Any) -> Obj:
@@ -21,13 +34,13 @@ def node_body(node: str, content: Any) -> Obj:
         raise ReportError(f"node {node}: registration needs a Node object")
     name = (content.get("metadata") or {}).get("name")
     if name != node:
-        raise ReportError(f"node {node} may not register a node named {name!r}")
+        raise forbidden(f"node {node} may not register a node named {name!r}")
     return content
 
 
 def own(node: str, name: str, what: str) -> None:
     if name and name != node:
-        raise ReportError(f"node {node} may not {what} node {name}")
+        raise forbidden(f"node {node} may not {what} node {name}")
 
 
 def patch(content: Any) -> Obj:

@@ -42,6 +42,10 @@ class EdgeControllerSettings:
     watch_timeout: int = dataclasses.field(default=300, metadata={"min": 1})
     # Seconds to connect to the API before a request counts as failed.
     connect_timeout: float = dataclasses.field(default=5.0, metadata={"min": 0.1})
+    # Events each edge node may write per second, and the burst above it; more are
+    # dropped (counted in `beehive debug watches`), as a kubelet's recorder drops them.
+    event_qps: float = dataclasses.field(default=5.0, metadata={"min": 0.01})
+    event_burst: int = dataclasses.field(default=25, metadata={"min": 1})
     # Node Lease duration (kubelet default 40 s) and least seconds between renewals.
     lease_duration: int = dataclasses.field(default=40, metadata={"min": 1})
     lease_renew_interval: float = dataclasses.field(default=10.0, metadata={"min": 0})

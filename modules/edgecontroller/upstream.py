@@ -1,16 +1,18 @@
-"""Upstream: what edges report, applied to the Kubernetes API by a pool of workers.
+"""Upstream: what edges report and ask, applied to the Kubernetes API by a pool of workers.
 
 Input: cloudhub's messages (contract items 2 and 4), put per node into a `FairQueue`
 by the module thread; output: API writes (node and pod status, node registration,
-Leases) and replies to cloudhub (contract item 3). Content formats are those KubeEdge
+Leases, Events, tokens) and replies to cloudhub (contract item 3), routed and shaped as
+KubeEdge's cloudcore replies (`modules.replies`). Content formats are those KubeEdge
 edges send (cloud/pkg/edgecontroller/controller/upstream.go): NodeStatusRequest
 ``{"UID", "Status"}``, PodStatusRequest ``{"UID", "Name", "Status"}`` or a list of them,
 and a Node for ``insert``; what kubelet-based edges (KubeEdge 1.12 and later) add:
 ``node`` query and update, ``nodepatch`` and ``podpatch`` (strategic-merge patches
-of status, as JSON text), ``pod`` delete (DeleteOptions, or the legacy pod UID) and
-``lease`` query. Content checks are in `reports`. A failing API call is retried
-(bounded) by the worker that holds that node; other nodes are served by the other
-workers meanwhile.
+of status, as JSON text), ``pod`` delete (DeleteOptions, or the legacy pod UID),
+``lease`` query, and what `asks` and `events` handle (service-account tokens, volume
+queries, mirror pods, CSRs, Events, rule status). Content checks are in `reports`. A
+failing API call is retried (bounded) by the worker that holds that node; other nodes
+are served by the other workers meanwhile.
 
 Per-node authorization happens here, for every report, as Kubernetes' Node
 authorizer and NodeRestriction would judge it (cloudhub has already refused any
@@ -18,9 +20,10 @@ resource naming another node, and the node is the one its certificate names): a 
 may report status, register, read, update and patch only itself, report on, patch
 and delete only pods bound to it (`_one_pod_status`, `_bound_pod`), renew and read
 only its own Lease, and query only configmaps and secrets its pods reference
-(`_query`); anything else is an unsupported operation. Each refusal is an ``error``
-reply, logged with node and message id, and counted per node (``beehive debug
-watches``).
+(`_query`); `asks` states its own rules. Each refusal is a failure reply (a
+``Status`` with 403, 404 or 400), logged with node and message id, and counted per
+node (``beehive debug watches``). Events and rule status get no reply, as in KubeEdge
+(the edge sends them without waiting).
 """
 
 from __future__ import annotations
@@ -34,9 +37,10 @@ from typing import Any
 
 from kubernetes import client
 
-from beehive import JsonValue, Message, errors
-from modules import contract
-from modules.edgecontroller import kube_ops, podstatus, reports
+from beehive import JsonValue, Message, codec, errors
+from modules import contract, replies
+from modules.edgecontroller import asks, kube_ops, podstatus, reports
+from modules.edgecontroller.asks import NO_REPLY
 from modules.edgecontroller.downstream import DELETE, Send, build_message
 from modules.edgecontroller.location import LocationCache
 from modules.edgecontroller.queues import FairQueue, QueueFullError, TokenBucket
@@ -84,6 +88,10 @@ class Upstream:
         self.refused_by_node: dict[str, int] = {}  # the same, per node (debug watches)
         self._last_writes = podstatus.LastWrites()  # pod status writes the cache lags
         self.unchanged = 0  # pod status reports that changed nothing (no API write)
+        self._asks = asks.Asks(
+            api_client=api_client, call=self._call, lookup=lookup, location=location,
+            settings=settings,
+        )  # fmt: skip
 
     def start(self) -> None:
         for i in range(self._settings.upstream_workers):
@@ -108,7 +116,8 @@ class Upstream:
         try:
             self._queue.put(node, message.msg_id, message)
         except QueueFullError as exc:
-            self._refuse(node, message, f"edgecontroller busy: {exc}")
+            busy = ReportError(f"edgecontroller busy: {exc}", 429)
+            self._refuse(node, message, _rtype(message), busy)
 
     def session(self, node: str, operation: str) -> None:
         """Contract item 4: connected / keepalive renew the Lease (at most per interval)."""
@@ -148,32 +157,41 @@ class Upstream:
 
     def _handle(self, node: str, message: Message) -> None:
         try:
-            content = self._dispatch(node, message)
+            resource = contract.parse_resource(message.route.resource)
+        except ValueError as exc:
+            self._refuse(node, message, "", ReportError(str(exc)))
+            return
+        try:
+            content = self._dispatch(node, resource, message)
         except ReportError as exc:
-            self._refuse(node, message, str(exc))
+            self._refuse(node, message, resource.type, exc)
         except client.ApiException as exc:
-            self._refuse(node, message, f"Kubernetes API: {exc.status} {exc.reason}")
+            self._refuse(node, message, resource.type, exc)
         except Exception as exc:
-            self._refuse(node, message, f"{type(exc).__name__}: {exc}"[:256])
+            failed = ReportError(f"{type(exc).__name__}: {exc}"[:256], 500)
+            self._refuse(node, message, resource.type, failed)
         else:
             self.handled += 1
-            self._reply(message.reply(content), message)
+            if content is not NO_REPLY:
+                self._send(replies.response(message, content))
 
-    def _dispatch(self, node: str, message: Message) -> JsonValue:
-        resource = contract.parse_resource(message.route.resource)
+    def _dispatch(self, node: str, resource: contract.Resource, message: Message) -> Any:
         rtype, operation = resource.type, message.route.operation
         if rtype == contract.NODESTATUS and operation == "update":
             return self._node_status(node, resource.name, message.content)
         if rtype in (contract.NODESTATUS, contract.NODE) and operation == "insert":
             body = reports.node_body(node, message.content)
             created = self._registered(node) or self._call(self._api.register_node, node, body)
-            return "OK" if rtype == contract.NODESTATUS else {"Object": created, "Err": None}
+            return "OK" if rtype == contract.NODESTATUS else replies.object_resp(created)
         if rtype == contract.PODSTATUS and operation in ("update", "insert"):
             return self._pod_status(node, resource, message.content)
         if rtype == contract.LEASE and operation in ("update", "insert"):
-            return {"Object": self._call(self._api.renew_lease, node), "Err": None}
+            reports.own(node, resource.name, "renew the lease of")
+            return replies.object_resp(self._call(self._api.renew_lease, node))
         if rtype in (contract.CONFIGMAP, contract.SECRET) and operation == "query":
-            return self._query(node, rtype, resource.namespace, resource.name, message)
+            return self._query(node, rtype, resource.namespace, resource.name)
+        if asks.handles(rtype, operation):
+            return self._asks.handle(node, resource, operation, message.content)
         return self._dispatch_more(node, resource, operation, message.content)
 
     def _dispatch_more(
@@ -195,20 +213,20 @@ class Upstream:
             patched = self._call(
                 self._api.patch_node_status_strategic, node, reports.patch(content)
             )
-            return {"Object": patched, "Err": None}
+            return replies.object_resp(patched)
         if rtype == contract.PODPATCH:
             self._bound_pod(node, namespace, name, missing_ok=False)
             patch = reports.patch(content)
             patched = self._call(self._api.patch_pod_status_strategic, namespace, name, patch)
-            return {"Object": patched, "Err": None}
+            return replies.object_resp(patched)
         if rtype == contract.POD and operation == "delete":
             if self._bound_pod(node, namespace, name, missing_ok=True):
                 self._call(self._api.delete_pod, namespace, name, reports.delete_options(content))
             return "OK"
         if rtype == contract.LEASE and operation == "query":
             reports.own(node, name, "read the lease of")
-            return {"Object": self._call(self._api.read_lease, node), "Err": None}
-        raise ReportError(f"unsupported {operation!r} on resource type {rtype!r}")
+            return replies.object_resp(self._call(self._api.read_lease, node))
+        raise ReportError(f"unsupported {operation!r} on resource type {rtype!r}", 405)
 
     def _bound_pod(self, node: str, namespace: str, name: str, *, missing_ok: bool) -> bool:
         """Whether the pod exists (as the watch has it); refused unless bound to `node`."""
@@ -216,9 +234,11 @@ class Upstream:
         if pod is None:
             if missing_ok:
                 return False
-            raise ReportError(f"pod {namespace}/{name} not found")
+            raise reports.not_found(f'pods "{name}" not found')
         if (pod.get("spec") or {}).get("nodeName") != node:
-            raise ReportError(f"node {node}: pod {namespace}/{name} is not bound to this node")
+            raise reports.forbidden(
+                f"node {node}: pod {namespace}/{name} is not bound to this node"
+            )
         return True
 
     # --- handlers --------------------------------------------------------------------
@@ -236,7 +256,7 @@ class Upstream:
 
     def _node_status(self, node: str, name: str, content: Any) -> JsonValue:
         if name and name != node:
-            raise ReportError(f"node {node} may not report the status of node {name}")
+            raise reports.forbidden(f"node {node} may not report the status of node {name}")
         if not isinstance(content, dict) or not isinstance(content.get("Status"), dict):
             raise ReportError(f"node {node}: NodeStatusRequest needs a Status object")
         self._call(self._api.patch_node_status, node, content["Status"])
@@ -244,14 +264,18 @@ class Upstream:
 
     def _pod_status(self, node: str, resource: contract.Resource, content: Any) -> JsonValue:
         entries = content if isinstance(content, list) else [content]
-        problems = []
+        problems, codes = [], set()
         for entry in entries:
             try:
                 self._one_pod_status(node, resource.namespace, entry)
-            except (ReportError, client.ApiException) as exc:
-                problems.append(str(exc) if isinstance(exc, ReportError) else _api_text(exc))
+            except ReportError as exc:
+                problems.append(str(exc))
+                codes.add(exc.code)
+            except client.ApiException as exc:
+                problems.append(_api_text(exc))
+                codes.add(int(exc.status or 500))
         if problems:
-            raise ReportError("; ".join(problems))
+            raise ReportError("; ".join(problems), codes.pop() if len(codes) == 1 else 400)
         return "OK"
 
     def _one_pod_status(self, node: str, namespace: str, entry: Any) -> None:
@@ -266,7 +290,9 @@ class Upstream:
             self._send_pod_delete(node, namespace, name, entry.get("UID"))
             return
         if (pod.get("spec") or {}).get("nodeName") != node:
-            raise ReportError(f"node {node}: pod {namespace}/{name} is not bound to this node")
+            raise reports.forbidden(
+                f"node {node}: pod {namespace}/{name} is not bound to this node"
+            )
         uid, current = pod["metadata"]["uid"], pod.get("status") or {}
         status = podstatus.normalized(entry["Status"], current, kube_ops.now())
         after = podstatus.merged(current, status)  # the status the write would leave
@@ -286,14 +312,14 @@ class Upstream:
     def _lookup_pod(self, namespace: str, name: str) -> Obj | None:
         return self._lookup(contract.POD, namespace, name)
 
-    def _query(
-        self, node: str, rtype: str, namespace: str, name: str, message: Message
-    ) -> JsonValue:
+    def _query(self, node: str, rtype: str, namespace: str, name: str) -> JsonValue:
         if not self._location.needs(node, (rtype, namespace, name)):
-            raise ReportError(f"node {node}: no pod on it references {rtype} {namespace}/{name}")
+            raise reports.forbidden(
+                f"node {node}: no pod on it references {rtype} {namespace}/{name}"
+            )
         obj = self._lookup(rtype, namespace, name)
         if obj is None:
-            raise ReportError(f"{rtype} {namespace}/{name} not found")
+            raise reports.not_found(f'{rtype}s "{name}" not found')
         return obj
 
     # --- helpers ---------------------------------------------------------------------
@@ -307,8 +333,12 @@ class Upstream:
         log.info("node %s reports pod %s/%s which is gone; sending a delete", node, namespace, name)
         self._send(build_message(Send(node, DELETE, contract.POD, pod)))
 
-    def _refuse(self, node: str, message: Message, text: str) -> None:
-        """Authorization and validity refusals alike: an ``error`` reply, logged, counted."""
+    def _refuse(
+        self, node: str, message: Message, rtype: str, exc: ReportError | client.ApiException
+    ) -> None:
+        """Every refusal and failure: a failure reply (none for events and rule status,
+        which get no reply), logged, counted."""
+        failed = _status_of(exc)
         self.refused += 1
         with self._lock:
             self.refused_by_node[node] = self.refused_by_node.get(node, 0) + 1
@@ -318,15 +348,10 @@ class Upstream:
             message.route.operation,
             message.route.resource,
             message.msg_id,
-            text,
+            failed["message"],
         )
-        self._reply(message.error_reply(text), message)
-
-    def _reply(self, reply: Message, request: Message) -> None:
-        if request.header.sync:
-            self._hive.send_resp(reply)
-        else:
-            self._send(reply)
+        if rtype not in replies.UNANSWERED_TYPES:
+            self._send(replies.failure(message, failed, rtype=rtype))
 
     def _send(self, message: Message) -> None:
         try:
@@ -335,5 +360,25 @@ class Upstream:
             log.error("could not send %s to cloudhub: %s", message.route.resource, exc)
 
 
+def _rtype(message: Message) -> str:
+    try:
+        return contract.parse_resource(message.route.resource).type
+    except ValueError:
+        return ""
+
+
 def _api_text(exc: client.ApiException) -> str:
     return f"Kubernetes API: {exc.status} {exc.reason}"
+
+
+def _status_of(exc: ReportError | client.ApiException) -> dict[str, JsonValue]:
+    """The ``Status`` to send the edge: the API server's own, or one for our refusal."""
+    if isinstance(exc, ReportError):
+        return replies.status(exc.code, str(exc))
+    try:
+        body = codec.loads(exc.body) if exc.body else None
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("kind") == "Status" and "code" in body:
+        return body
+    return replies.status(int(exc.status or 500), _api_text(exc))

@@ -10,8 +10,12 @@ transport, such as an asyncio simulator holding many edges. As KubeEdge's
 edgehub (edge/pkg/edgehub/process.go): keepalive every heartbeat, on connect
 the node registers until the cloud has answered a registration with the Node (as
 edged registers at start, not on every reconnect of edgehub) and then reports
-its status every period;
-replies are acked on receipt, other messages only once the store has them.
+its status every period. As strict as edgecore's edgehub
+(edge/pkg/edgehub/messagehandler): a cloud message reaches the edge's modules only in
+groups ``resource`` and ``func`` (replies also in ``user``), anything else is dropped
+unacked ("no handler found"); a message with a parent is a reply, for the caller
+waiting on it, and is never acked here (metamanager acks the answers to its own
+queries); other messages are acked only once the store has them.
 After a reconnect the first status report comes at a random point within one
 period, not at once: when a cloud restarts or a network heals, its edges all
 reconnect together, and their reports would otherwise all land at the same moment.
@@ -26,6 +30,7 @@ import random
 from collections.abc import Callable
 
 from beehive.message import Message
+from modules import contract, replies
 from modules.edgehub import node
 from modules.hub import errors, events
 from modules.hub.protocol import DEFAULT_MAX_FRAME_SIZE, HubProtocol, KeepaliveSettings, Side
@@ -33,6 +38,8 @@ from modules.hub.protocol import DEFAULT_MAX_FRAME_SIZE, HubProtocol, KeepaliveS
 log = logging.getLogger("modules.edgehub")
 
 _OWN_REQUESTS = 64  # ids of our own registration/status messages remembered
+_GROUPS = frozenset({contract.GROUP_RESOURCE, contract.GROUP_FUNC})  # handed to modules
+_REPLY_GROUPS = _GROUPS | {"user"}  # replies are also handed over in these
 
 
 @dataclasses.dataclass(slots=True)
@@ -72,6 +79,7 @@ class EdgeCore:
         self.node_uid = ""  # the Node's uid, from the registration reply
         self.connects = 0  # connections made
         self.received = 0  # messages received from the cloud
+        self.unhandled = 0  # messages dropped: no module handles their group
         self.sent = 0  # messages sent to the cloud (acks included)
 
     @property
@@ -143,7 +151,7 @@ class EdgeCore:
         return self._next_status if keepalive is None else min(keepalive, self._next_status)
 
     def receive(self, data: bytes | str) -> Inbound:
-        """A frame from the cloud; replies are acked at once."""
+        """A frame from the cloud: what it carried, for the store and for waiting callers."""
         inbound = Inbound()
         if self._protocol is None:
             return inbound
@@ -164,24 +172,31 @@ class EdgeCore:
 
     def _route(self, message: Message, inbound: Inbound) -> None:
         self.received += 1
-        if not message.parent_msg_id:
-            inbound.store.append(message)
+        group, parent = message.route.group, message.parent_msg_id
+        if group not in (_REPLY_GROUPS if parent else _GROUPS):
+            self.unhandled += 1
+            log.warning("edge %s: no handler found for the message %s (group %r, %s %s):"
+                        " dropped", self.node_id, message.msg_id, group,
+                        message.route.operation, message.route.resource)  # fmt: skip
             return
-        self.ack(message)  # a reply is delivered once handed over: ack it
-        if message.parent_msg_id in self._own:
+        if not parent:
+            inbound.store.append(message)
+        elif parent in self._own:
             self._own_reply(message)
         else:
             inbound.replies.append(message)
 
     def _own_reply(self, message: Message) -> None:
-        content = message.content
-        metadata = content.get("metadata") if isinstance(content, dict) else None
+        failed = replies.error_text(message)
+        if failed is not None:
+            log.warning("edge %s: the cloud refused %s: %s",
+                        self.node_id, message.parent_msg_id, failed)  # fmt: skip
+            return
+        obj = replies.object_of(message)
+        metadata = obj.get("metadata") if isinstance(obj, dict) else None
         uid = metadata.get("uid") if isinstance(metadata, dict) else None
         if isinstance(uid, str) and uid:
             self.node_uid = uid
-        if message.route.operation == "error":
-            log.warning("edge %s: the cloud refused %s: %s",
-                        self.node_id, message.parent_msg_id, content)  # fmt: skip
 
     def _send_own(self, message: Message) -> None:
         self._own.append(message.msg_id)

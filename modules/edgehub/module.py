@@ -23,6 +23,7 @@ from typing import Any
 from beehive import errors as beehive_errors
 from beehive.message import Message
 from beehive.module import Module
+from modules import replies
 from modules.certs import errors as cert_errors
 from modules.edgehub.core import EdgeCore, Inbound
 from modules.edgehub.credentials import EdgeCredentials
@@ -184,10 +185,11 @@ class EdgeHub(Module):
                 log.error("cannot pass %s to %s: %s", message.msg_id,
                           self._settings.store_module, exc)  # fmt: skip
         for reply in inbound.replies:
+            failed = replies.error_text(reply)
             if self.hive.is_awaiting(reply.parent_msg_id):
                 self.hive.send_resp(reply)
-            elif reply.route.operation == "error":
-                text = beehive_errors.excerpt(str(reply.content))
+            elif failed is not None:
+                text = beehive_errors.excerpt(failed)
                 log.warning("edge %s: the cloud refused %s: %s", self._settings.node_name,
                             reply.parent_msg_id, text)  # fmt: skip
             else:  # the answer to a report nobody waits on (pod status); content not logged

@@ -4,7 +4,8 @@ There is no container runtime: the node reports itself Ready and a pod Running
 once it is stored, as KubeEdge's edgemark hollow node does. Shapes follow
 KubeEdge's edged: the Node it registers, ``NodeStatusRequest`` and
 ``PodStatusRequest`` (cloud/pkg/edgecontroller/types/types.go; no JSON tags, so
-the keys are ``UID``, ``Status``, ``Name``, ``ExtendResources``).
+the keys are ``UID``, ``Status``, ``Name``, ``ExtendResources``), sent as edged sends
+its requests: source ``edged``, group ``meta``.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def register_message(node_id: str) -> Message:
     """``insert`` on ``null/node/<node>`` with the Node: edgecontroller creates it."""
     return Message.new(
         source=SOURCE,
-        group=contract.GROUP_RESOURCE,
+        group=contract.GROUP_META,
         operation=Operation.INSERT,
         resource=f"{contract.NULL_NAMESPACE}/{contract.NODE}/{node_id}",
         content=node_object(node_id),
@@ -75,7 +76,7 @@ def node_status_message(node_id: str, uid: str = "") -> Message:
     content: JsonValue = {"UID": uid, "Status": node_status(node_id), "ExtendResources": None}
     return Message.new(
         source=SOURCE,
-        group=contract.GROUP_RESOURCE,
+        group=contract.GROUP_META,
         operation=Operation.UPDATE,
         resource=f"{contract.NULL_NAMESPACE}/{contract.NODESTATUS}/{node_id}",
         content=content,
@@ -112,7 +113,7 @@ def pod_status_message(pod: JsonValue) -> Message | None:
         }
     return Message.new(
         source=SOURCE,
-        group=contract.GROUP_RESOURCE,
+        group=contract.GROUP_META,
         operation=Operation.UPDATE,
         resource=f"{namespace}/{contract.PODSTATUS}/{name}",
         content={"UID": uid if isinstance(uid, str) else "", "Name": name, "Status": status},

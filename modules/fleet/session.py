@@ -19,8 +19,8 @@ import time
 
 from websockets.exceptions import InvalidHandshake, InvalidURI
 
-from beehive.message import Message, Operation
-from modules import contract
+from beehive.message import Message
+from modules import contract, replies
 from modules.edgehub import node
 from modules.edgehub.core import EdgeCore
 from modules.fleet import store as store_mod
@@ -192,7 +192,7 @@ class EdgeSession:
         inbound = self.core.receive(frame)
         counters.received = before + len(inbound.store) + len(inbound.replies)
         for reply in inbound.replies:
-            if reply.route.operation == Operation.ERROR:
+            if replies.error_text(reply) is not None:
                 counters.cloud_errors += 1
         for message in inbound.store:
             self._store_and_ack(message)

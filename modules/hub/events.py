@@ -41,6 +41,12 @@ class MessageRejected(NamedTuple):
     reason: str
 
 
+class MessageIgnored(NamedTuple):
+    """A message with nothing in it (no id, operation or resource): nothing to answer."""
+
+    reason: str
+
+
 class DecodeFailed(NamedTuple):
     """A frame that is not a message (nothing can be replied: it has no msg_id)."""
 
@@ -77,6 +83,7 @@ Event: TypeAlias = (
     | AckReceived
     | ErrorReceived
     | MessageRejected
+    | MessageIgnored
     | DecodeFailed
     | KeepaliveDue
     | KeepaliveReceived

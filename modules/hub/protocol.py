@@ -27,6 +27,7 @@ import orjson
 from beehive import codec
 from beehive import errors as beehive_errors
 from beehive.message import OK, Message, Operation, Route, new_id, now_ms
+from modules import contract, replies
 from modules.hub import errors, events, resource
 from modules.hub.handshake import DEFAULT_PROJECT_ID
 
@@ -174,7 +175,11 @@ class HubProtocol:
         try:
             message = codec.decode(data)
         except beehive_errors.MessageDecodeError as exc:
-            self._events.append(events.DecodeFailed(exc.reason, exc.excerpt))
+            if _is_empty_message(data):
+                # edgecore writes one when it connects: nothing to answer or log.
+                self._events.append(events.MessageIgnored("empty message"))
+            else:
+                self._events.append(events.DecodeFailed(exc.reason, exc.excerpt))
             return
         self._dispatch(message)
 
@@ -291,8 +296,18 @@ class HubProtocol:
 
     def _reject(self, message: Message, reason: str) -> None:
         self._events.append(events.MessageRejected(message.msg_id, reason))
-        if message.route.operation != Operation.ERROR:  # never answer an error with an error
+        operation = message.route.operation
+        if operation == Operation.ERROR:  # never answer an error with an error
+            return
+        if self.side is Side.EDGE:
             self._write(message.error_reply(reason))
+            return
+        # As cloudcore answers: a failure Status the edge parses (wire resource
+        # ``<namespace>/<type>/<name>``), routed so that edgecore hands it over.
+        tokens = message.route.resource.split("/")
+        rtype = tokens[1] if len(tokens) > 1 else ""
+        failed = replies.status(400, reason)
+        self._write(replies.failure(message, failed, rtype=rtype, source=contract.CLOUDHUB))
 
     def _dispatch_upstream(self, message: Message) -> None:
         """Cloud side: acks and error replies by parent id, the rest prefixed for controllers."""
@@ -305,6 +320,25 @@ class HubProtocol:
             self._events.append(events.ErrorReceived(message.parent_msg_id, upstream))
         else:
             self._events.append(events.MessageReceived(upstream))
+
+
+_EMPTY_LIMIT = 256  # bytes: an empty message is short
+
+
+def _is_empty_message(data: bytes | str) -> bool:
+    """Whether a frame the codec refused is a message with nothing in it: no id and an
+    empty route (Go's zero Message, as edgecore writes it on connect)."""
+    if len(data) > _EMPTY_LIMIT:
+        return False
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return False
+    if not isinstance(obj, dict) or not isinstance(obj.get("header"), dict):
+        return False
+    route = obj.get("route")
+    empty_route = route is None or (isinstance(route, dict) and not any(route.values()))
+    return not obj["header"].get("msg_id") and empty_route
 
 
 def _rerouted(message: Message, to: str) -> Message:

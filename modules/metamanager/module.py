@@ -23,7 +23,7 @@ from typing import Any
 from beehive import errors as beehive_errors
 from beehive.message import OK, JsonValue, Message, Operation, now_ms
 from beehive.module import Module
-from modules import contract
+from modules import contract, replies
 from modules.edgehub import node
 from modules.hub import redact
 from modules.metamanager.store import Applied, MetaStore, StoreError
@@ -171,7 +171,7 @@ class MetaManager(Module):
     def _remote(self, message: Message) -> JsonValue:
         request = Message.new(
             source=contract.METAMANAGER,
-            group=contract.GROUP_RESOURCE,
+            group=contract.GROUP_META,
             operation=Operation.QUERY,
             resource=message.route.resource,
         )
@@ -182,8 +182,10 @@ class MetaManager(Module):
         except beehive_errors.BeehiveError as exc:
             log.warning("remote query for %s failed: %s", message.route.resource, exc)
             return None
-        if reply.route.operation != Operation.RESPONSE or not isinstance(reply.content, dict):
-            text = beehive_errors.excerpt(json.dumps(reply.content), 200)
+        self._to_hub(reply.reply(OK))  # as edgecore: an answer it waited for is acked
+        failed = replies.error_text(reply)
+        if failed is not None or not isinstance(reply.content, dict):
+            text = failed or beehive_errors.excerpt(json.dumps(reply.content), 200)
             log.warning("remote query for %s: %s", message.route.resource, text)
             return None
         stored = Message.new(

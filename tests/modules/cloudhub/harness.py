@@ -19,7 +19,7 @@ from typing import Any
 import websocket
 
 from beehive import BeehiveError, Hive, Message, Module
-from modules import contract
+from modules import contract, replies
 from modules.cloudhub import CloudHub, CloudHubSettings
 from modules.edgehub import EdgeHub, EdgeHubSettings
 from modules.kube.connection import KubeConnection
@@ -106,7 +106,11 @@ class ScriptedController(Module):
             self.hive.send(contract.CLOUDHUB, done)
         elif message.route.operation == "query" and res.type == contract.CONFIGMAP:
             found = self.world.configmaps.get(res.name)
-            reply = message.reply(found) if found else message.error_reply("not found")
+            reply = (
+                replies.response(message, found)
+                if found
+                else replies.failure(message, replies.status(404, "not found"), rtype=res.type)
+            )
             self.hive.send(contract.CLOUDHUB, reply)
 
 

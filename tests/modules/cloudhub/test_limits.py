@@ -38,13 +38,16 @@ def test_a_node_over_the_limit_is_refused_with_1013(make_hive, probe, world):
     second.close()
 
 
-def test_upstream_over_the_rate_limit_gets_error_replies(make_hive, probe, world):
+def test_upstream_over_the_rate_limit_gets_too_many_requests_replies(make_hive, probe, world):
     _cloud, port = start_cloud(make_hive, probe, world, message_qps=0.01, message_burst=2)
     edge = RawEdge(port, "edge-q")
     sent = [edge.send("update", f"default/podstatus/p{i}", {"i": i}) for i in range(4)]
     refused = [edge.recv(), edge.recv()]
     assert [f["header"]["parent_msg_id"] for f in refused] == sent[2:]
-    assert {f["route"]["operation"] for f in refused} == {"error"}
+    assert {(f["route"]["group"], f["route"]["operation"]) for f in refused} == {
+        ("resource", "response")
+    }
+    assert {f["content"]["ErrStatus"]["code"] for f in refused} == {429}
     assert eventually(lambda: operations(probe, "edge-q").count("update") == 2)
     edge.close()
 
@@ -54,15 +57,18 @@ def test_malformed_frames_are_refused_and_the_session_survives(make_hive, probe,
     edge, other = RawEdge(port, "edge-x"), RawEdge(port, "edge-y")
     edge.ws.send("not json")
     edge.ws.send(json.dumps({"header": {"msg_id": 7}, "route": {}, "content": None}))
+    edge.ws.send(json.dumps({"header": {"msg_id": ""}, "route": {}, "content": None}))  # edgecore's
     bad_op = edge.send("explode", "default/pod/p")
     forged = edge.send("update", "node/edge-y/default/podstatus/p")
     replies = [edge.recv(), edge.recv()]
     assert [r["header"]["parent_msg_id"] for r in replies] == [bad_op, forged]
-    assert all(r["route"]["operation"] == "error" for r in replies)
+    assert all(r["route"]["operation"] == "response" for r in replies)
+    assert [r["content"]["ErrStatus"]["code"] for r in replies] == [400, 400]
     good = edge.send("update", "default/podstatus/p", {"ok": True})
     assert eventually(lambda: any(m.msg_id == good for m in probe.messages("edgecontroller")))
     assert node_row(cloud, "edge-x")["decode_failed"] == 2
     assert node_row(cloud, "edge-x")["rejected"] == 2
+    assert node_row(cloud, "edge-x")["ignored"] == 1  # the empty message: no reply, no error
     edge.ws.send("x" * 5000)  # over max_frame_size: the connection is closed with 1009
     assert edge.close_status()[0] == 1009
     edge.close()

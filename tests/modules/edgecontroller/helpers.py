@@ -8,7 +8,7 @@ from typing import Any
 from kubernetes import client
 
 from beehive import Hive, Message
-from modules import contract
+from modules import contract, replies
 from tests.fakes import Probe, eventually
 from tests.kube_fixtures import KubeTestCluster, manifest, unique
 
@@ -18,6 +18,18 @@ WAIT = 10.0  # seconds any single expectation may take (generous: CI machines ar
 def body(message: Message) -> Any:
     """A message's content, typed Any for assertions."""
     return message.content
+
+
+def failure(reply: Message) -> str:
+    """The error a reply reports ("" for a success), after checking that it is routed as
+    KubeEdge's cloudcore routes replies (or edgecore would drop it)."""
+    route = reply.route
+    assert (route.source, route.group, route.operation) == (
+        contract.EDGECONTROLLER,
+        contract.GROUP_RESOURCE,
+        "response",
+    ), route
+    return replies.error_text(reply) or ""
 
 
 def raw(method: Any, *args: Any) -> Any:

@@ -1,6 +1,6 @@
 """Per-node authorization end to end: a hostile edge, through cloudhub's websocket and the
 real edgecontroller against the API, tries to act for another node; every attempt gets
-an ``error`` reply, nothing changes in the API, nothing reaches the other node, the
+a failure reply (a Status, routed as cloudcore routes replies), nothing changes in the API, nothing reaches the other node, the
 refusals are counted, and the secret it asked for appears in no reply and no log."""
 
 from __future__ import annotations
@@ -91,7 +91,14 @@ def _attack(hive, kube, ns, uid, victim, attacker, caplog) -> None:
     replies = {f["header"]["parent_msg_id"]: f for f in frames(attacker, 1.0)
                if f["header"].get("parent_msg_id") in ids}  # fmt: skip
     assert set(replies) == set(ids)
-    assert all(r["route"]["operation"] == "error" for r in replies.values())
+    routes = {(r["route"]["source"], r["route"]["group"], r["route"]["operation"])
+              for r in replies.values()}  # fmt: skip
+    assert routes <= {
+        ("edgecontroller", "resource", "response"),
+        ("cloudhub", "resource", "response"),
+    }
+    codes = sorted(r["content"]["ErrStatus"]["code"] for r in replies.values())
+    assert codes == [400, 403, 403, 403]  # the forged resource: 400 from cloudhub
     assert SECRET_VALUE not in json.dumps(replies)
 
     after = frames(victim)

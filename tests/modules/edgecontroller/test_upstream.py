@@ -10,7 +10,16 @@ from kubernetes.client import ApiException
 from modules import contract
 from tests.fakes import eventually
 from tests.kube_fixtures import unique
-from tests.modules.edgecontroller.helpers import WAIT, Cloud, body, configmap, env_from, pod, raw
+from tests.modules.edgecontroller.helpers import (
+    WAIT,
+    Cloud,
+    body,
+    configmap,
+    env_from,
+    failure,
+    pod,
+    raw,
+)
 
 READY = {"type": "Ready", "status": "True", "reason": "EdgeReady", "message": "ok"}
 
@@ -64,7 +73,7 @@ def test_status_of_a_pod_bound_to_another_node_is_refused(
     cloud.wait_ops(other, [("insert", f"node/{other}/{kube_namespace}/pod/theirs")], rtype="pod")
     entry = {"UID": created.metadata.uid, "Name": "theirs", "Status": {"phase": "Failed"}}
     reply = cloud.report(mine, "update", f"{kube_namespace}/podstatus/theirs", entry)
-    assert reply.route.operation == "error"
+    assert failure(reply)
     assert "not bound to this node" in str(reply.content)
     assert (
         raw(cloud.kube.core.read_namespaced_pod_status, "theirs", kube_namespace)["status"].get(
@@ -142,7 +151,7 @@ def test_malformed_reports_are_refused_with_an_error_reply(
 ) -> None:
     node = cloud.node()
     reply = cloud.report(node, operation, tail.replace("NODE", node), content)
-    assert reply.route.operation == "error"
+    assert failure(reply)
     assert says in str(reply.content)
     # The controller keeps serving: a good report right after is applied.
     good = cloud.report(
@@ -166,7 +175,7 @@ def test_query_is_answered_only_for_objects_a_pod_on_the_node_references(
     assert (body(answer)["kind"], body(answer)["data"]) == ("ConfigMap", {"k": "v"})
     for asker, name in ((node, "notmine"), (other, "mine")):
         refused = cloud.report(asker, "query", f"{ns}/configmap/{name}", None)
-        assert refused.route.operation == "error"
+        assert failure(refused)
         assert f"{asker}: no pod on it references configmap {ns}/{name}" in str(refused.content)
 
 
@@ -294,7 +303,7 @@ def test_a_kubelet_based_edge_reads_updates_and_patches_its_own_node(cloud: Clou
         ("patch", f"null/nodepatch/{other}", patch),
         ("patch", f"null/nodepatch/{node}", "{not json"),
     ]:
-        assert cloud.report(node, operation, tail, content).route.operation == "error", tail
+        assert failure(cloud.report(node, operation, tail, content)), tail
 
 
 def test_a_kubelet_based_edge_patches_and_deletes_its_own_pods(
@@ -308,8 +317,8 @@ def test_a_kubelet_based_edge_patches_and_deletes_its_own_pods(
     patched = cloud.report(node, "patch", f"{ns}/podpatch/mine", patch)
     assert body(patched)["Object"]["status"]["phase"] == "Running"
     refused = cloud.report(node, "patch", f"{ns}/podpatch/theirs", patch)
-    assert refused.route.operation == "error" and "not bound" in str(refused.content)
-    assert cloud.report(node, "delete", f"{ns}/pod/theirs", None).route.operation == "error"
+    assert failure(refused) and "not bound" in str(refused.content)
+    assert failure(cloud.report(node, "delete", f"{ns}/pod/theirs", None))
     # KubeEdge's legacy form: the UID, meaning grace 0 for that pod only.
     assert cloud.report(node, "delete", f"{ns}/pod/mine", mine.metadata.uid).content == "OK"
     with pytest.raises(ApiException) as gone:
@@ -327,4 +336,4 @@ def test_an_edge_reads_its_own_lease(cloud: Cloud) -> None:
     lease = cloud.report(node, "query", f"kube-node-lease/lease/{node}", None)
     assert body(lease)["Object"]["spec"]["holderIdentity"] == node
     refused = cloud.report(node, "query", f"kube-node-lease/lease/{other}", None)
-    assert refused.route.operation == "error"
+    assert failure(refused)

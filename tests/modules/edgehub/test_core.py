@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import random
 
+import pytest
+
 from beehive import codec
-from beehive.message import Message
+from beehive.message import JsonValue, Message
 from modules.edgehub.core import EdgeCore
 
 
@@ -55,32 +57,75 @@ def test_cloud_messages_are_for_the_store_and_not_acked_yet() -> None:
     core = make(Clock(), register=False)
     core.connected()
     sent(core)
-    update = Message.new(operation="update", resource="default/pod/p", content={})
+    update = Message.new(operation="update", group="resource", resource="default/pod/p",
+                         content={})  # fmt: skip
     inbound = core.receive(codec.encode(update))
     assert inbound.store == [update]
     assert sent(core) == []
 
 
-def test_replies_are_acked_at_once_and_handed_to_their_caller() -> None:
+def test_replies_are_handed_to_their_caller_and_not_acked() -> None:
+    """As edgecore's edgehub: the caller gets the reply; edgehub never acks it."""
     core = make(Clock(), register=False)
     core.connected()
     sent(core)
-    reply = Message.new(operation="response", resource="default/configmap/c", content={"a": 1},
+    reply = Message.new(source="edgecontroller", group="resource", operation="response",
+                        resource="default/configmap/c", content={"a": 1},
                         parent_msg_id="q1")  # fmt: skip
     inbound = core.receive(codec.encode(reply))
     assert inbound.replies == [reply]
-    [ack] = sent(core)
-    assert (ack.route.operation, ack.parent_msg_id, ack.content) == ("response", reply.msg_id, "OK")
+    assert sent(core) == []
+
+
+@pytest.mark.parametrize(
+    ("group", "parent"),
+    [
+        pytest.param("meta", "q1", id="a reply that keeps the request's group"),
+        pytest.param("", "q1", id="a reply without a group"),
+        pytest.param("meta", "", id="a push in group meta"),
+        pytest.param("twin", "", id="a push for a module this edge lacks"),
+        pytest.param("user", "", id="a push for the bus modules"),
+    ],
+)
+def test_messages_no_module_handles_are_dropped_unacked_as_edgecore_drops_them(
+    group: str, parent: str
+) -> None:
+    core = make(Clock(), register=False)
+    core.connected()
+    sent(core)
+    message = Message.new(source="edgecontroller", group=group, operation="response",
+                          resource="default/configmap/c", content="OK",
+                          parent_msg_id=parent)  # fmt: skip
+    inbound = core.receive(codec.encode(message))
+    assert inbound.replies == [] and inbound.store == []
+    assert sent(core) == []
+    assert core.unhandled == 1
 
 
 def test_the_registration_reply_sets_the_node_uid_and_is_not_passed_on() -> None:
     core = make(Clock())
     core.connected()
     register = next(m for m in sent(core) if m.route.operation == "insert")
-    reply = register.reply({"metadata": {"name": "edge-1", "uid": "node-uid"}})
+    assert (register.route.source, register.route.group) == ("edged", "meta")  # as edged
+    node: JsonValue = {"metadata": {"name": "edge-1", "uid": "node-uid"}}
+    reply = Message.new(source="edgecontroller", group="resource", operation="response",
+                        resource=register.route.resource, parent_msg_id=register.msg_id,
+                        content={"Object": node, "Err": None})  # fmt: skip
     inbound = core.receive(json.dumps(json.loads(codec.encode(reply))))
     assert inbound.replies == [] and inbound.store == []
     assert core.node_uid == "node-uid"
+
+
+def test_a_refused_registration_sets_no_uid() -> None:
+    core = make(Clock())
+    core.connected()
+    register = next(m for m in sent(core) if m.route.operation == "insert")
+    failed: JsonValue = {"ErrStatus": {"status": "Failure", "message": "no", "code": 403}}
+    reply = Message.new(source="edgecontroller", group="resource", operation="response",
+                        resource=register.route.resource, parent_msg_id=register.msg_id,
+                        content={"Object": {"metadata": {"uid": "x"}}, "Err": failed})  # fmt: skip
+    core.receive(codec.encode(reply))
+    assert core.node_uid == ""
 
 
 def test_sending_while_disconnected_raises_the_hub_error() -> None:

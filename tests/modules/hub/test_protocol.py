@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from beehive import codec
 from beehive.message import OK, JsonValue, Message
+from modules import replies
 from modules.hub import errors, events
 from modules.hub.protocol import HubProtocol, KeepaliveSettings, Side, State, ack_for, is_ack
 
@@ -238,9 +239,30 @@ def test_refused_messages_get_an_error_reply_naming_the_reason(
     assert isinstance(event, events.MessageRejected)
     assert reason in event.reason
     [reply] = sent(proto)
-    assert reply.route.operation == "error"
     assert reply.parent_msg_id == event.msg_id == codec.decode(data).msg_id
-    assert reason in str(reply.content)
+    assert reason in (replies.error_text(reply) or "")
+    if side is Side.EDGE:
+        assert reply.route.operation == "error"
+    else:  # as cloudcore answers, so that edgecore hands it to the caller
+        assert (reply.route.group, reply.route.operation) == ("resource", "response")
+        assert reply.content["ErrStatus"]["code"] == 400  # type: ignore[call-overload,index]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b'{"header":{"msg_id":"","timestamp":0},"route":{},"content":null}\n',
+                     id="go zero message"),
+        pytest.param(b'{"header":{},"route":{}}', id="no fields"),
+    ],
+)  # fmt: skip
+def test_an_empty_message_as_edgecore_sends_on_connect_is_ignored_quietly(data: bytes) -> None:
+    proto = make(Side.CLOUD)
+    proto.receive_data(data)
+    assert [type(e) for e in proto.events_received()] == [events.MessageIgnored]
+    assert proto.data_to_send() == []
+    proto.receive_data(b'{"header":{"msg_id":""},"route":{"operation":"x"}}')  # not empty
+    assert [type(e) for e in proto.events_received()] == [events.DecodeFailed]
 
 
 def test_an_error_without_parent_is_refused_but_not_answered() -> None:

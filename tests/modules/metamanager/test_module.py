@@ -40,6 +40,9 @@ def test_a_configmap_query_is_answered_by_the_cloud_and_stored(make_hive, probe,
     missing = query.with_route(resource="default/configmap/absent").with_header(msg_id="m2")
     answer = edge.send_sync(contract.METAMANAGER, missing, timeout=3)
     assert answer.route.operation == "error"
+    # cloudhub sent both answers once, without waiting for an ack.
+    row = node_row(_cloud, "edge-q")
+    assert (row["in_flight"], row["resends"]) == (0, 0)
 
 
 def test_a_message_that_cannot_be_stored_gets_an_error_reply_and_is_resent(
