@@ -135,7 +135,7 @@ class Asks:
             },
         }  # fmt: skip
         path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token"
-        issued: Obj = self._call(raw.request, self._api_client, "POST", path, body=body)
+        issued: Obj = self._api("POST", path, body=body)
         issued.setdefault("apiVersion", "authentication.k8s.io/v1")
         issued.setdefault("kind", "TokenRequest")
         # edgecore caches tokens under a key made from the reply's spec: the audiences
@@ -189,9 +189,7 @@ class Asks:
             raise forbidden(f"node {node} may only create mirror pods ({MIRROR_ANNOTATION})")
         body = {**content, "metadata": {**meta, "namespace": namespace}}
         path = f"/api/v1/namespaces/{namespace}/pods"
-        return replies.object_resp(
-            self._call(raw.request, self._api_client, "POST", path, body=body)
-        )
+        return replies.object_resp(self._api("POST", path, body=body))
 
     # --- certificates ----------------------------------------------------------------
 
@@ -200,7 +198,7 @@ class Asks:
             if not isinstance(content, dict) or not isinstance(content.get("spec"), dict):
                 raise ReportError("certificatesigningrequest insert needs a CSR")
             _check_csr(node, content)
-            created = self._call(raw.request, self._api_client, "POST", _CSR_PATH, body=content)
+            created = self._api("POST", _CSR_PATH, body=content)
             return replies.object_resp(created)
         if operation != "query":
             raise ReportError(f"unsupported {operation!r} on a certificatesigningrequest", 405)
@@ -220,7 +218,7 @@ class Asks:
         base = f"/api/v1/namespaces/{namespace}/events"
         if report.patch is not None:
             try:
-                self._call(raw.request, self._api_client, "PATCH", f"{base}/{report.name}",
+                self._api("PATCH", f"{base}/{report.name}",
                            body=report.patch,
                            content_type="application/strategic-merge-patch+json")  # fmt: skip
             except client.ApiException as exc:
@@ -230,7 +228,7 @@ class Asks:
         elif operation == "update":
             try:
                 body = events.creatable(report.event)
-                self._call(raw.request, self._api_client, "PUT", f"{base}/{report.name}", body=body)
+                self._api("PUT", f"{base}/{report.name}", body=body)
             except client.ApiException as exc:
                 if exc.status != 404:
                     raise
@@ -243,7 +241,7 @@ class Asks:
     def _create_event(self, base: str, report: events.EventReport) -> None:
         body = events.creatable(report.event)
         try:
-            self._call(raw.request, self._api_client, "POST", base, body=body)
+            self._api("POST", base, body=body)
         except client.ApiException as exc:
             if exc.status != 409:  # written already (a resend): nothing to do
                 raise
@@ -275,18 +273,29 @@ class Asks:
                  "status": status}  # fmt: skip
         merge = "application/merge-patch+json"
         try:
-            self._call(raw.request, self._api_client, "PATCH", f"{path}/status", body=patch,
+            self._api("PATCH", f"{path}/status", body=patch,
                        content_type=merge)  # fmt: skip
         except client.ApiException as exc:
             if exc.status != 404:  # the CRD has no status subresource: patch the Rule
                 raise
-            self._call(raw.request, self._api_client, "PATCH", path, body=patch, content_type=merge)
+            self._api("PATCH", path, body=patch, content_type=merge)
         return NO_REPLY
 
     # --- helpers ---------------------------------------------------------------------
 
+    def _api(
+        self, method: str, path: str, *, body: Any = None, content_type: str = "application/json"
+    ) -> Any:
+        """One API request under the controller's rate limit and retries."""
+
+        def request() -> Any:
+            return raw.request(self._api_client, method, path, body=body, content_type=content_type)
+
+        request.__name__ = f"{method} {path}"  # named in the retry log
+        return self._call(request)
+
     def _get(self, path: str) -> Obj:
-        found: Obj = self._call(raw.request, self._api_client, "GET", path)
+        found: Obj = self._api("GET", path)
         return found
 
     def _pod(self, namespace: str, name: str) -> Obj | None:

@@ -152,8 +152,8 @@ class Cloud:
     def report(self, node: str, operation: str, tail: str, content: Any) -> Message:
         """Send what `node` reported (resource ``node/<node>/<tail>``); the reply."""
         request = Message.new(
-            source="edgehub",
-            group=contract.GROUP_RESOURCE,
+            source="edged",
+            group=contract.GROUP_META,
             operation=operation,
             resource=f"node/{node}/{tail}" if tail else f"node/{node}",
             content=content,
@@ -164,6 +164,14 @@ class Cloud:
         reply = self._reply(request)
         assert reply is not None
         return reply
+
+    def send(self, node: str, operation: str, tail: str, content: Any) -> str:
+        """Send what `node` reported without waiting (events and rule status get no
+        reply); the message id."""
+        request = Message.new(source="edged", group=contract.GROUP_META, operation=operation,
+                              resource=f"node/{node}/{tail}", content=content)  # fmt: skip
+        self.hive.send(contract.EDGECONTROLLER, request)
+        return request.msg_id
 
     def notice(self, node: str, operation: str) -> None:
         """A session notice or resync request from cloudhub (contract items 4 and 5)."""
