@@ -84,10 +84,19 @@ class KubeTestCluster:
         return client.ApiextensionsV1Api(self.api_client)
 
     def namespace(self, prefix: str = "bh-test") -> str:
-        """Create a namespace with a unique name; it is deleted after the test."""
+        """Create a namespace with a unique name and its ServiceAccount ``default`` (which
+        a real API server's admission requires of every pod, and kube-controller-manager
+        would create); it is deleted after the test."""
         name = unique(prefix)
         self.core.create_namespace(manifest({"metadata": {"name": name}}))
         self._namespaces.append(name)
+        try:
+            self.core.create_namespaced_service_account(
+                name, manifest({"metadata": {"name": "default"}})
+            )
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
         return name
 
     def wait_for_crd(self, name: str) -> None:

@@ -49,8 +49,7 @@ def test_a_token_is_issued_for_a_pod_on_the_node_as_its_service_account(
 ) -> None:
     ns = kube_namespace
     node, other = cloud.node(), cloud.node()
-    account(cloud, ns)
-    account(cloud, ns, "builder")
+    account(cloud, ns, "builder")  # and "default", which every test namespace has
     mine = cloud.deployed(ns, "web", node)
     theirs = cloud.deployed(ns, "far", other)
 
