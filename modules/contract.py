@@ -74,6 +74,7 @@ PERSISTENTVOLUMECLAIM = "persistentvolumeclaim"
 VOLUMEATTACHMENT = "volumeattachment"
 CSR = "certificatesigningrequest"
 RULESTATUS = "rulestatus"
+CA_CERT = "ca.crt"  # the API server's CA: resource ``k8s/ca.crt`` (type ca.crt)
 RULE = "rule"
 RULEENDPOINT = "ruleendpoint"
 

@@ -14,7 +14,8 @@ A node may:
 - create a mirror pod (annotation ``kubernetes.io/config.mirror``) bound to itself;
 - create and read a CertificateSigningRequest for its own name (``system:node:<node>``);
 - report Events about itself and its pods (`events`), and status for a Rule that
-  names it, or names no node at all.
+  names it, or names no node at all;
+- read the API server's CA (``k8s/ca.crt``), which is no secret.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ HANDLED = frozenset(
         contract.CSR,
         contract.EVENT,
         contract.RULESTATUS,
+        contract.CA_CERT,
     }
 )
 
@@ -96,6 +98,8 @@ class Asks:
             return self._mirror_pod(node, resource.namespace, resource.name, content)
         if rtype == contract.CSR:
             return self._csr(node, resource.name, operation, content)
+        if rtype == contract.CA_CERT and operation == "query":
+            return self._api_ca()
         if operation != "query":
             raise ReportError(f"unsupported {operation!r} on resource type {rtype!r}", 405)
         if rtype == contract.SERVICEACCOUNTTOKEN:
@@ -280,6 +284,15 @@ class Asks:
                 raise
             self._api("PATCH", path, body=patch, content_type=merge)
         return NO_REPLY
+
+    def _api_ca(self) -> str:
+        """The API server's CA, as PEM text (``k8s/ca.crt``: edgecore's metaServer
+        serves it to pods on the edge); 404 when the API is reached without TLS."""
+        path = self._api_client.configuration.ssl_ca_cert
+        if not path:
+            raise not_found("the Kubernetes API is reached without a CA certificate")
+        with open(path, encoding="ascii") as pem:
+            return pem.read()
 
     # --- helpers ---------------------------------------------------------------------
 

@@ -287,3 +287,12 @@ def test_the_event_gate_drops_repeats_and_floods() -> None:
     assert gate.admit("m", parse("insert", "ns", event("ns", "e3", "Node", "m")), 0.0) == ""
     assert gate.admit("n", parse("insert", "ns", event("ns", "e2", "Node", "n")), 1.0) == ""
     assert (gate.duplicates, gate.dropped) == (1, 1)
+
+
+def test_any_node_may_read_the_api_servers_ca(cloud: Cloud) -> None:
+    node = cloud.node()
+    reply = cloud.report(node, "query", "k8s/ca.crt", None)
+    if cloud.kube.api_client.configuration.ssl_ca_cert:
+        assert failure(reply) == "" and "BEGIN CERTIFICATE" in str(body(reply))
+    else:  # the embedded API over plain HTTP has no CA to give
+        assert code(reply) == 404
