@@ -37,11 +37,15 @@ def free_port() -> int:
 
 
 def wait_for(check: Callable[[], Any], timeout: float = WAIT, what: str = "") -> Any:
-    """Poll `check` until it returns something true; fail naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
+    """Poll `check` until it returns something true; fail naming `what` after `timeout`.
+    Prints how long it took (``pytest -s`` shows it)."""
+    start = time.monotonic()
+    deadline = start + timeout
     while True:
         got = check()
         if got:
+            if what:
+                print(f"{what}: {time.monotonic() - start:.1f} s")
             return got
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout:.0f} s: {what or check}")
@@ -202,6 +206,19 @@ class EdgeCore(Process):
         self.config.write_text(yaml.safe_dump(config))
         env = dict(os.environ, CHECK_EDGECORE_ENVIRONMENT="false")
         super().__init__([str(binary), "--config", str(self.config)], workdir, "edgecore", env)
+
+    def mounts(self, *, pods_only: bool = True) -> list[str]:
+        """Mount points edged made under this node's folder: its pods' volumes (and
+        its root folder, which it mounts too, with `pods_only` False)."""
+        with open("/proc/mounts", encoding="utf-8") as table:
+            points = [line.split()[1] for line in table]
+        under = str(self.workdir / "kubelet" / "pods") if pods_only else str(self.workdir)
+        return [p for p in points if p.startswith(under + "/") or p == under]
+
+    def unmount_leftovers(self) -> None:
+        """Detach what edged left mounted (it was stopped with pods running)."""
+        for point in sorted(self.mounts(pods_only=False), reverse=True):
+            subprocess.run(["umount", "-l", point], check=False, capture_output=True)
 
     def stored(self, rtype: str) -> dict[str, dict[str, Any]]:
         """`<namespace>/<name>` -> object, for what edgecore stored of `rtype`."""

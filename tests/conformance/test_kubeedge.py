@@ -142,35 +142,46 @@ def test_a_real_edgecore_with_edged_runs_pods_against_our_cloudcore(
         edge = ke.EdgeCore(kubeedge / "edgecore", tmp_path / "edge", node=node, token=token,
                            hub_port=cloud.hub_port, cert_port=cloud.cert_port,
                            runtime=containerd, pause_image=PAUSE)  # fmt: skip
-        with ke.running(edge):
-            wait_for(lambda: _ready(core, node), what="edged registered its Node, Ready")
-            core.create_namespaced_config_map(ns, configmap("cfg", "one"))
-            core.create_namespaced_pod(ns, bound_pod("with-cfg", node, configmap="cfg"))
-            token_volume = {"name": "tok", "projected": {"sources": [{"serviceAccountToken": {
-                "path": "token", "expirationSeconds": 3607}}]}}  # fmt: skip
-            with_token = bound_pod("with-token", node, volumes=[token_volume])
-            with_token["spec"]["containers"][0]["volumeMounts"] = [
-                {"name": "tok", "mountPath": "/var/run/tok"}
-            ]
-            core.create_namespaced_pod(ns, with_token)
-            for name in ("with-cfg", "with-token"):
-                wait_for(_running(core, ns, name), what=f"{name} Running")
-            lease = kube.coordination.read_namespaced_lease(node, "kube-node-lease")
-            renewed = lease.spec.renew_time
-            wait_for(
-                lambda: (
-                    kube.coordination.read_namespaced_lease(node, "kube-node-lease").spec.renew_time
-                    != renewed
-                ),
-                what="the Lease renewed",
-            )
-
-            core.delete_namespaced_pod("with-cfg", ns, grace_period_seconds=5)  # graceful
-            wait_for(lambda: not _exists(core, ns, "with-cfg"), what="graceful delete confirmed")
-            events = core.list_namespaced_event(ns).items
-            assert any(e.involved_object.name == "with-token" for e in events)
-            wait_for(lambda: _settled(cloud, node), what="nothing unacked at cloudhub")
+        try:
+            with ke.running(edge):
+                try:
+                    _pods_run_on_edged(kube, ns, node, cloud)
+                finally:  # edged stops the containers and unmounts their volumes
+                    for pod in core.list_namespaced_pod(ns).items:
+                        ke.delete_quietly(core.delete_namespaced_pod, pod.metadata.name, ns,
+                                          grace_period_seconds=0)  # fmt: skip
+                    with contextlib.suppress(AssertionError):
+                        wait_for(lambda: not edge.mounts(), what="pod volumes unmounted")
+        finally:
+            edge.unmount_leftovers()
         assert "no handler found" not in edge.output()
+
+
+def _pods_run_on_edged(kube: KubeTestCluster, ns: str, node: str, cloud: ke.OurCloudCore) -> None:
+    core = kube.core
+    wait_for(lambda: _ready(core, node), what="edged registered its Node, Ready")
+    core.create_namespaced_config_map(ns, configmap("cfg", "one"))
+    core.create_namespaced_pod(ns, bound_pod("with-cfg", node, configmap="cfg"))
+    token_volume = {"name": "tok", "projected": {"sources": [{"serviceAccountToken": {
+        "path": "token", "expirationSeconds": 3607}}]}}  # fmt: skip
+    with_token = bound_pod("with-token", node, volumes=[token_volume])
+    with_token["spec"]["containers"][0]["volumeMounts"] = [
+        {"name": "tok", "mountPath": "/var/run/tok"}
+    ]
+    core.create_namespaced_pod(ns, with_token)
+    for name in ("with-cfg", "with-token"):
+        wait_for(_running(core, ns, name), what=f"{name} Running")
+    leases = kube.coordination
+    renewed = leases.read_namespaced_lease(node, "kube-node-lease").spec.renew_time
+    wait_for(
+        lambda: leases.read_namespaced_lease(node, "kube-node-lease").spec.renew_time != renewed,
+        what="the Lease renewed",
+    )
+    core.delete_namespaced_pod("with-cfg", ns, grace_period_seconds=5)  # graceful
+    wait_for(lambda: not _exists(core, ns, "with-cfg"), what="graceful delete confirmed")
+    events = core.list_namespaced_event(ns).items
+    assert any(e.involved_object.name == "with-token" for e in events)
+    wait_for(lambda: _settled(cloud, node), what="nothing unacked at cloudhub")
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -221,12 +232,18 @@ def _exists(core: Any, ns: str, name: str) -> bool:
 
 
 def _root_ca(kube: KubeTestCluster, ns: str) -> None:
-    """ConfigMap kube-root-ca.crt, which every pod's service-account volume projects."""
+    """The ConfigMaps every pod's service-account volume projects, which controllers
+    publish in each namespace: kube-root-ca.crt, and openshift-service-ca.crt where the
+    API server is OpenShift's fork of Kubernetes (as the one built from microshift)."""
     ca = kube.api_client.configuration.ssl_ca_cert
     data = Path(ca).read_text() if ca else ""
-    body = manifest({"metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": data}})
-    with contextlib.suppress(Exception):
-        kube.core.create_namespaced_config_map(ns, body)
+    for name, key in (
+        ("kube-root-ca.crt", "ca.crt"),
+        ("openshift-service-ca.crt", "service-ca.crt"),
+    ):
+        body = manifest({"metadata": {"name": name}, "data": {key: data}})
+        with contextlib.suppress(Exception):
+            kube.core.create_namespaced_config_map(ns, body)
 
 
 @contextlib.contextmanager
