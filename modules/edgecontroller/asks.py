@@ -214,7 +214,7 @@ class Asks:
 
     def _event(self, node: str, namespace: str, operation: str, content: Any) -> Any:
         report = events.parse(operation, namespace, content)
-        events.check(node, report, self._pod)
+        events.check(node, report, self._pod, self._location.departed_from)
         why = self.events.admit(node, report, time.monotonic())
         if why:
             log.debug("node %s: event %s/%s not written (%s)", node, namespace, report.name, why)

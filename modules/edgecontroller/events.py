@@ -23,6 +23,7 @@ from modules.hub.ratelimit import TokenBucket
 
 Obj = dict[str, Any]
 PodLookup = Any  # (namespace, name) -> the pod as the watch has it, or None
+Departed = Any  # (namespace, name) -> the node a recently deleted pod was bound to, or ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -68,8 +69,9 @@ def parse(operation: str, namespace: str, content: Any) -> EventReport:
     return EventReport(namespace, name, content, patch, count if isinstance(count, int) else 1)
 
 
-def check(node: str, report: EventReport, pod: PodLookup) -> None:
-    """A node reports only on itself and on pods bound to it.
+def check(node: str, report: EventReport, pod: PodLookup, departed: Departed) -> None:
+    """A node reports only on itself and on pods bound to it (or bound to it until they
+    were deleted a moment ago: stopping a pod is reported after its delete).
 
     Raises:
         ReportError: 403 for anything else.
@@ -84,6 +86,8 @@ def check(node: str, report: EventReport, pod: PodLookup) -> None:
         namespace = involved.get("namespace") or report.namespace
         found = pod(namespace, name)
         if found is not None and (found.get("spec") or {}).get("nodeName") == node:
+            return
+        if found is None and departed((namespace, name)) == node:
             return
         raise forbidden(f"node {node}: event about pod {namespace}/{name}, not bound to it")
     raise forbidden(f"node {node} may not report events about {kind} {name}")

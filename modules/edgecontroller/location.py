@@ -12,6 +12,7 @@ init containers count too.
 
 from __future__ import annotations
 
+import collections
 import threading
 from typing import Any, NamedTuple
 
@@ -19,6 +20,7 @@ from modules import contract
 
 Ref = tuple[str, str, str]  # (contract.CONFIGMAP or contract.SECRET, namespace, name)
 PodKey = tuple[str, str]  # (namespace, name)
+_DEPARTED = 4096  # pods remembered after they left (a kubelet reports on them a little longer)
 
 
 class Change(NamedTuple):
@@ -108,6 +110,7 @@ class LocationCache:
         self._pods: dict[PodKey, tuple[str, frozenset[Ref]]] = {}  # pod -> (node, refs)
         self._on_node: dict[str, set[PodKey]] = {}  # node -> pods bound to it
         self._needs: dict[Ref, dict[str, int]] = {}  # ref -> node -> referencing pods
+        self._departed: collections.OrderedDict[PodKey, str] = collections.OrderedDict()
 
     def update_pod(self, key: PodKey, node: str, refs: frozenset[Ref]) -> Change:
         """Record where a pod runs and what it references; what changed per node."""
@@ -123,9 +126,22 @@ class LocationCache:
         )
 
     def remove_pod(self, key: PodKey) -> Change:
-        """Forget a pod; the (node, ref) pairs no pod needs any more."""
+        """Forget a pod (remembering the node it left); the (node, ref) pairs no pod needs
+        any more."""
         with self._lock:
+            entry = self._pods.get(key)
+            if entry is not None and entry[0]:
+                self._departed[key] = entry[0]
+                self._departed.move_to_end(key)
+                if len(self._departed) > _DEPARTED:
+                    self._departed.popitem(last=False)
             return Change(removed=tuple(self._drop(key)))
+
+    def departed_from(self, key: PodKey) -> str:
+        """The node a recently deleted pod was bound to, or "" (its kubelet still reports
+        on it for a moment: the Events of stopping it come after the delete)."""
+        with self._lock:
+            return self._departed.get(key, "")
 
     def nodes_for(self, ref: Ref) -> list[str]:
         """Nodes where some pod references `ref`."""

@@ -246,6 +246,25 @@ def test_events_about_the_nodes_pods_are_written_and_get_no_reply(
         except Exception as exc:
             assert getattr(exc, "status", None) == 404
 
+    # Stopping a pod is reported after its delete: its node may still report on it.
+    cloud.kube.core.delete_namespaced_pod("web", ns, grace_period_seconds=0)
+    deleted = ("delete", f"node/{node}/{ns}/pod/web")
+    assert eventually(lambda: deleted in cloud.ops(node, rtype="pod"), WAIT)
+    late = unique("web.stop")
+    cloud.send(other, "insert", f"{ns}/event/{late}", event(ns, late, "Pod", "web"))
+    cloud.send(node, "insert", f"{ns}/event/{late}", event(ns, late, "Pod", "web"))
+    assert eventually(lambda: _event(cloud, ns, late) is not None, WAIT)
+    assert eventually(
+        lambda: cloud.hive.commands["watches"]()["upstream_refused"] == refused_before + 3, WAIT
+    )  # the other node's report on it is refused
+
+
+def _event(cloud: Cloud, ns: str, name: str) -> Any:
+    try:
+        return raw(cloud.kube.core.read_namespaced_event, name, ns)
+    except client.ApiException:
+        return None
+
 
 def test_rule_status_counts_deliveries_for_a_rule_of_the_node(
     cloud: Cloud, kube_namespace: str
