@@ -24,6 +24,7 @@ from beehive.deadletters import DeadLetters
 from beehive.mailbox import MailboxStats
 from beehive.message import Message
 from beehive.module import Module
+from beehive.mailbox import WhenFull
 from beehive.spec import MailboxSpec, RestartSpec
 
 log = logging.getLogger("beehive.hive")
@@ -236,6 +237,40 @@ class Hive:
             for message in messages[sent:]:
                 self.dead_letters.add(cell.name, str(exc), message)
             raise
+
+    def send_all(self, module: str, messages: Sequence[Message], *, stop: threading.Event) -> bool:
+        """Send every message in order, waiting for room as long as it takes: for a
+        producer that may never drop what it hands over (it has recorded it as sent).
+
+        Batches as `send_many` does; while the mailbox stays full it waits in steps of
+        its timeout (at most a second), whatever its policy, until `stop` is set.
+        Returns False when `stop` ended the wait (the rest unsent, no dead letters).
+
+        Raises:
+            UnknownModuleError, ModuleStoppedError: as `send`.
+        """
+        cell = self._cells.get(module)
+        if cell is None:
+            raise errors.UnknownModuleError(module)
+        mailbox, sent, waited = cell.mailbox, 0, 0.0
+        while sent < len(messages):
+            sent += mailbox.offer_some(messages[sent:])
+            if sent == len(messages):
+                break
+            step = min(max(mailbox.timeout, 0.01), 1.0)
+            try:
+                mailbox.offer(messages[sent], step)
+                sent += 1
+            except errors.MailboxFullError:
+                waited += step
+                pause = 0.0 if mailbox.when_full is WhenFull.BLOCK else step  # BLOCK waited
+                if stop.wait(pause):
+                    return False
+                if waited >= 5.0:  # say so now and then: the producer is held up
+                    log.warning("%s's mailbox stays full: waiting to hand over %d message(s)",
+                                 module, len(messages) - sent)  # fmt: skip
+                    waited = 0.0
+        return True
 
     def send_to_group(self, group: str, message: Message) -> None:
         """Send to every member of a group, in the caller's thread, member by member.

@@ -202,8 +202,11 @@ class EdgeController(Module):
         out.append(done)
 
     def _send(self, messages: list[Message]) -> None:
+        """Hand messages to cloudhub, waiting while its mailbox is full: `Downstream` has
+        recorded them as sent, so a dropped one would leave its node without the
+        change until it reconnects. Only a stop (or cloudhub gone) ends the wait."""
         try:
-            self.hive.send_many(contract.CLOUDHUB, messages)
+            self.hive.send_all(contract.CLOUDHUB, messages, stop=self._halt)
         except errors.BeehiveError as exc:
             log.error(
                 "could not send %d message(s) to cloudhub (from %s on): %s",

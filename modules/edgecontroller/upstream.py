@@ -354,8 +354,10 @@ class Upstream:
             self._send(replies.failure(message, failed, rtype=rtype))
 
     def _send(self, message: Message) -> None:
+        """To cloudhub, waiting while its mailbox is full (a lost reply leaves the edge
+        waiting a minute; a lost delete leaves it holding a pod)."""
         try:
-            self._hive.send(contract.CLOUDHUB, message)
+            self._hive.send_all(contract.CLOUDHUB, [message], stop=self._stop)
         except errors.BeehiveError as exc:
             log.error("could not send %s to cloudhub: %s", message.route.resource, exc)
 

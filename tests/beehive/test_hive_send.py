@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -300,3 +301,38 @@ def test_send_many_to_an_unknown_module_keeps_every_message_as_a_dead_letter(
     with pytest.raises(UnknownModuleError):
         hive.send_many("nope", batch)
     assert [d.msg_id for d in hive.dead_letters.recent()] == [m.msg_id for m in batch]
+
+
+@pytest.mark.parametrize("when_full", [WhenFull.BLOCK, WhenFull.REJECT])
+def test_send_all_waits_for_room_and_delivers_everything_in_order(
+    make_hive: MakeHive, probe: Probe, when_full: WhenFull
+) -> None:
+    hive = make_hive()
+    first = msg()
+    busy(hive, probe, first, MailboxSpec(size=2, when_full=when_full, timeout=0.02))
+    batch = [msg(content=i) for i in range(6)]
+    done = threading.Event()
+
+    def send() -> None:
+        assert hive.send_all("slow", batch, stop=threading.Event())
+        done.set()
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    assert not done.wait(0.1)  # the mailbox stays full: the sender waits, drops nothing
+    probe.gate.set()
+    sender.join(5)
+    assert done.is_set()
+    assert probe.wait_for(lambda: probe.count("slow") == 7)
+    assert probe.messages("slow") == [first, *batch]
+    assert len(hive.dead_letters) == 0
+
+
+def test_send_all_gives_up_only_when_told_to_stop(make_hive: MakeHive, probe: Probe) -> None:
+    hive = make_hive()
+    busy(hive, probe, msg(), MailboxSpec(size=1, when_full=WhenFull.REJECT, timeout=0.02))
+    stop = threading.Event()
+    stop.set()
+    assert hive.send_all("slow", [msg(), msg()], stop=stop) is False
+    assert len(hive.dead_letters) == 0
+    probe.gate.set()
