@@ -12,10 +12,12 @@ from hypothesis import strategies as st
 
 from beehive import Header, Message, MessageDecodeError, MessageEncodeError, Route, codec
 
+# Integers as Go reads them: beyond 64 bits a JSON number is a float (see
+# test_an_integer_beyond_64_bits_is_read_as_a_float), so a round trip keeps ints in range.
 json_values = st.recursive(
     st.none()
     | st.booleans()
-    | st.integers()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
     lambda children: (
@@ -260,3 +262,9 @@ def test_the_fast_path_agrees_with_the_field_by_field_checks(doc: object) -> Non
             codec.from_json(doc)
     else:
         assert codec.from_json(doc) == expected
+
+
+def test_an_integer_beyond_64_bits_is_read_as_a_float() -> None:
+    message = Message.new(operation="update", content=[-(2**63) - 1, 2**64])
+    decoded = codec.decode(codec.encode(message))
+    assert decoded.content == [float(-(2**63) - 1), float(2**64)]
