@@ -10,6 +10,7 @@ whole body and unbounded header lines (KubeEdge's CVE-2022-31080, 1 MiB since).
 
 from __future__ import annotations
 
+import select
 import socket
 import ssl
 import struct
@@ -22,6 +23,7 @@ import websocket
 from modules.hub import errors
 
 MAX_RESPONSE = 1024 * 1024  # bytes of upgrade response (status, headers, body) read at most
+IO_TIMEOUT = 15.0  # seconds one socket read or write may stall (edgeHub's writeDeadline)
 _CERT_REFUSED = ("UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_REQUIRED", "CERTIFICATE_UNKNOWN",
                  "CERTIFICATE_EXPIRED", "DECRYPT_ERROR")  # fmt: skip
 
@@ -33,10 +35,14 @@ class ClientConnection:
         self, url: str, headers: dict[str, str], *, timeout: float,
         ssl_context: ssl.SSLContext | None = None, max_response: int = MAX_RESPONSE,
         on_socket: Callable[[socket.socket], object] = lambda _: None,
+        io_timeout: float = IO_TIMEOUT,
     ) -> None:  # fmt: skip
         """Connect (each socket operation of the handshake waits at most `timeout` seconds);
         over TLS with `ssl_context` (a ``wss://`` url). `on_socket` gets the socket as
         soon as it exists, so that a stopping owner can shut it down mid-handshake.
+        Afterwards each read or write of the socket may stall `io_timeout` seconds; the
+        reader's short waits (`recv`) never change that, since the socket's timeout is
+        also the writers'.
 
         Raises:
             HubConnectionError: the connection, TLS or the upgrade failed, or the
@@ -55,6 +61,8 @@ class ClientConnection:
                 enable_multithread=True,  # sends from the module thread, reads from ours
             )
             sock.read_budget = None
+            self._ws.settimeout(io_timeout)
+            self._sock: Any = sock
         except (websocket.WebSocketException, OSError) as exc:
             unanswered = sock is not None and sock.read_budget == max_response
             if sock is not None:
@@ -82,16 +90,24 @@ class ClientConnection:
                 reason) or broke.
         """
         try:
-            self._ws.settimeout(timeout)
+            if not self._readable(timeout):
+                return None
             opcode, data = self._ws.recv_data()
-        except websocket.WebSocketTimeoutException:
-            return None
         except (websocket.WebSocketException, OSError) as exc:
             raise errors.HubConnectionError(self.url, _describe(exc)) from exc
         if opcode == websocket.ABNF.OPCODE_CLOSE:  # our close reply has been sent
             self._ws.shutdown()  # type: ignore[no-untyped-call]
             raise errors.HubConnectionError(self.url, f"closed by the cloud: {_close_reason(data)}")
         return bytes(data)
+
+    def _readable(self, timeout: float) -> bool:
+        """Whether a frame has begun to arrive within `timeout` (decrypted bytes already
+        held by TLS count: the descriptor would not show them)."""
+        pending = getattr(self._sock, "pending", None)
+        if pending is not None and pending() > 0:
+            return True
+        ready, _, _ = select.select([self._sock], [], [], timeout)
+        return bool(ready)
 
     def close(self) -> None:
         if not self._ws.connected:
