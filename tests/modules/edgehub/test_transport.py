@@ -24,7 +24,8 @@ class SlowReader:
     until `go` is set, then reads one frame (a library server reads ahead on a thread
     of its own, which would hide the stall)."""
 
-    def __init__(self) -> None:
+    def __init__(self, first: bytes = b"") -> None:
+        self.first = first  # written right after the upgrade answer, in the same write
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.go = threading.Event()
         self.frames: list[bytes] = []
@@ -45,7 +46,8 @@ class SlowReader:
                        if line.lower().startswith(b"sec-websocket-key"))  # fmt: skip
             accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
             sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                         b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")  # fmt: skip
+                         b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+                         + self.first)  # fmt: skip
             if not self.go.wait(30):
                 return
             self.frames.append(_read_frame(sock))
@@ -117,3 +119,19 @@ def test_a_send_waits_out_a_slow_reader_while_the_connection_is_read_with_short_
     slow_reader.close()  # joins the server's thread: it has read the frame
     assert slow_reader.frames == [BIG]  # whole and in one piece
     conn.close()
+
+
+def _text_frame(payload: bytes) -> bytes:
+    return bytes([0x81, len(payload)]) + payload  # unmasked, as a server writes
+
+
+def test_frames_that_arrive_in_one_read_are_each_returned() -> None:
+    """Pins websocket-client reading no further than the frame it parses: the reader
+    waits on the socket, so a frame buffered inside the library would wait unseen."""
+    server = SlowReader(first=_text_frame(b"one") + _text_frame(b"two"))
+    try:
+        conn = ClientConnection(server.url, {}, timeout=5)
+        assert [conn.recv(2), conn.recv(2)] == [b"one", b"two"]
+        conn.close()
+    finally:
+        server.close()
