@@ -113,7 +113,9 @@ def deliver(cloud, world, edges: list[RawEdge], count: int, tag: str) -> list[fl
     return latencies
 
 
-def test_a_flooding_edge_is_throttled_and_others_keep_their_latency(make_hive, probe, world):
+def test_a_flooding_edge_is_throttled_and_the_others_are_still_served(make_hive, probe, world):
+    """The others' latencies are printed (``pytest -s``), not asserted: timings belong
+    in bench/cloudhub_bench.py."""
     cloud, port = start_cloud(make_hive, probe, world, message_qps=20, message_burst=20)
     others = [RawEdge(port, f"edge-{i}") for i in range(3)]
     flooder = RawEdge(port, "edge-flood")
@@ -130,7 +132,7 @@ def test_a_flooding_edge_is_throttled_and_others_keep_their_latency(make_hive, p
     thread = threading.Thread(target=flood, daemon=True)
     thread.start()
     try:
-        time.sleep(0.2)
+        assert eventually(lambda: node_row(cloud, "edge-flood").get("rate_limited", 0) > 0)
         flooded = deliver(cloud, world, others, 20, "during")
     finally:
         stop.set()
@@ -147,7 +149,9 @@ def test_a_flooding_edge_is_throttled_and_others_keep_their_latency(make_hive, p
     try:
         names = [edge.node for edge in others]
         assert eventually(lambda: all(node_row(cloud, n)["acked"] == 40 for n in names))
-        assert cloud.commands["cloudhub.nodes"]() is not None  # still answers
+        late = RawEdge(port, "edge-late")
+        others.append(late)  # closed below
+        delivers_a_pod(cloud, world, late, rv=99)  # and goes on serving
     finally:
         for edge in others:
             edge.ws.close()

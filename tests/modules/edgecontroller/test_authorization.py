@@ -76,7 +76,11 @@ def test_an_edge_cannot_act_for_another_node(cloud, kube, kube_namespace, caplog
 
 
 def _attack(hive, kube, ns, uid, victim, attacker, caplog) -> None:
-    assert eventually(lambda: bool(frames(victim, 0.05) or True) and _has_pod(hive, "edge-b"))
+    def victim_has_its_pod() -> bool:
+        frames(victim, 0.05)  # read (and ack) what it was sent so far
+        return _has_pod(hive, "edge-b")
+
+    assert eventually(victim_has_its_pod)
     before = frames(victim)
 
     ids = [
