@@ -89,6 +89,19 @@ EDGE_NODE_LABEL = "node-role.kubernetes.io/edge"
 LEASE_NAMESPACE = "kube-node-lease"
 
 
+MAX_RESOURCE_VERSION = 2**63 - 1  # what sqlite's INTEGER (and etcd's int64 revision) holds
+
+
+def resource_version(text: str) -> int | None:
+    """A resourceVersion as the unsigned integer it is (etcd's revision), or None for
+    anything else: not all ASCII digits, or beyond 64 bits (a hostile cloud's 5,000
+    digits would otherwise cost an int conversion error, 20 an sqlite overflow)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if value <= MAX_RESOURCE_VERSION else None
+
+
 class Resource(NamedTuple):
     """A parsed cloud resource ``node/<node>/<namespace>/<type>/<name>``."""
 

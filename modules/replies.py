@@ -108,7 +108,7 @@ def error_text(reply: Message) -> str | None:
     older ``error`` operation with a text); None for a success."""
     content: Any = reply.content
     if reply.route.operation == Operation.ERROR:
-        return str(content)
+        return _text(content)
     if not isinstance(content, dict):
         return None
     if "Object" in content and "Err" in content:
@@ -116,12 +116,22 @@ def error_text(reply: Message) -> str | None:
         if content is None:
             return None
         if not isinstance(content, dict):
-            return str(content)
+            return _text(content)
     err = content.get("ErrStatus")
     if not isinstance(err, dict):
         return None
     message = err.get("message")
     return message if isinstance(message, str) and message else str(err.get("reason", "failed"))
+
+
+def _text(content: Any) -> str:
+    """`content` as text, bounded; a cloud may send content too deeply nested to show."""
+    if isinstance(content, str):
+        return content[:1024]
+    try:
+        return str(content)[:1024]
+    except RecursionError:
+        return f"({type(content).__name__} nested too deeply to show)"
 
 
 def object_of(reply: Message) -> Any:

@@ -66,7 +66,7 @@ class EdgeHub(Module):
         self._stop = threading.Event()
         self.last_error = ""  # why the last connection attempt or connection failed
         self._credentials = EdgeCredentials(settings) if settings.tls else None
-        self._thread = threading.Thread(target=self._run, name="beehive-edgehub-conn")
+        self._thread = threading.Thread(target=self._loop, name="beehive-edgehub-conn")
         self._thread.start()
         self.hive.register_command(f"{self.module_name}.state", self._state)
 
@@ -95,6 +95,15 @@ class EdgeHub(Module):
 
     # Connection thread.
 
+    def _loop(self) -> None:
+        """`_run`, and should it ever end by an error, an edge that says so (``state``)."""
+        try:
+            self._run()
+        except BaseException as exc:
+            self.last_error = f"the connection loop ended: {type(exc).__name__}: {exc}"[:512]
+            log.critical("edge %s: %s", self._settings.node_name, self.last_error)
+            raise
+
     def _run(self) -> None:
         failures = 0
         context = None
@@ -113,6 +122,7 @@ class EdgeHub(Module):
                     timeout=self._settings.handshake_timeout,
                     ssl_context=context,
                     max_response=self._settings.max_upgrade_response,
+                    max_message=self._settings.max_frame_size,
                     on_socket=self._connecting_on,
                 )
             except (errors.HubConnectionError, cert_errors.EnrollError) as exc:
@@ -146,6 +156,9 @@ class EdgeHub(Module):
         except errors.HubConnectionError as exc:
             self.last_error = str(exc)
             log.warning("edge %s: %s", self._settings.node_name, exc)
+        except Exception as exc:  # what a cloud sends never ends the loop: reconnect
+            self.last_error = f"{type(exc).__name__} handling what the cloud sent: {exc}"[:512]
+            log.exception("edge %s: dropping the connection", self._settings.node_name)
         finally:
             with self._lock:
                 self._core.disconnected()
@@ -256,6 +269,7 @@ class EdgeHub(Module):
                 "node": self._settings.node_name,
                 "server": self._settings.server,
                 "connected": self._core.is_connected,
+                "loop": "running" if self._thread.is_alive() else "ended",
                 "connects": self._core.connects,
                 "received": self._core.received,
                 "sent": self._core.sent,

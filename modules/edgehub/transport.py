@@ -14,6 +14,7 @@ import select
 import socket
 import ssl
 import struct
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,8 +22,10 @@ from urllib.parse import urlsplit
 import websocket
 
 from modules.hub import errors
+from modules.hub.protocol import DEFAULT_MAX_FRAME_SIZE
 
 MAX_RESPONSE = 1024 * 1024  # bytes of upgrade response (status, headers, body) read at most
+_FRAME_HEADERS = 64 * 1024  # room for frame headers (a message may come in many fragments)
 IO_TIMEOUT = 15.0  # seconds one socket read or write may stall (edgeHub's writeDeadline)
 _CERT_REFUSED = ("UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_REQUIRED", "CERTIFICATE_UNKNOWN",
                  "CERTIFICATE_EXPIRED", "DECRYPT_ERROR")  # fmt: skip
@@ -35,24 +38,28 @@ class ClientConnection:
         self, url: str, headers: dict[str, str], *, timeout: float,
         ssl_context: ssl.SSLContext | None = None, max_response: int = MAX_RESPONSE,
         on_socket: Callable[[socket.socket], object] = lambda _: None,
-        io_timeout: float = IO_TIMEOUT,
+        io_timeout: float = IO_TIMEOUT, max_message: int = DEFAULT_MAX_FRAME_SIZE,
     ) -> None:  # fmt: skip
         """Connect (each socket operation of the handshake waits at most `timeout` seconds);
         over TLS with `ssl_context` (a ``wss://`` url). `on_socket` gets the socket as
         soon as it exists, so that a stopping owner can shut it down mid-handshake.
         Afterwards each read or write of the socket may stall `io_timeout` seconds; the
         reader's short waits (`recv`) never change that, since the socket's timeout is
-        also the writers'.
+        also the writers'. A message from the cloud (its frames and fragments together)
+        may be `max_message` bytes: reading stops there, whatever its header declares.
 
         Raises:
             HubConnectionError: the connection, TLS or the upgrade failed, or the
                 upgrade response exceeded `max_response` bytes.
         """
         self.url = url
+        self._max_message = max_message
         sock: Any = None
         try:
             sock = _open(url, timeout, ssl_context, on_socket)
+            sock.deadline = time.monotonic() + timeout  # for the whole upgrade, not each read
             sock.read_budget = max_response
+            sock.budget_reason = f"the upgrade response is larger than {max_response} bytes"
             self._ws = websocket.create_connection(
                 url,
                 socket=sock,
@@ -60,7 +67,7 @@ class ClientConnection:
                 timeout=timeout,
                 enable_multithread=True,  # sends from the module thread, reads from ours
             )
-            sock.read_budget = None
+            sock.read_budget = sock.deadline = None
             self._ws.settimeout(io_timeout)
             self._sock: Any = sock
         except (websocket.WebSocketException, OSError) as exc:
@@ -92,7 +99,13 @@ class ClientConnection:
         try:
             if not self._readable(timeout):
                 return None
-            opcode, data = self._ws.recv_data()
+            sock = self._sock
+            sock.read_budget = self._max_message + _FRAME_HEADERS
+            sock.budget_reason = f"the cloud sent a message over {self._max_message} bytes"
+            try:
+                opcode, data = self._ws.recv_data()
+            finally:
+                sock.read_budget = None
         except (websocket.WebSocketException, OSError) as exc:
             raise errors.HubConnectionError(self.url, _describe(exc)) from exc
         if opcode == websocket.ABNF.OPCODE_CLOSE:  # our close reply has been sent
@@ -135,13 +148,18 @@ class _BudgetExceededError(OSError):
 
 
 class _BoundedSocket(socket.socket):
-    """A socket whose reads fail once `read_budget` bytes are spent (None: no bound)."""
+    """A socket whose reads fail once `read_budget` bytes are spent (None: no bound),
+    or once `deadline` (monotonic) has passed: a peer that answers a byte at a time
+    cannot stretch a handshake read by read."""
 
     read_budget: int | None = None
+    budget_reason = ""  # what a read past the budget says
+    deadline: float | None = None
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        _before_read(self)
         data = super().recv(bufsize, flags)
-        self.read_budget = _spend(self.read_budget, len(data))
+        self.read_budget = _spend(self.read_budget, len(data), self.budget_reason)
         return data
 
 
@@ -149,18 +167,30 @@ class _BoundedSSLSocket(ssl.SSLSocket):
     """`_BoundedSocket` over TLS (installed as the context's ``sslsocket_class``)."""
 
     read_budget: int | None = None
+    budget_reason = ""
+    deadline: float | None = None
 
     def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+        _before_read(self)
         data = super().recv(buflen, flags)
-        self.read_budget = _spend(self.read_budget, len(data))
+        self.read_budget = _spend(self.read_budget, len(data), self.budget_reason)
         return data
 
 
-def _spend(budget: int | None, used: int) -> int | None:
+def _before_read(sock: Any) -> None:
+    if sock.deadline is None:
+        return
+    left = sock.deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the cloud did not complete the upgrade within the handshake timeout")
+    sock.settimeout(left)
+
+
+def _spend(budget: int | None, used: int, reason: str) -> int | None:
     if budget is None:
         return None
     if used > budget:
-        raise _BudgetExceededError(f"the upgrade response is larger than {MAX_RESPONSE} bytes")
+        raise _BudgetExceededError(reason)
     return budget - used
 
 
@@ -203,6 +233,8 @@ def _close_reason(data: bytes) -> str:
 
 def _describe(exc: BaseException) -> str:
     """What went wrong, said so that the user knows what to do."""
+    if isinstance(exc, _BudgetExceededError):
+        return str(exc)
     if isinstance(exc, websocket.WebSocketBadStatusException):
         body = (exc.resp_body or b"")[:256].decode("utf-8", "replace").strip()
         return f"the cloud refused the connection: HTTP {exc.status_code}: {body}"

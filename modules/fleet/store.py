@@ -18,7 +18,8 @@ import enum
 from pathlib import Path
 
 from beehive.message import JsonValue, Message, Operation
-from modules.metamanager.store import Applied, MetaStore
+from modules import contract
+from modules.metamanager.store import Applied, MetaStore, StoreError
 
 CHANGES = frozenset({Operation.INSERT, Operation.UPDATE, Operation.DELETE})
 
@@ -36,7 +37,7 @@ def resource_version(message: Message) -> int | None:
     text = message.header.resource_version or str(
         _metadata(message.content).get("resourceVersion") or ""
     )
-    return int(text) if text.isascii() and text.isdigit() else None
+    return contract.resource_version(text)
 
 
 def _metadata(content: JsonValue) -> dict[str, JsonValue]:
@@ -64,9 +65,17 @@ class MemoryNodeStore:
         self.held: collections.Counter[str] = collections.Counter() if held is None else held
 
     def apply(self, message: Message, now: float) -> Verdict:
+        """What the message did to the node's objects.
+
+        Raises:
+            StoreError: an insert or update whose content is not an object (as the
+                sqlite store refuses it).
+        """
         key = message.route.resource
         if message.route.operation == Operation.DELETE:
             return self._delete(key, _uid(message), now)
+        if not isinstance(message.content, dict):
+            raise StoreError(key, f"content is not an object but {type(message.content).__name__}")
         rv = resource_version(message)
         if rv is None:
             return Verdict.IGNORED

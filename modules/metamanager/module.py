@@ -94,6 +94,10 @@ class MetaManager(Module):
             log.error("cannot store %s: %s", message.msg_id, exc)
             self._to_hub(message.error_reply(str(exc)))
             return
+        except Exception as exc:  # whatever a cloud sends: an error reply, never a crash
+            log.exception("cannot store %s", message.msg_id)
+            self._to_hub(message.error_reply(f"cannot store it: {type(exc).__name__}"))
+            return
         self._to_hub(message.reply(OK))
         if self._settings.log_stored:
             self._log_stored(message, applied)

@@ -24,6 +24,7 @@ from enum import StrEnum
 
 from beehive import errors
 from beehive.message import JsonValue, Message, Operation
+from modules import contract
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -144,6 +145,10 @@ class MetaStore:
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(change.key, f"database error: {exc}") from exc
+        except (UnicodeError, RecursionError, ValueError, OverflowError) as exc:
+            # What a hostile cloud may send: a lone surrogate, content nested too deep
+            # to encode. Refused (the store unchanged), never a crash of the caller.
+            raise StoreError(change.key, f"cannot encode it: {type(exc).__name__}") from None
         return applied
 
     def get(self, key: str) -> StoredObject | None:
@@ -207,16 +212,22 @@ def _change(message: Message) -> _Change:
     parts = key.split("/", 2)
     if len(parts) < 3 or not all(parts):
         raise StoreError(key, "resource is not <namespace>/<type>/<name>")
+    if not key.isascii():
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise StoreError(key, "resource is not valid text (a lone surrogate)") from None
+    if operation != Operation.DELETE and not isinstance(message.content, dict):
+        kind = type(message.content).__name__
+        raise StoreError(key, f"content is not an object but {kind}")
     metadata = _metadata(message.content)
     uid = metadata.get("uid")
     rv_text = message.header.resource_version or metadata.get("resourceVersion") or ""
-    rv = (
-        int(rv_text)
-        if isinstance(rv_text, str) and rv_text.isascii() and rv_text.isdigit()
-        else None
-    )
+    rv = contract.resource_version(rv_text) if isinstance(rv_text, str) else None
     if rv is None and (operation != Operation.DELETE or rv_text):
-        raise StoreError(key, f"resourceVersion {str(rv_text)[:32]!r} is not an unsigned integer")
+        raise StoreError(
+            key, f"resourceVersion {str(rv_text)[:32]!r} is not an unsigned 64-bit integer"
+        )
     return _Change(key, parts[1], uid if isinstance(uid, str) else "", rv, message.content)
 
 

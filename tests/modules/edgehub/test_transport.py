@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from modules.edgehub.transport import ClientConnection
+from modules.hub.errors import HubConnectionError
 
 pytestmark = pytest.mark.integration
 
@@ -135,3 +136,39 @@ def test_frames_that_arrive_in_one_read_are_each_returned() -> None:
         conn.close()
     finally:
         server.close()
+
+
+def test_the_handshake_timeout_bounds_the_whole_upgrade_not_each_read() -> None:
+    """A cloud answering the upgrade a byte at a time cannot hold the edge past its
+    handshake timeout (each read used to get the whole timeout afresh)."""
+    answer = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n")  # fmt: skip
+    listener = socket.create_server(("127.0.0.1", 0))
+    given_up = threading.Event()
+    written = [0]
+
+    def trickle() -> None:
+        sock, _ = listener.accept()
+        with sock:
+            sock.recv(4096)
+            for byte in answer:
+                if given_up.wait(0.05):  # a slow peer: a byte every 50 ms
+                    return
+                try:
+                    sock.sendall(bytes([byte]))
+                except OSError:
+                    return
+                written[0] += 1
+
+    server = threading.Thread(target=trickle, daemon=True)
+    server.start()
+    url = f"ws://127.0.0.1:{listener.getsockname()[1]}/p/n/events"
+    try:
+        with pytest.raises(HubConnectionError, match="timed out"):
+            ClientConnection(url, {}, timeout=0.5)
+        given_up.set()
+        assert written[0] < len(answer)  # it gave up before the peer had answered
+    finally:
+        given_up.set()
+        server.join(5)
+        listener.close()

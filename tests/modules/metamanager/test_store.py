@@ -115,9 +115,9 @@ def test_a_delete_without_object_removes_by_key(store: MetaStore) -> None:
 @pytest.mark.parametrize(
     ("message", "reason"),
     [
-        pytest.param(msg("update", "abc"), "not an unsigned integer", id="non-numeric rv"),
-        pytest.param(msg("update", ""), "not an unsigned integer", id="update without rv"),
-        pytest.param(msg("delete", "x"), "not an unsigned integer", id="delete with bad rv"),
+        pytest.param(msg("update", "abc"), "not an unsigned 64-bit integer", id="non-numeric rv"),
+        pytest.param(msg("update", ""), "not an unsigned 64-bit integer", id="update without rv"),
+        pytest.param(msg("delete", "x"), "not an unsigned 64-bit integer", id="delete with bad rv"),
         pytest.param(msg("query"), "does not change the store", id="query"),
         pytest.param(msg("frobnicate"), "does not change the store", id="unknown operation"),
         pytest.param(msg(resource="default/pod"), "<namespace>/<type>/<name>", id="short resource"),
@@ -202,3 +202,45 @@ def test_any_order_of_one_objects_versions_ends_in_the_newest(
     elif changes:
         assert result is not None
         assert result.resource_version == max(rv for rv, _ in changes)
+
+
+def _nested(depth: int) -> JsonValue:
+    content: JsonValue = {"metadata": {"uid": "u9", "name": "deep"}}
+    inner: JsonValue = "bottom"
+    for _ in range(depth):
+        inner = {"x": inner}
+    assert isinstance(content, dict)
+    content["spec"] = inner
+    return content
+
+
+@pytest.mark.parametrize(
+    ("message", "says"),
+    [
+        pytest.param(msg(rv="9" * 20), "64-bit", id="resourceVersion of 20 digits"),
+        pytest.param(msg(rv="7" * 5000), "64-bit", id="resourceVersion of 5000 digits"),
+        pytest.param(
+            msg(resource="default/pod/bad\ud800"),
+            "lone surrogate",
+            id="lone surrogate in the resource",
+        ),
+        pytest.param(
+            msg(rv="7", content=_nested(3000)), "cannot encode", id="content too deep to encode"
+        ),
+        pytest.param(msg(content="a string"), "not an object", id="string content"),
+        pytest.param(
+            Message.new(operation="insert", resource="default/pod/n", resource_version="3"),
+            "not an object",
+            id="null content",
+        ),
+    ],
+)
+def test_what_a_hostile_cloud_sends_is_refused_and_the_store_stays_as_it_was(
+    store: MetaStore, message: Message, says: str
+) -> None:
+    assert store.apply(msg(rv="5")) is Applied.STORED
+    with pytest.raises(StoreError, match=says):
+        store.apply(message)
+    [kept] = store.list_objects()
+    assert (kept.key, kept.resource_version) == ("default/pod/nginx", 5)
+    assert store.apply(msg(rv="6")) is Applied.STORED  # and it goes on working
