@@ -21,10 +21,9 @@ from typing import Any
 from beehive import codec, errors
 from beehive._cell import Cell, ModuleFactory, ModuleState
 from beehive.deadletters import DeadLetters
-from beehive.mailbox import MailboxStats
+from beehive.mailbox import MailboxStats, WhenFull
 from beehive.message import Message
 from beehive.module import Module
-from beehive.mailbox import WhenFull
 from beehive.spec import MailboxSpec, RestartSpec
 
 log = logging.getLogger("beehive.hive")
