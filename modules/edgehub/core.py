@@ -30,8 +30,7 @@ import random
 from collections.abc import Callable
 
 from beehive.message import Message
-from modules import contract, replies
-from modules.edgehub import node
+from modules import contract, hollow, replies
 from modules.hub import errors, events
 from modules.hub.protocol import DEFAULT_MAX_FRAME_SIZE, HubProtocol, KeepaliveSettings, Side
 
@@ -100,7 +99,7 @@ class EdgeCore:
         self.connects += 1
         self._protocol.check_timers()
         if self._register and not self.node_uid:
-            self._send_own(node.register_message(self.node_id))
+            self._send_own(hollow.register_message(self.node_id))
         self._next_status = self._clock()
         if self.connects > 1:
             self._next_status += self._rng.uniform(0.0, self._status_interval)
@@ -141,7 +140,7 @@ class EdgeCore:
         self._protocol.events_received()  # only KeepaliveDue: nothing to do
         now = self._clock()
         if now >= self._next_status:
-            self._send_own(node.node_status_message(self.node_id, self.node_uid))
+            self._send_own(hollow.node_status_message(self.node_id, self.node_uid))
             self._next_status = now + self._status_interval
 
     def next_deadline(self) -> float | None:

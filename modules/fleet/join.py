@@ -17,8 +17,8 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from modules import hollow
 from modules.certs import enroll, errors, tls
-from modules.edgehub import node
 from modules.fleet.options import FleetOptions
 from modules.fleet.stats import Counters
 
@@ -70,7 +70,7 @@ def create_nodes(options: FleetOptions) -> int:
 
 def _create_node(core: Any, name: str) -> int:
     try:
-        core.create_node(node.node_object(name), _preload_content=False)
+        core.create_node(hollow.node_object(name), _preload_content=False)
     except ApiException as exc:
         if exc.status == 409:
             return 0

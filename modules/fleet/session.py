@@ -20,8 +20,7 @@ import time
 from websockets.exceptions import InvalidHandshake, InvalidURI
 
 from beehive.message import Message
-from modules import contract, replies
-from modules.edgehub import node
+from modules import hollow, replies
 from modules.edgehub.core import EdgeCore
 from modules.fleet import store as store_mod
 from modules.fleet.options import FleetOptions
@@ -77,6 +76,7 @@ class EdgeSession:
         self._withheld: set[str] = set()  # ids whose first delivery was not acked
         self._pending: set[asyncio.Task[None]] = set()  # delayed acks in flight
         self._reports: collections.deque[Message] = collections.deque()  # pod status, waiting
+        self._pod_reports = hollow.PodReports()  # which reports this node owes
         self._bucket = TokenBucket(rate=30.0, burst=60, now=time.monotonic())  # upstream rate
         self._ended = asyncio.Event()  # the current connection ended
 
@@ -242,15 +242,11 @@ class EdgeSession:
             counters.stored += 1
             # Running once stored; stopped once it is being deleted (a graceful delete
             # waits for the node), as the hollow edge does.
-            if self._options.pod_status and (
-                verdict is store_mod.Verdict.NEW or node.stopping(message.content)
-            ):
+            if self._options.pod_status:
                 self._report_pod(message)
 
     def _report_pod(self, message: Message) -> None:
-        if message.route.resource.split("/")[1:2] != [contract.POD]:
-            return
-        report = node.pod_status_message(message.content)
+        report = self._pod_reports.due(message)
         if report is not None:
             if len(self._reports) >= _MAX_REPORTS:  # a newer report for the pod comes later
                 self._reports.popleft()

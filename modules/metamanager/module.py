@@ -4,7 +4,7 @@ Input: its mailbox: cloud ``insert``/``update``/``delete`` messages from edgehub
 and ``query`` requests from local modules. Output: acks to edgehub once a
 message is committed to the sqlite file (an ``error`` reply if it cannot be
 stored: the cloud sends it again later), ``podstatus`` reports for stored pods
-(Running: a hollow node, see modules/edgehub/node.py), answers to queries
+(Running: a hollow node, see modules/hollow.py), answers to queries
 (configmaps and secrets asked of the cloud through edgehub's ``send_sync`` and
 stored, the local store otherwise or when that fails). As
 edge/pkg/metamanager/process.go. Queries to the cloud wait on worker threads
@@ -23,8 +23,7 @@ from typing import Any
 from beehive import errors as beehive_errors
 from beehive.message import OK, JsonValue, Message, Operation, now_ms
 from beehive.module import Module
-from modules import contract, replies
-from modules.edgehub import node
+from modules import contract, hollow, replies
 from modules.hub import redact
 from modules.metamanager.store import Applied, MetaStore, StoreError
 
@@ -60,7 +59,7 @@ class MetaManager(Module):
         self._settings: MetaManagerSettings = self.settings or MetaManagerSettings()
         self._store = MetaStore(self._settings.db_path)
         self._lock = threading.Lock()  # the admin thread reads the store too
-        self._reported: set[str] = set()  # pod uids (and uid/stopped) whose status was reported
+        self._reports = hollow.PodReports()  # what this hollow node reported of its pods
         self._closed = False  # the store is closed (workers may still be finishing)
         self._remote_waiting = 0  # remote queries submitted and not answered yet (_lock)
         self._workers = concurrent.futures.ThreadPoolExecutor(
@@ -112,18 +111,8 @@ class MetaManager(Module):
                  message.header.resource_version or "-", took)  # fmt: skip
 
     def _report_pod(self, message: Message) -> None:
-        if not self._settings.report_pod_status or message.route.operation == Operation.DELETE:
-            return
-        if message.route.resource.split("/")[1:2] != [contract.POD]:
-            return
-        report = node.pod_status_message(message.content)
-        uid = report.content.get("UID") if report and isinstance(report.content, dict) else None
-        if report is None or not isinstance(uid, str):
-            return
-        # Once when first stored (Running), once more when it is being deleted (stopped).
-        key = f"{uid}/stopped" if node.stopping(message.content) else uid
-        if key not in self._reported:
-            self._reported.add(key)
+        report = self._reports.due(message) if self._settings.report_pod_status else None
+        if report is not None:
             self._to_hub(report)
 
     def _query(self, message: Message) -> None:

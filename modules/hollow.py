@@ -10,6 +10,7 @@ its requests: source ``edged``, group ``meta``.
 
 from __future__ import annotations
 
+import collections
 import datetime
 import uuid
 
@@ -138,3 +139,30 @@ def _stopped_containers(pod: JsonValue) -> list[JsonValue]:
         for c in containers
         if isinstance(c, dict) and isinstance(c.get("name"), str)
     ]
+
+
+class PodReports:
+    """The pod status reports a hollow node owes, each once: Running when a pod is first
+    stored, stopped once it is being deleted (metamanager and the fleet alike)."""
+
+    def __init__(self, remember: int = 65_536) -> None:
+        self._sent: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._remember = remember  # reports remembered (the oldest forgotten first)
+
+    def due(self, stored: Message) -> Message | None:
+        """The report owed for a message just stored (None: not a pod, or already sent)."""
+        if stored.route.operation == Operation.DELETE:
+            return None
+        if stored.route.resource.split("/")[1:2] != [contract.POD]:
+            return None
+        report = pod_status_message(stored.content)
+        uid = report.content.get("UID") if report and isinstance(report.content, dict) else None
+        if report is None or not isinstance(uid, str):
+            return None
+        key = f"{uid}/stopped" if stopping(stored.content) else uid
+        if key in self._sent:
+            return None
+        self._sent[key] = None
+        if len(self._sent) > self._remember:
+            self._sent.popitem(last=False)
+        return report

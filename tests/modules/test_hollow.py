@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modules.edgehub import node
+from modules import hollow
 
 
 def pod(**meta: Any) -> dict[str, Any]:
@@ -13,7 +13,7 @@ def pod(**meta: Any) -> dict[str, Any]:
 
 
 def test_a_stored_pod_is_reported_running() -> None:
-    report = node.pod_status_message(pod())
+    report = hollow.pod_status_message(pod())
     assert report is not None and report.route.resource == "ns/podstatus/p"
     content: Any = report.content
     assert content["UID"] == "u1" and content["Status"]["phase"] == "Running"
@@ -21,8 +21,8 @@ def test_a_stored_pod_is_reported_running() -> None:
 
 def test_a_pod_being_deleted_is_reported_stopped_with_every_container_terminated() -> None:
     doomed = pod(deletionTimestamp="2026-01-01T00:00:00Z")
-    assert node.stopping(doomed) and not node.stopping(pod())
-    report = node.pod_status_message(doomed)
+    assert hollow.stopping(doomed) and not hollow.stopping(pod())
+    report = hollow.pod_status_message(doomed)
     assert report is not None and isinstance(report.content, dict)
     status: Any = report.content["Status"]
     assert status["phase"] == "Succeeded"
@@ -35,4 +35,4 @@ def test_a_pod_being_deleted_is_reported_stopped_with_every_container_terminated
 
 
 def test_a_pod_without_a_name_is_not_reported() -> None:
-    assert node.pod_status_message({"metadata": {"namespace": "ns"}}) is None
+    assert hollow.pod_status_message({"metadata": {"namespace": "ns"}}) is None
