@@ -17,6 +17,23 @@ from beehive import JsonValue, Message, Module
 WAIT = 15.0
 
 
+class FakeClock:
+    """Monotonic seconds that move only when the test moves them: pass it where code
+    takes a ``clock: Callable[[], float]``, then `advance` it (or set `now`)."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now  # the time every call returns
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward (never back: the clocks it stands in for are monotonic)."""
+        if seconds < 0:
+            raise ValueError(f"a monotonic clock does not go back: {seconds}")
+        self.now += seconds
+
+
 class Probe:
     """Shared by a test and its modules: what each module received, and a gate.
 

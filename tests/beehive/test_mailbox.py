@@ -8,7 +8,7 @@ import pytest
 
 from beehive import MailboxFullError, Message, ModuleStoppedError, WhenFull
 from beehive.mailbox import Mailbox
-from tests.fakes import msg
+from tests.fakes import FakeClock, msg
 
 
 class Control:
@@ -17,14 +17,6 @@ class Control:
     def __init__(self, message: object) -> None:
         self.message = message
         self.reply_to = None
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_messages_come_out_in_the_order_they_went_in() -> None:
@@ -132,13 +124,13 @@ def test_stats_show_depth_counts_and_age_of_the_oldest() -> None:
     clock = FakeClock()
     box = Mailbox("m", capacity=5, clock=clock)
     box.offer(msg())
-    clock.now += 2.5
+    clock.advance(2.5)
     box.offer(msg())
     box.take(0)
     stats = box.stats()
     assert (stats.depth, stats.capacity, stats.received, stats.delivered) == (1, 5, 2, 1)
     assert stats.oldest_age == 0.0  # the older one left; the remaining one is brand new
-    clock.now += 1.0
+    clock.advance(1.0)
     assert box.stats().oldest_age == 1.0
 
 
@@ -148,7 +140,7 @@ def test_peek_shows_messages_without_consuming_them() -> None:
     sent = [msg(content=i) for i in range(3)]
     for m in sent:
         box.offer(m)
-    clock.now += 1
+    clock.advance(1)
     assert box.peek(2) == [(sent[0], 1.0), (sent[1], 1.0)]
     assert box.depth == 3
 

@@ -10,17 +10,10 @@ import pytest
 from beehive import codec
 from beehive.message import JsonValue, Message
 from modules.edgehub.core import EdgeCore
+from tests.fakes import FakeClock
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def make(clock: Clock, **kwargs: object) -> EdgeCore:
+def make(clock: FakeClock, **kwargs: object) -> EdgeCore:
     return EdgeCore(node_id="edge-1", project_id="p", clock=clock, **kwargs)  # type: ignore[arg-type]
 
 
@@ -29,7 +22,7 @@ def sent(core: EdgeCore) -> list[Message]:
 
 
 def test_on_connect_the_edge_sends_a_keepalive_registers_and_reports_status() -> None:
-    core = make(Clock())
+    core = make(FakeClock())
     core.connected()
     ops = [(m.route.operation, m.route.resource) for m in sent(core)]
     assert ops == [
@@ -40,21 +33,21 @@ def test_on_connect_the_edge_sends_a_keepalive_registers_and_reports_status() ->
 
 
 def test_status_and_keepalives_follow_their_periods() -> None:
-    clock = Clock()
+    clock = FakeClock()
     core = make(clock, heartbeat=15.0, status_interval=10.0, register=False)
     core.connected()
     sent(core)
     assert core.next_deadline() == clock.now + 10
-    clock.now += 10
+    clock.advance(10)
     core.tick()
     assert [m.route.resource for m in sent(core)] == ["null/nodestatus/edge-1"]
-    clock.now += 5
+    clock.advance(5)
     core.tick()
     assert [m.route.operation for m in sent(core)] == ["keepalive"]
 
 
 def test_cloud_messages_are_for_the_store_and_not_acked_yet() -> None:
-    core = make(Clock(), register=False)
+    core = make(FakeClock(), register=False)
     core.connected()
     sent(core)
     update = Message.new(operation="update", group="resource", resource="default/pod/p",
@@ -66,7 +59,7 @@ def test_cloud_messages_are_for_the_store_and_not_acked_yet() -> None:
 
 def test_replies_are_handed_to_their_caller_and_not_acked() -> None:
     """As edgecore's edgehub: the caller gets the reply; edgehub never acks it."""
-    core = make(Clock(), register=False)
+    core = make(FakeClock(), register=False)
     core.connected()
     sent(core)
     reply = Message.new(source="edgecontroller", group="resource", operation="response",
@@ -90,7 +83,7 @@ def test_replies_are_handed_to_their_caller_and_not_acked() -> None:
 def test_messages_no_module_handles_are_dropped_unacked_as_edgecore_drops_them(
     group: str, parent: str
 ) -> None:
-    core = make(Clock(), register=False)
+    core = make(FakeClock(), register=False)
     core.connected()
     sent(core)
     message = Message.new(source="edgecontroller", group=group, operation="response",
@@ -103,7 +96,7 @@ def test_messages_no_module_handles_are_dropped_unacked_as_edgecore_drops_them(
 
 
 def test_the_registration_reply_sets_the_node_uid_and_is_not_passed_on() -> None:
-    core = make(Clock())
+    core = make(FakeClock())
     core.connected()
     register = next(m for m in sent(core) if m.route.operation == "insert")
     assert (register.route.source, register.route.group) == ("edged", "meta")  # as edged
@@ -117,7 +110,7 @@ def test_the_registration_reply_sets_the_node_uid_and_is_not_passed_on() -> None
 
 
 def test_a_refused_registration_sets_no_uid() -> None:
-    core = make(Clock())
+    core = make(FakeClock())
     core.connected()
     register = next(m for m in sent(core) if m.route.operation == "insert")
     failed: JsonValue = {"ErrStatus": {"status": "Failure", "message": "no", "code": 403}}
@@ -129,7 +122,7 @@ def test_a_refused_registration_sets_no_uid() -> None:
 
 
 def test_sending_while_disconnected_raises_the_hub_error() -> None:
-    core = make(Clock())
+    core = make(FakeClock())
     try:
         core.send(Message.new(operation="update", resource="default/podstatus/p"))
     except Exception as exc:
@@ -139,7 +132,7 @@ def test_sending_while_disconnected_raises_the_hub_error() -> None:
 
 
 def test_after_a_reconnect_the_first_status_comes_within_one_period_not_at_once() -> None:
-    clock = Clock()
+    clock = FakeClock()
     core = make(clock, status_interval=10.0, register=False, rng=random.Random(7))
     core.connected()
     sent(core)

@@ -13,17 +13,7 @@ from beehive.message import OK, JsonValue, Message
 from modules import replies
 from modules.hub import errors, events
 from modules.hub.protocol import HubProtocol, KeepaliveSettings, Side, State, ack_for, is_ack
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.fakes import FakeClock
 
 
 def make(side: Side, clock: FakeClock | None = None, **kwargs: object) -> HubProtocol:
