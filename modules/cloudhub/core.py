@@ -210,7 +210,7 @@ class CloudHubCore:
             node_queue = self._scheduler.node_queue(node_id)
             if not node_queue.needs_resync:
                 self._owed.discard(node_id)
-            elif node_queue.depth < node_queue.max_objects // 2:
+            elif node_queue.depth < max(node_queue.max_objects // 2, 1):  # below half (0 of 1)
                 node_queue.take_resync()
                 self._owed.discard(node_id)
                 self._notice(node_id, contract.RESYNC)
