@@ -83,3 +83,21 @@ def test_a_deleted_node_is_forgotten() -> None:
     acked_at(echoes, node_update(10))
     echoes.forget("n1")
     assert not echoes.is_echo("n1", node_update(12, ready="Unknown"))
+
+
+def test_an_ack_of_an_older_version_than_the_one_on_its_way_changes_nothing() -> None:
+    echoes = NodeEchoes()
+    acked_at(echoes, node_update(10))
+    echoes.queued("n1", node_update(12, labels={"role": "gateway"}))
+    echoes.acked("n1", "node-uid", 11)  # not the version queued
+    assert not echoes.is_echo("n1", node_update(13, labels={"role": "gateway"}))
+    echoes.acked("n1", "node-uid", 12)
+    assert echoes.is_echo("n1", node_update(13, labels={"role": "gateway"}, ready="False"))
+
+
+def test_a_node_update_without_a_numeric_version_leaves_nothing_to_compare_with() -> None:
+    echoes = NodeEchoes()
+    acked_at(echoes, node_update(10))
+    unversioned = node_update(11)._replace(content={"kind": "Node", "metadata": {"name": "n1"}})
+    echoes.queued("n1", unversioned.with_header(resource_version=""))
+    assert not echoes.is_echo("n1", node_update(12, ready="Unknown"))
