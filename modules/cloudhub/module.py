@@ -19,8 +19,9 @@ from typing import Any
 from kubernetes import client
 
 from beehive import errors as beehive_errors
-from beehive.message import Message
+from beehive.message import Message, Operation
 from beehive.module import Module
+from modules import contract
 from modules.certs import cloud as cloud_tls
 from modules.certs import errors as cert_errors
 from modules.certs.token import utc_now
@@ -154,6 +155,10 @@ class CloudHub(Module):
         return {"address": self._transport.address, "port": self._transport.port}
 
 
+# Session notices (contract items 4 and 5) the hand-off keeps even when full.
+_KEPT = frozenset({contract.RESYNC, Operation.CONNECTED, Operation.DISCONNECTED})
+
+
 class _Upstream:
     """A bounded hand-off from the loop to edgecontroller's mailbox, on its own thread.
 
@@ -183,15 +188,24 @@ class _Upstream:
             self._thread.join(5)
 
     def put(self, messages: list[Message]) -> None:
-        """Called on the loop thread: never blocks; drops (counted, logged) when full."""
+        """Called on the loop thread: never blocks. When full, an edge's report is
+        dropped (counted, logged; edges send status again and retry what they asked),
+        but never a session notice: a lost ``resync`` would leave a node without what it
+        missed, a lost ``connected`` or ``disconnected`` would leave its Lease wrong."""
         with self._cond:
             room = self._size - self._waiting
-            kept = messages if len(messages) <= room else messages[: max(room, 0)]
+            dropped: list[Message] = []
+            if len(messages) <= room:
+                kept = messages
+            else:
+                kept = messages[: max(room, 0)]
+                for message in messages[len(kept) :]:
+                    (kept if message.route.operation in _KEPT else dropped).append(message)
             if kept:
                 self._batches.append(kept)
                 self._waiting += len(kept)
                 self._cond.notify()
-        for message in messages[len(kept) :]:
+        for message in dropped:
             self.dropped += 1
             log.error("upstream hand-off full: dropped %s (%s on %s), %d dropped in all",
                       message.msg_id, message.route.operation,
@@ -207,8 +221,8 @@ class _Upstream:
                     continue
                 batch = self._batches.popleft()
                 self._waiting -= len(batch)
-            try:
-                self._owner.hive.send_many(self._target, batch)
+            try:  # waits while edgecontroller's mailbox is full; gives up only to stop
+                self._owner.hive.send_all(self._target, batch, stop=self._stopping)
             except beehive_errors.BeehiveError as exc:
                 log.error("cannot pass %d message(s) to %s (from %s on): %s",
                           len(batch), self._target, batch[0].msg_id, exc)  # fmt: skip

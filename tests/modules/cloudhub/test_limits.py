@@ -8,8 +8,10 @@ import json
 import pytest
 
 from beehive.admin import AdminServer
-from modules import cli
-from tests.fakes import eventually
+from beehive.spec import MailboxSpec
+from modules import cli, contract
+from modules.cloudhub import CloudHub, CloudHubSettings
+from tests.fakes import RecordingModule, RecordingSettings, eventually
 from tests.modules.cloudhub.harness import (
     ControllerSettings,
     RawEdge,
@@ -142,3 +144,36 @@ def test_a_node_that_reads_nothing_is_closed_past_the_write_buffer_limit(make_hi
     after = RawEdge(port, "edge-after")
     delivers_a_pod(cloud, world, after, rv=5)  # cloudhub goes on
     after.close()
+
+
+def test_session_notices_are_never_dropped_when_the_upstream_hand_off_is_full(make_hive, probe):
+    """edgecontroller holds still (its mailbox of 2 full) while nodes connect and report:
+    their reports beyond the hand-off's bound may go, their connected and resync notices
+    may not (a lost resync would leave a node without what it missed)."""
+    hive = make_hive()
+    probe.gate.clear()
+    hive.add(contract.EDGECONTROLLER, RecordingModule, services={"probe": probe},
+             mailbox=MailboxSpec(size=2, timeout=0.05),
+             settings=RecordingSettings(gated=True))  # fmt: skip
+    hive.add(contract.CLOUDHUB, CloudHub, settings=CloudHubSettings(
+        port=0, tick_interval=0.05, object_sync=False, upstream_queue=2))  # fmt: skip
+    hive.start()
+    assert eventually(lambda: "cloudhub.address" in hive.commands)
+    port = hive.commands["cloudhub.address"]()["port"]
+    edges = [RawEdge(port, f"edge-{i}") for i in range(4)]
+    try:
+        for edge in edges:
+            for i in range(5):
+                edge.send("update", f"default/podstatus/p{i}", {"Name": f"p{i}", "Status": {}})
+        assert eventually(lambda: all(node_row(hive, e.node).get("received") == 5 for e in edges))
+        probe.gate.set()
+
+        def notified() -> bool:
+            wanted = {"connected", "resync"}
+            return all(wanted <= set(operations(probe, e.node)) for e in edges)
+
+        assert eventually(notified), [operations(probe, e.node) for e in edges]
+    finally:
+        probe.gate.set()
+        for edge in edges:
+            edge.close()
