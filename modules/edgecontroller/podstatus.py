@@ -9,6 +9,13 @@ state again (hollow edges stamp every report with the current time) therefore wr
 the same status: `merged` with the pod's status gives that status back, and the write
 can be skipped.
 
+That holds against a real API server too, which answers a status as Go structs encode
+it, not as the edge sent it: a condition gains `lastProbeTime: null`, a container status
+`lastState: {}` and `restartCount: 0`, an empty `message` is left out, and times are in
+UTC to the second. So `normalized` writes a reported field that means the same as the
+pod's current one (`same`) as the current one, and an empty one the pod lacks as a
+deletion (null), which is what the server would store for it anyway.
+
 Comparing with the cached pod is only sound once the cache holds this controller's own
 last write for that pod: `LastWrites` remembers the resourceVersion of each write until
 the pod watch has caught up with it.
@@ -16,6 +23,8 @@ the pod watch has caught up with it.
 
 from __future__ import annotations
 
+import datetime
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -37,7 +46,47 @@ def normalized(reported: Obj, current: Obj, now: str) -> Obj:
     if isinstance(conditions, list):
         old = {c.get("type"): c for c in dicts(current.get("conditions"))}
         status["conditions"] = [_kept(c, old, now) for c in conditions]
+    for key, value in status.items():
+        if key in current and same(value, current[key]):
+            status[key] = current[key]
+        elif key not in current and value is not None and _zero(value):
+            status[key] = None  # stored as absent: a merge patch says so with null
     return status
+
+
+_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def same(a: Any, b: Any) -> bool:
+    """True when `a` and `b` are the same once the API server has stored them: a field
+    missing, null or of its zero value ("", 0, false, {}, []) reads back alike, and
+    times are kept to the second."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return all(same(a.get(k), b.get(k)) for k in a.keys() | b.keys())
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if _zero(a) and _zero(b):
+        return True
+    if isinstance(a, str) and isinstance(b, str) and _TIME.match(a) and _TIME.match(b):
+        return _instant(a) == _instant(b)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return bool(a == b)
+
+
+def _zero(value: Any) -> bool:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value == 0
+    return not value  # None, "", False, {}, []
+
+
+def _instant(stamp: str) -> datetime.datetime | str:
+    """An RFC 3339 time to the second, as metav1.Time keeps it (one that is no valid
+    date stays the text it is)."""
+    try:
+        return datetime.datetime.fromisoformat(stamp).replace(microsecond=0)
+    except ValueError:
+        return stamp
 
 
 def _kept(condition: Any, old: dict[Any, Obj], now: str) -> Any:

@@ -8,6 +8,7 @@ from modules.edgecontroller.podstatus import (
     LastWrites,
     merged,
     normalized,
+    same,
     terminated,
 )
 
@@ -41,6 +42,54 @@ def test_normalized_leaves_the_report_itself_untouched() -> None:
     reported = {"startTime": T1, "conditions": [ready("True", T1)]}
     normalized(reported, {"startTime": T0, "conditions": [ready("True", T0)]}, T2)
     assert reported == {"startTime": T1, "conditions": [ready("True", T1)]}
+
+
+def test_a_report_of_what_a_real_api_server_stored_changes_nothing() -> None:
+    # What the API server answers for a status the edge wrote: Go structs encoded, with
+    # zero values filled in, empty fields left out and times in UTC to the second.
+    stored_ready = {**ready("True", T0), "lastProbeTime": None}
+    running = {"state": {"running": {"startedAt": T0}}, "lastState": {}, "ready": True}
+    container = {"name": "app", **running, "restartCount": 0, "image": "i", "imageID": ""}
+    current = {
+        "phase": "Running",
+        "startTime": T0,
+        "conditions": [stored_ready],
+        "containerStatuses": [container],
+        "qosClass": "BestEffort",
+    }
+    sent = {"name": "app", "state": {"running": {"startedAt": "2026-01-01T01:00:00.5+01:00"}}}
+    reported = {
+        "phase": "Running",
+        "message": "",
+        "startTime": T1,
+        "conditions": [ready("True", T1)],
+        "containerStatuses": [{**sent, "ready": True, "image": "i", "containerID": ""}],
+    }
+    status = normalized(reported, current, T2)
+    assert merged(current, status) == current
+    assert status["message"] is None  # left out by the server: a deletion in the patch
+
+
+def test_a_report_that_changes_a_field_is_written() -> None:
+    current = {"phase": "Running", "message": "ok", "conditions": [ready("True", T0)]}
+    for reported in (
+        {"phase": "Failed"},
+        {"message": ""},
+        {"conditions": [ready("False", T1)]},
+        {"conditions": [ready("True", T0), {"type": "PodScheduled", "status": "True"}]},
+    ):
+        assert merged(current, normalized(reported, current, T2)) != current, reported
+
+
+def test_same_is_equality_as_the_api_server_stores_it() -> None:
+    assert same({"a": None, "b": "", "c": 0, "d": False, "e": {}, "f": []}, {})
+    assert same({"lastState": {}}, {"lastState": {"waiting": None}})
+    assert same("2026-01-01T01:00:00.9+01:00", T0)
+    assert not same("2026-01-01T00:00:01Z", T0)
+    assert not same({"ready": True}, {})
+    assert not same({"restartCount": 1}, {"restartCount": True})
+    assert not same([ready("True", T0)], [ready("True", T0), ready("True", T0)])
+    assert not same("2026-13-01T00:00:00Z", "2026-13-01T00:00:00+00:00")
 
 
 def test_a_merge_patch_that_changes_nothing_gives_the_target_back() -> None:
