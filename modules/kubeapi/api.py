@@ -179,7 +179,9 @@ class KubeApi:
     def _list(self, rtype: ResourceType, ns: str, query: Query) -> Response:
         match = selectors.combine(
             selectors.label_selector(query.get("labelSelector")),
-            selectors.field_selector(query.get("fieldSelector"), rtype.field_labels),
+            selectors.field_selector(
+                query.get("fieldSelector"), rtype.field_labels, conversion=rtype.field_conversion
+            ),
         )
         limit = _int(query.get("limit", "0"))
         after = _decode_continue(query["continue"]) if query.get("continue") else None
@@ -239,7 +241,9 @@ class KubeApi:
     ) -> Response:
         match = selectors.combine(
             selectors.label_selector(query.get("labelSelector")),
-            selectors.field_selector(query.get("fieldSelector"), rtype.field_labels),
+            selectors.field_selector(
+                query.get("fieldSelector"), rtype.field_labels, conversion=rtype.field_conversion
+            ),
         )
         with self.cond:
             try:

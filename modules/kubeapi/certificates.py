@@ -5,8 +5,9 @@ pkg/registry/certificates/certificates/strategy.go and
 pkg/apis/certificates/validation/validation.go: a create records who asked (this server
 has no authentication, so the requester is `REQUESTER`) and starts with an empty status;
 the object itself then only changes its metadata, `/status` only the certificate and
-other conditions, `/approval` only the conditions (Approved, Denied). Each validator
-returns field causes that `strategy.py` raises as one 422.
+conditions other than Approved and Denied (adding or removing those is refused), and
+`/approval` only the conditions. Each validator returns field causes that `strategy.py`
+raises as one 422.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ USAGES = tuple(
 )
 _TRUE_ONLY = frozenset({"Approved", "Denied", "Failed"})  # conditions that are only ever True
 _KEPT = ("Approved", "Denied", "Failed")  # conditions an update may not remove
+_APPROVAL = ("Approved", "Denied")  # conditions only /approval adds or changes
 
 
 def _dict(value: Any) -> JsonObj:
@@ -89,14 +91,19 @@ def prepare_create(obj: JsonObj) -> None:
 
 
 def prepare_update(new: JsonObj, old: JsonObj, *, subresource: str) -> JsonObj:
-    """The object to store; for "" and "status" `new` went through the generic rules."""
+    """The object to store; `new` went through the generic rules (metadata from the body,
+    and for "status" and "approval" the status too)."""
     if subresource == "approval":
-        new = dict(old, metadata=dict(old["metadata"]), status=_with_conditions(old, new))
+        new["status"] = _with_conditions(old, new)
     else:
         new["spec"] = old.get("spec")
         if subresource != "status":
             return new
-        new["status"] = _with_conditions(new, old)
+        new["status"] = status = dict(_dict(new.get("status")))
+        if isinstance(status.get("conditions"), list):
+            status["conditions"] = copy.deepcopy(status["conditions"])
+            for kind in _APPROVAL:
+                _preserve_instances(status["conditions"], _conditions(old), kind)
     _stamp_conditions(new, old)
     return new
 
@@ -108,6 +115,16 @@ def _with_conditions(status_of: JsonObj, conditions_of: JsonObj) -> JsonObj:
     else:
         status.pop("conditions", None)
     return status
+
+
+def _preserve_instances(conditions: list[Any], before: list[Any], kind: str) -> None:
+    """preserveConditionInstances: /status keeps the old conditions of `kind` in place when
+    it has as many of them; an added or removed one is left for validation to refuse."""
+    new_at = [i for i, c in enumerate(conditions) if _dict(c).get("type") == kind]
+    old = [c for c in before if _dict(c).get("type") == kind]
+    if len(new_at) == len(old):
+        for i, condition in zip(new_at, old, strict=True):
+            conditions[i] = copy.deepcopy(condition)
 
 
 def _stamp_conditions(new: JsonObj, old: JsonObj) -> None:
@@ -136,22 +153,35 @@ def _stamp_conditions(new: JsonObj, old: JsonObj) -> None:
 
 
 def validate(obj: JsonObj, old: JsonObj | None, *, subresource: str) -> list[fe.Cause]:
-    """Causes for a new request (`old` None) or an update through `subresource`."""
+    """Causes for a new request (`old` None) or an update through `subresource`, in the
+    order of validateCertificateSigningRequestUpdate; what the stored object already got
+    wrong (both Approved and Denied, duplicate or empty types, a bad certificate) is
+    tolerated, as upstream does for compatibility."""
     if old is None:
-        return _validate_spec(_dict(obj.get("spec")))
-    causes = _validate_conditions(obj)
+        return _validate_spec(_dict(obj.get("spec")))  # the status is dropped on create
+    causes = _validate_conditions(obj, old)
+    certificate = _dict(obj.get("status")).get("certificate")
+    previous = _dict(old.get("status")).get("certificate")
+    changed = _decode_bytes(certificate) != _decode_bytes(previous)
+    problem = _certificate_problem(certificate) if changed else ""
+    if problem and not _certificate_problem(previous):  # a bad stored one is tolerated
+        causes.append(fe.invalid("status.certificate", "<certificate data>", problem))
     for kind in _KEPT:
         if _count(obj, kind) < _count(old, kind):
             detail = f'updates may not remove a condition of type "{kind}"'
             causes.append(fe.forbidden("status.conditions", detail))
-    certificate = _dict(obj.get("status")).get("certificate")
-    previous = _dict(old.get("status")).get("certificate")
-    if certificate != previous:
-        if previous:
+    if subresource != "approval":
+        for kind in _APPROVAL:
+            if _count(obj, kind) > _count(old, kind):
+                detail = f'updates may not add a condition of type "{kind}"'
+                causes.append(fe.forbidden("status.conditions", detail))
+    if changed:
+        if subresource != "status":
+            detail = "updates may not set certificate content"
+            causes.append(fe.forbidden("status.certificate", detail))
+        elif previous:
             detail = "updates may not modify existing certificate content"
             causes.append(fe.forbidden("status.certificate", detail))
-        elif problem := _certificate_problem(certificate):
-            causes.append(fe.invalid("status.certificate", "<certificate data>", problem))
     return causes
 
 
@@ -163,8 +193,7 @@ def _validate_spec(spec: JsonObj) -> list[fe.Cause]:
     causes: list[fe.Cause] = []
     request = _decode_bytes(spec.get("request"))
     if problem := _request_problem(request):
-        shown = "[]byte(nil)" if request is None else None
-        causes.append(fe.invalid("spec.request", request, problem, rendered=shown))
+        causes.append(fe.invalid("spec.request", request, problem))
     usages = spec.get("usages") or []
     if not usages:
         causes.append(fe.required("spec.usages"))
@@ -244,23 +273,30 @@ def _signer_name(signer: str) -> list[fe.Cause]:
     return causes
 
 
-def _validate_conditions(obj: JsonObj) -> list[fe.Cause]:
+def _validate_conditions(obj: JsonObj, old: JsonObj | None) -> list[fe.Cause]:
+    """validateConditions; the path of a mutual exclusion is the list, not the entry."""
+    kinds_before = [_dict(c).get("type") or "" for c in _conditions(old or {})]
+    allow_both = "Approved" in kinds_before and "Denied" in kinds_before
+    allow_duplicates = len(set(kinds_before)) < len(kinds_before)
+    allow_empty = "" in kinds_before
     causes: list[fe.Cause] = []
     seen: set[str] = set()
     for i, condition in enumerate(_conditions(obj)):
         condition = _dict(condition)
         field = f"status.conditions[{i}]"
         kind, status = condition.get("type") or "", condition.get("status") or ""
-        if not kind:
+        if not kind and not allow_empty:
             causes.append(fe.required(f"{field}.type"))
         allowed = ("True",) if kind in _TRUE_ONLY else ("False", "True", "Unknown")
-        if status not in allowed:
+        if not status:
+            causes.append(fe.required(f"{field}.status"))
+        elif status not in allowed:
             causes.append(fe.not_supported(f"{field}.status", status, allowed))
         other = {"Approved": "Denied", "Denied": "Approved"}.get(kind)
-        if other in seen:
+        if other in seen and not allow_both:
             detail = "Approved and Denied conditions are mutually exclusive"
-            causes.append(fe.invalid(f"{field}.type", kind, detail))
-        if kind in seen:
+            causes.append(fe.invalid("status.conditions", kind, detail))
+        if kind in seen and not allow_duplicates:
             causes.append(fe.duplicate(f"{field}.type", kind))
         seen.add(kind)
     return causes

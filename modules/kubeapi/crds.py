@@ -2,8 +2,10 @@
 
 Rules and RuleEndpoints (rules.kubeedge.io/v1, build/crds/router/) and ObjectSync /
 ClusterObjectSync (reliablesyncs.kubeedge.io/v1alpha1, build/crds/reliablesyncs/, with
-the status subresource). Schemas are permissive (`x-kubernetes-preserve-unknown-fields`)
-as this server does not validate against them. Works against any API server.
+the status subresource). Schemas are permissive (`x-kubernetes-preserve-unknown-fields`),
+so nothing in these objects is pruned or refused by them; KubeEdge's own are structural
+(a cluster that has them refuses a Rule without sourceResource and targetResource, and
+serves Rules without the status subresource). Works against any API server.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ value: "v": why`, `spec.z: Unsupported value: "v": supported values: "a", "b"`.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -18,8 +19,8 @@ Cause = tuple[str, str, str]  # (field path, cause type, message), as errors.inv
 
 
 def go_value(value: Any) -> str:
-    """A value as field.Error prints it: %v for numbers and booleans, %q for strings,
-    %#v for byte strings; anything else (structs, maps) as JSON."""
+    """A value as field.Error prints it: %v for numbers and booleans, %q for strings;
+    anything else as JSON (byte strings as their base64 string, nil as null)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -27,7 +28,7 @@ def go_value(value: Any) -> str:
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, bytes):
-        return "[]byte{" + ", ".join(f"{b:#x}" for b in value) + "}"
+        return json.dumps(base64.b64encode(value).decode())
     if value is None:
         return "null"
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
@@ -37,9 +38,8 @@ def required(field: str, detail: str = "") -> Cause:
     return (field, "FieldValueRequired", "Required value" + (f": {detail}" if detail else ""))
 
 
-def invalid(field: str, value: Any, detail: str, *, rendered: str | None = None) -> Cause:
-    shown = go_value(value) if rendered is None else rendered
-    return (field, "FieldValueInvalid", f"Invalid value: {shown}: {detail}")
+def invalid(field: str, value: Any, detail: str) -> Cause:
+    return (field, "FieldValueInvalid", f"Invalid value: {go_value(value)}: {detail}")
 
 
 def not_supported(field: str, value: Any, supported: Iterable[str]) -> Cause:

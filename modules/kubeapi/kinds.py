@@ -6,6 +6,9 @@ pkg/registry/storage/volumeattachment/strategy.go, the v1 defaults, and the chec
 pkg/apis/core/validation (ValidatePersistentVolume*, ValidatePersistentVolumeClaim*,
 ValidateEvent) and pkg/apis/storage/validation (ValidateVolumeAttachment*) that clients
 trip over. Each validator returns field causes; `strategy.py` raises them as one 422.
+Decoding as the real server decodes: the timestamps of events and leases (`times.py`:
+a MicroTime needs its six fractional digits) and a pod's status (`podstatus.py`) come
+back as Go encodes them, and what Go would not decode is a 400.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from modules.kubeapi import errors, objects
+from modules.kubeapi import errors, objects, podstatus, times
 from modules.kubeapi import fielderrors as fe
 
 JsonObj = dict[str, Any]
@@ -23,7 +26,9 @@ Validator = Callable[[JsonObj, JsonObj | None], list[fe.Cause]]
 PV = "/persistentvolumes"
 PVC = "/persistentvolumeclaims"
 EVENTS = "/events"
+PODS = "/pods"
 VOLUME_ATTACHMENTS = "storage.k8s.io/volumeattachments"
+LEASES = "coordination.k8s.io/leases"
 
 ACCESS_MODES = ("ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod")
 RECLAIM_POLICIES = ("Delete", "Recycle", "Retain")
@@ -61,6 +66,17 @@ _REQUIRED_SOURCE_FIELDS = {
 }
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
 _ZERO = re.compile(r"^[+-]?0*\.?0*([eEinumkKMGTP]*[-+]?[0-9]*)$")
+# Timestamps decoded as metav1.Time (False) or MicroTime (True), by kind, as dotted paths.
+_TIMES: dict[str, tuple[tuple[str, str, bool], ...]] = {
+    EVENTS: (
+        ("Event", "firstTimestamp", False),
+        ("Event", "lastTimestamp", False),
+        ("Event", "eventTime", True),
+        ("Event", "series.lastObservedTime", True),
+    ),
+    LEASES: (("Lease", "spec.acquireTime", True), ("Lease", "spec.renewTime", True)),
+}
+_JSON_TYPES = ((bool, "bool"), (int | float, "number"), (dict, "object"), (list, "array"))
 # Event fields without omitempty: the real server always answers them.
 _EVENT_FIELDS: tuple[tuple[str, Any], ...] = (
     ("involvedObject", {}),
@@ -81,7 +97,10 @@ def _dict(value: Any) -> JsonObj:
 
 
 def default(key: str, obj: JsonObj) -> None:
-    """The v1 defaults of these kinds; mutates `obj`, a private copy."""
+    """The v1 defaults of these kinds, and their timestamps as the server writes them
+    back; mutates `obj`, a private copy."""
+    for kind, path, micro in _TIMES.get(key, ()):
+        _decode_time(obj, kind, path, micro=micro)
     if key in (PV, PVC) and isinstance(obj.get("spec") or {}, dict):
         obj["spec"] = spec = dict(obj.get("spec") or {})
         spec.setdefault("volumeMode", "Filesystem")
@@ -94,6 +113,38 @@ def default(key: str, obj: JsonObj) -> None:
     elif key == VOLUME_ATTACHMENTS and isinstance(obj.get("status"), dict):
         obj["status"] = dict(obj["status"])
         obj["status"].setdefault("attached", False)
+    elif key == PODS and isinstance(obj.get("status"), dict):
+        try:
+            obj["status"] = podstatus.encoded(obj["status"])
+        except times.TimeError as exc:
+            raise errors.bad_request(
+                f'Pod in version "v1" cannot be handled as a Pod: {exc}'
+            ) from None
+
+
+def _decode_time(obj: JsonObj, kind: str, path: str, *, micro: bool) -> None:
+    """Parse the timestamp at `path` and store it in its canonical form; what does not
+    parse fails decoding: 400, with Go's words."""
+    *parents, name = path.split(".")
+    holder = obj
+    for part in parents:
+        if not isinstance(holder.get(part), dict):
+            return
+        holder[part] = holder = dict(holder[part])
+    value = holder.get(name)
+    if value is None:
+        return
+    try:
+        if not isinstance(value, str):
+            shown = next(word for types, word in _JSON_TYPES if isinstance(value, types))
+            raise times.TimeError(
+                f"json: cannot unmarshal {shown} into Go struct field {kind}.{path} of type string"
+            )
+        holder[name] = times.canonical(value, micro=micro)
+    except times.TimeError as exc:
+        raise errors.bad_request(
+            f'{kind} in version "v1" cannot be handled as a {kind}: {exc}'
+        ) from None
 
 
 def prepare_create(key: str, obj: JsonObj) -> None:
@@ -293,14 +344,54 @@ def _event(obj: JsonObj, old: JsonObj | None) -> list[fe.Cause]:
         return causes
     if not involved and namespace not in ("default", "kube-system"):
         causes.append(mismatch)
-    for field in ("reportingComponent", "reportingInstance", "action", "reason"):
-        if not obj.get(field):
+    component = obj.get("reportingComponent") or ""
+    if not component:
+        causes.append(fe.required("reportingComponent"))
+    causes += [fe.invalid("reportingComponent", component, m) for m in _qualified_name(component)]
+    for field, limit in (("reportingInstance", 128), ("action", 128), ("reason", 128)):
+        value = obj.get(field) or ""
+        if not value:
             causes.append(fe.required(field))
-    if not obj.get("type"):
-        causes.append(fe.required("type"))
-    if obj.get("type") not in ("Normal", "Warning"):
-        causes.append(fe.invalid("type", "", f"has invalid value: {obj.get('type') or ''}"))
-    return causes
+        if len(value) > limit:
+            causes.append(fe.invalid(field, "", f"can have at most {limit} characters"))
+    if len(obj.get("message") or "") > 1024:
+        causes.append(fe.invalid("message", "", "can have at most 1024 characters"))
+    return causes  # no rule on type: core v1 takes any
+
+
+_QUALIFIED = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_QUALIFIED_MSG = (
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with "
+    "an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "
+    "validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+)
+
+
+def _qualified_name(value: str) -> list[str]:
+    """IsQualifiedName: an optional DNS subdomain prefix and '/', then a name part."""
+    parts = value.split("/")
+    if len(parts) > 2:
+        return [
+            f"a valid label key {_QUALIFIED_MSG} with an optional DNS subdomain prefix and "
+            "'/' (e.g. 'example.com/MyName')"
+        ]
+    problems = []
+    if len(parts) == 2:
+        prefix = parts[0]
+        if not prefix:
+            problems.append("prefix part must be non-empty")
+        elif len(prefix) > 253:
+            problems.append("prefix part must be no more than 253 characters")
+        elif not objects.is_subdomain(prefix):
+            problems.append(f"prefix part {objects.SUBDOMAIN_MSG}")
+    name = parts[-1]
+    if not name:
+        problems.append("name part must be non-empty")
+    elif len(name) > 63:
+        problems.append("name part must be no more than 63 characters")
+    if not _QUALIFIED.match(name):
+        problems.append(f"name part {_QUALIFIED_MSG}")
+    return problems
 
 
 _VALIDATORS: dict[str, Validator] = {

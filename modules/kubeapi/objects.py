@@ -8,6 +8,7 @@ on; anything they refuse raises an `ApiError` and nothing is stored.
 
 from __future__ import annotations
 
+import calendar
 import copy
 import os
 import re
@@ -48,6 +49,12 @@ def now() -> str:
     if last[0] != second:
         last = _clock[0] = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
     return last[1]
+
+
+def shifted(stamp: str, seconds: int) -> str:
+    """A timestamp `seconds` after (or before) `stamp`, as `now` writes them."""
+    at = calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at + seconds))
 
 
 def new_uid() -> str:
@@ -208,24 +215,44 @@ def _spec_part(rtype: ResourceType, obj: JsonObj) -> JsonObj:
     return {k: v for k, v in obj.items() if k not in skip}
 
 
+# Kinds whose status strategy resets the metadata to the stored one
+# (metav1.ResetObjectMetaForStatus); the others (pods, nodes, namespaces, volumes and
+# claims, certificate signing requests, CRDs) take labels, annotations, finalizers and
+# the like from a status update too, as from any update.
+_STATUS_KEEPS_METADATA = frozenset({"storage.k8s.io/volumeattachments"})
+# Metadata an update never changes (rest.BeforeUpdate), and for pods' status the owner
+# references too (old kubelets corrupted them).
+_SYSTEM_METADATA = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
+
+
 def prepare_update(rtype: ResourceType, new: JsonObj, old: JsonObj, *, subresource: str) -> JsonObj:
     """The object to store for an update, from the body and the stored object; `subresource`
     is "" for the object itself, "status" for the status (any other: the caller's)."""
     if subresource == "status":
         merged = copy.copy(old)
-        merged["metadata"] = dict(old["metadata"])
+        if rtype.custom or rtype.key in _STATUS_KEEPS_METADATA:
+            merged["metadata"] = dict(old["metadata"])
+        else:
+            merged["metadata"] = new["metadata"]
         if "status" in new:
             merged["status"] = new["status"]
         else:
             merged.pop("status", None)
-        return merged
-    if rtype.has_status:
+        new = merged
+    elif rtype.has_status:
         if "status" in old:
             new["status"] = old["status"]
         else:
             new.pop("status", None)
     meta, old_meta = new["metadata"], old["metadata"]
-    for key in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
+    kept: tuple[str, ...] = _SYSTEM_METADATA
+    if rtype.key == "/pods" and subresource == "status":
+        kept += ("ownerReferences",)
+        status = new.get("status")
+        if isinstance(status, dict) and not status.get("qosClass"):
+            qos = (old.get("status") or {}).get("qosClass")
+            new["status"] = dict(status, qosClass=qos) if qos else status
+    for key in kept:
         if key in old_meta:
             meta[key] = old_meta[key]
         else:

@@ -16,7 +16,7 @@ JsonObj = dict[str, Any]
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 STATUS_VERBS = ["get", "patch", "update"]
 _META_FIELDS = frozenset({"metadata.name", "metadata.namespace"})
-_NAME_FIELDS = frozenset({"metadata.name"})  # cluster-scoped kinds added later are exact
+_NAME_FIELDS = frozenset({"metadata.name"})  # cluster-scoped kinds with their own conversion
 # pkg/registry/core/event/strategy.go ToSelectableFields ("source" is source.component)
 _EVENT_FIELDS = frozenset(
     {
@@ -59,9 +59,15 @@ class ResourceType:
     short_names: tuple[str, ...] = ()
     has_status: bool = False  # the /status subresource exists and guards status
     field_labels: frozenset[str] = _META_FIELDS  # field selectors the server accepts
+    # False for kinds without a field label conversion of their own, which accept
+    # metadata.name and metadata.namespace whatever their scope and refuse others with
+    # runtime.DefaultMetaV1FieldSelectorConversion's message
+    field_conversion: bool = True
     returns_deleted: bool = False  # DELETE answers the object, not a Status
     name_rule: str = "subdomain"  # "subdomain", "label" (namespaces), "crd" or "path" (any)
     custom: bool = False  # defined by a CRD: no strategic merge patch
+    # the CRD version's openAPIV3Schema, which objects are pruned to and checked against
+    schema: JsonObj | None = field(default=None, compare=False)
     subresources: tuple[Subresource, ...] = ()  # served besides status (token, approval)
     create_on_update: bool = False  # PUT of a missing object creates it (events)
     api_version: str = field(init=False)  # "v1" or "group/version"
@@ -92,7 +98,7 @@ BUILTIN: tuple[ResourceType, ...] = (
         has_status=True,
         name_rule="label",
         returns_deleted=True,
-        field_labels=_META_FIELDS | {"status.phase"},
+        field_labels=_NAME_FIELDS | {"status.phase"},
     ),
     _core(
         "pods",
@@ -112,7 +118,7 @@ BUILTIN: tuple[ResourceType, ...] = (
             "status.nominatedNodeName",
         },
     ),
-    _core("configmaps", "ConfigMap", True, short_names=("cm",)),
+    _core("configmaps", "ConfigMap", True, short_names=("cm",), field_conversion=False),
     _core("secrets", "Secret", True, field_labels=_META_FIELDS | {"type"}),
     _core(
         "nodes",
@@ -120,7 +126,7 @@ BUILTIN: tuple[ResourceType, ...] = (
         False,
         short_names=("no",),
         has_status=True,
-        field_labels=_META_FIELDS | {"spec.unschedulable"},
+        field_labels=_NAME_FIELDS | {"spec.unschedulable"},
     ),
     _core(
         "serviceaccounts",
@@ -128,6 +134,7 @@ BUILTIN: tuple[ResourceType, ...] = (
         True,
         short_names=("sa",),
         returns_deleted=True,
+        field_conversion=False,
         subresources=(
             Subresource("token", ("create",), "TokenRequest", "authentication.k8s.io", "v1"),
         ),
@@ -139,7 +146,7 @@ BUILTIN: tuple[ResourceType, ...] = (
         short_names=("pv",),
         has_status=True,
         returns_deleted=True,
-        field_labels=_NAME_FIELDS | {"name"},  # "name": kept for compatibility, as upstream
+        field_conversion=False,
     ),
     _core(
         "persistentvolumeclaims",
@@ -148,7 +155,7 @@ BUILTIN: tuple[ResourceType, ...] = (
         short_names=("pvc",),
         has_status=True,
         returns_deleted=True,
-        field_labels=_META_FIELDS | {"name"},
+        field_conversion=False,
     ),
     _core(
         "events",
@@ -158,7 +165,9 @@ BUILTIN: tuple[ResourceType, ...] = (
         create_on_update=True,
         field_labels=_META_FIELDS | _EVENT_FIELDS,
     ),
-    ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True, "lease"),
+    ResourceType(
+        "coordination.k8s.io", "v1", "leases", "Lease", True, "lease", field_conversion=False
+    ),
     ResourceType(
         "storage.k8s.io",
         "v1",
@@ -168,7 +177,7 @@ BUILTIN: tuple[ResourceType, ...] = (
         "volumeattachment",
         has_status=True,
         returns_deleted=True,
-        field_labels=_NAME_FIELDS,
+        field_conversion=False,
     ),
     ResourceType(
         "certificates.k8s.io",
@@ -194,6 +203,7 @@ BUILTIN: tuple[ResourceType, ...] = (
         has_status=True,
         name_rule="crd",
         returns_deleted=True,
+        field_conversion=False,
     ),
 )
 
@@ -216,8 +226,10 @@ def types_from_crd(crd: JsonObj) -> list[ResourceType]:
                 singular=names.get("singular") or names["kind"].lower(),
                 short_names=tuple(names.get("shortNames", ())),
                 has_status="status" in (ver.get("subresources") or {}),
+                field_labels=_META_FIELDS if spec.get("scope") == "Namespaced" else _NAME_FIELDS,
                 returns_deleted=True,
                 custom=True,
+                schema=(ver.get("schema") or {}).get("openAPIV3Schema"),
             )
         )
     return out

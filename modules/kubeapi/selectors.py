@@ -91,8 +91,12 @@ def field_value(obj: JsonObj, path: str) -> str:
     return str(value)
 
 
-def field_selector(text: str | None, allowed: frozenset[str]) -> Predicate | None:
-    """A predicate for `fieldSelector`; unknown field labels are a 400 as on a real server."""
+def field_selector(
+    text: str | None, allowed: frozenset[str], *, conversion: bool = True
+) -> Predicate | None:
+    """A predicate for `fieldSelector`; unknown field labels are a 400 as on a real server,
+    worded as the kind's field label conversion words it (`conversion`) or as the default
+    one for kinds without their own."""
     if not text or not text.strip():
         return None
     terms: list[tuple[str, bool, str]] = []
@@ -101,8 +105,13 @@ def field_selector(text: str | None, allowed: frozenset[str]) -> Predicate | Non
         if not match:
             raise errors.bad_request(f"invalid selector: '{text}'; can't understand '{term}'")
         label, op, value = match.groups()
-        if label not in allowed:
+        if label not in allowed and conversion:
             raise errors.bad_request(f"field label not supported: {label}")
+        if label not in allowed:
+            raise errors.bad_request(
+                f'"{label}" is not a known field selector: only "metadata.name", '
+                '"metadata.namespace"'
+            )
         terms.append((_FIELD_PATHS.get(label, label), op != "!=", value))
 
     def matches(obj: JsonObj) -> bool:

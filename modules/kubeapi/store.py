@@ -28,6 +28,7 @@ INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 _UNDELETABLE = frozenset({"default", "kube-system", "kube-public"})
 _NAMESPACES = "/namespaces"
 _CRDS = "apiextensions.k8s.io/customresourcedefinitions"
+_PODS = "/pods"
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
@@ -271,9 +272,13 @@ class Store:
                 "Forbidden",
                 f'namespaces "{name}" is forbidden: this namespace may not be deleted',
             )
-        grace = _grace_period(rtype, entry.obj, options)
-        if entry.obj["metadata"].get("finalizers") or grace:
-            return self._mark_deleted(rtype, ns, name, entry, grace), False
+        if rtype.key == _PODS:
+            return self._delete_gracefully(rtype, ns, name, entry, options)
+        if entry.obj["metadata"].get("finalizers"):
+            return self._mark_deleted(rtype, ns, name, entry, 0), False
+        return self._delete_now(rtype, ns, name)
+
+    def _delete_now(self, rtype: ResourceType, ns: str, name: str) -> tuple[Entry, bool]:
         if rtype.key == _NAMESPACES:
             self._delete_all(lambda key, k: k[0] == name and key != _NAMESPACES)
         elif rtype.key == _CRDS:
@@ -282,17 +287,41 @@ class Store:
             self.catalogue.remove_crd(name)
         return self._remove(rtype, ns, name), True
 
-    def _mark_deleted(
-        self, rtype: ResourceType, ns: str, name: str, entry: Entry, grace: int
-    ) -> Entry:
-        """Set deletionTimestamp; finalizers or a grace period keep the object a while."""
+    def _delete_gracefully(
+        self, rtype: ResourceType, ns: str, name: str, entry: Entry, options: JsonObj
+    ) -> tuple[Entry, bool]:
+        """rest.BeforeDelete for pods: every delete first writes deletionTimestamp and
+        deletionGracePeriodSeconds (now + grace); with grace 0 and no finalizers the pod
+        then goes. One already being deleted may only have its grace period shortened."""
         meta = entry.obj["metadata"]
-        if meta.get("deletionTimestamp") and grace >= meta.get("deletionGracePeriodSeconds", 0):
+        grace = _grace_period(entry.obj, options)
+        if meta.get("deletionTimestamp"):
+            before = meta.get("deletionGracePeriodSeconds")
+            if not before:  # marked with grace 0 and not gone: finish it
+                if meta.get("finalizers"):
+                    return entry, False
+                return self._delete_now(rtype, ns, name)
+            if options.get("gracePeriodSeconds") is None or grace >= before:
+                return entry, False  # graceful deletion is pending: nothing changes
+            start = objects.shifted(meta["deletionTimestamp"], grace - before)
+            entry = self._mark_deleted(rtype, ns, name, entry, grace, at=start)
+        else:
+            entry = self._mark_deleted(rtype, ns, name, entry, grace)
+        if grace or entry.obj["metadata"].get("finalizers"):
+            return entry, False
+        return self._delete_now(rtype, ns, name)
+
+    def _mark_deleted(
+        self, rtype: ResourceType, ns: str, name: str, entry: Entry, grace: int, at: str = ""
+    ) -> Entry:
+        """Set deletionTimestamp (now + grace unless given) and deletionGracePeriodSeconds;
+        an object already marked stays as it is."""
+        meta = entry.obj["metadata"]
+        if meta.get("deletionTimestamp") and not at:
             return entry
         obj = dict(entry.obj)
-        obj["metadata"] = dict(
-            meta, deletionTimestamp=objects.now(), deletionGracePeriodSeconds=grace
-        )
+        stamp = at or objects.shifted(objects.now(), grace)
+        obj["metadata"] = dict(meta, deletionTimestamp=stamp, deletionGracePeriodSeconds=grace)
         return self._commit(rtype, ns, name, obj, entry.obj)
 
     def _delete_all(self, doomed: Callable[[str, tuple[str, str]], bool]) -> None:
@@ -306,15 +335,19 @@ class Store:
 
 
 def _check_preconditions(rtype: ResourceType, obj: JsonObj, pre: JsonObj) -> None:
+    """rest.BeforeDelete: a conflict named by kind, as "ConfigMap" or "Rule.rules.kubeedge.io"."""
     meta = obj["metadata"]
-    for field_name, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
+    for field_name, label, hint in (
+        ("uid", "UID", "deleted and then recreated"),
+        ("resourceVersion", "ResourceVersion", "modified"),
+    ):
         want = pre.get(field_name)
-        if want and want != meta.get(field_name):
+        if want is not None and want != meta.get(field_name):
             why = (
-                f"Precondition failed: {label} in precondition: {want}, "
-                f"{label} in object meta: {meta.get(field_name)}"
+                f"the {label} in the precondition ({want}) does not match the {label} in record "
+                f"({meta.get(field_name)}). The object might have been {hint}"
             )
-            raise errors.conflict(rtype.plural, rtype.group, meta["name"], why)
+            raise errors.conflict(rtype.kind, rtype.group, meta["name"], why)
 
 
 def _delete_during_update(new: JsonObj, old: JsonObj) -> bool:
@@ -329,13 +362,13 @@ def _delete_during_update(new: JsonObj, old: JsonObj) -> bool:
     )
 
 
-def _grace_period(rtype: ResourceType, obj: JsonObj, options: JsonObj) -> int:
-    """Pods bound to a node terminate gracefully, as the kubelet must confirm."""
-    if rtype.key != "/pods" or not (obj.get("spec") or {}).get("nodeName"):
-        return 0
-    if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+def _grace_period(obj: JsonObj, options: JsonObj) -> int:
+    """podStrategy.CheckGracefulDelete: the request's grace period, else the pod's own;
+    0 for a pod no node runs (unbound, or finished), at least 1 when negative."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
         return 0
     grace = options.get("gracePeriodSeconds")
     if grace is None:
-        grace = (obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
-    return max(int(grace), 0)
+        grace = spec.get("terminationGracePeriodSeconds", 30)
+    return int(grace) if int(grace) >= 0 else 1

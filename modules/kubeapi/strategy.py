@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modules.kubeapi import certificates, kinds, objects
+from modules.kubeapi import certificates, kinds, objects, schemas
 from modules.kubeapi import fielderrors as fe
 from modules.kubeapi.resources import ResourceType
 
@@ -22,6 +22,10 @@ def default(rtype: ResourceType, obj: JsonObj) -> None:
     """Defaults a decoded body gets, on create and update alike; mutates `obj`."""
     if rtype.key == certificates.KEY:
         certificates.default(obj)
+    elif rtype.schema is not None:
+        pruned = schemas.prune(obj, rtype.schema)
+        obj.clear()
+        obj.update(pruned)
     else:
         kinds.default(rtype.key, obj)
 
@@ -42,8 +46,9 @@ def prepare_create(rtype: ResourceType, obj: JsonObj) -> None:
 def prepare_update(rtype: ResourceType, new: JsonObj, old: JsonObj, *, subresource: str) -> JsonObj:
     """The object to store for an update of the object or of one of its subresources."""
     if rtype.key == certificates.KEY:
-        if subresource != "approval":
-            new = objects.prepare_update(rtype, new, old, subresource=subresource)
+        # /approval takes metadata and conditions from the body, as /status does
+        generic = "status" if subresource == "approval" else subresource
+        new = objects.prepare_update(rtype, new, old, subresource=generic)
         return certificates.prepare_update(new, old, subresource=subresource)
     new = objects.prepare_update(rtype, new, old, subresource=subresource)
     kinds.prepare_update(rtype.key, new, old, subresource=subresource)
@@ -62,6 +67,10 @@ def _causes(
 ) -> list[fe.Cause]:
     if rtype.key == certificates.KEY:
         return certificates.validate(obj, old, subresource=subresource)
+    if rtype.schema is not None:
+        if old is None and rtype.has_status:  # dropped on create, before validation
+            obj = {k: v for k, v in obj.items() if k != "status"}
+        return schemas.validate(obj, rtype.schema, old)
     return kinds.validate(rtype.key, rtype.kind, obj, old)
 
 

@@ -49,7 +49,9 @@ class WatchStream:
         self._namespace = namespace  # "" for all namespaces
         self._match = selectors.combine(  # label and field selectors, or None
             selectors.label_selector(query.get("labelSelector")),
-            selectors.field_selector(query.get("fieldSelector"), rtype.field_labels),
+            selectors.field_selector(
+                query.get("fieldSelector"), rtype.field_labels, conversion=rtype.field_conversion
+            ),
         )
         self._bookmarks = query.get("allowWatchBookmarks", "") in _TRUE  # send BOOKMARK events
         self._initial = query.get("sendInitialEvents", "") in _TRUE  # WatchList semantics

@@ -6,6 +6,7 @@ import pytest
 from kubernetes import client
 
 from tests.kube_fixtures import KubeTestCluster, manifest, pod_manifest, unique
+from tests.modules.kubeapi.helpers import raw_call
 
 
 def test_fresh_cluster_has_the_standard_namespaces(kube: KubeTestCluster) -> None:
@@ -78,10 +79,10 @@ def test_pod_status_is_only_changed_through_the_status_subresource(
     patched = kube.core.patch_namespaced_pod_status(
         "p",
         kube_namespace,
-        manifest({"status": {"phase": "Running"}, "metadata": {"labels": {"a": "b"}}}),
+        manifest({"status": {"phase": "Running"}, "spec": {"activeDeadlineSeconds": 5}}),
     )
     assert patched.status.phase == "Running"
-    assert not (patched.metadata.labels or {}).get("a")
+    assert patched.spec.active_deadline_seconds is None  # the status keeps the spec
     main = kube.core.patch_namespaced_pod(
         "p",
         kube_namespace,
@@ -89,6 +90,21 @@ def test_pod_status_is_only_changed_through_the_status_subresource(
     )
     assert main.status.phase == "Running"
     assert main.metadata.labels["a"] == "b"
+
+
+def test_a_pod_status_update_changes_metadata_but_not_what_identifies_the_pod(
+    kube: KubeTestCluster, kube_namespace: str
+) -> None:
+    created = kube.core.create_namespaced_pod(kube_namespace, pod_manifest("p"))
+    owner = {"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": "u-1"}
+    meta: dict[str, object] = {"labels": {"a": "b"}, "ownerReferences": [owner]}
+    meta["creationTimestamp"] = "2020-01-01T00:00:00Z"
+    patched = kube.core.patch_namespaced_pod_status(
+        "p", kube_namespace, manifest({"status": {"phase": "Running"}, "metadata": meta})
+    )
+    assert patched.metadata.labels == {"a": "b"}  # pods' status strategy keeps only the spec
+    assert patched.metadata.creation_timestamp == created.metadata.creation_timestamp
+    assert not patched.metadata.owner_references  # old kubelets corrupted them
 
 
 def test_strategic_merge_patch_merges_conditions_by_type(
@@ -133,7 +149,10 @@ def test_delete_with_a_wrong_uid_precondition_is_refused(
     with pytest.raises(client.ApiException) as info:
         kube.core.delete_namespaced_config_map("d", kube_namespace, body=options)
     assert info.value.status == 409
-    assert "Precondition failed" in str(info.value.body)
+    assert "the UID in the precondition (not-the-uid) does not match the UID in record" in str(
+        info.value.body
+    )
+    assert "The object might have been deleted and then recreated" in str(info.value.body)
     kube.core.delete_namespaced_config_map("d", kube_namespace)
     with pytest.raises(client.ApiException) as gone:
         kube.core.read_namespaced_config_map("d", kube_namespace)
@@ -171,6 +190,21 @@ def test_cluster_scoped_nodes_and_namespaced_leases(
         assert [n.metadata.name for n in nodes.items] == [name]
     finally:
         kube.core.delete_node(name)
+
+
+def test_a_lease_renew_time_is_a_micro_time(kube: KubeTestCluster, kube_namespace: str) -> None:
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{kube_namespace}/leases"
+    spec = {"holderIdentity": "n", "renewTime": "2024-05-01T10:00:00.5Z"}
+    status, refused = raw_call(
+        kube.api_client, "POST", path, {"metadata": {"name": "l"}, "spec": spec}
+    )
+    assert (status, refused["reason"]) == (400, "BadRequest")
+    assert 'cannot parse ".5Z" as ".000000"' in refused["message"]
+    spec["renewTime"] = "2024-05-01T10:00:00.500000-01:00"
+    status, created = raw_call(
+        kube.api_client, "POST", path, {"metadata": {"name": "l"}, "spec": spec}
+    )
+    assert (status, created["spec"]["renewTime"]) == (201, "2024-05-01T11:00:00.500000Z")
 
 
 def test_label_and_field_selectors_filter_lists(kube: KubeTestCluster, kube_namespace: str) -> None:

@@ -155,5 +155,11 @@ def test_unsupported_field_selector_is_a_bad_request(
         lambda: kube.core.list_namespaced_config_map(kube_namespace, field_selector="data.x=1"),
         400,
         "BadRequest",
-        "field label not supported",
+        '"data.x" is not a known field selector: only "metadata.name", "metadata.namespace"',
+    )
+    _expect(  # kinds with field selectors of their own word it otherwise
+        lambda: kube.core.list_namespaced_pod(kube_namespace, field_selector="data.x=1"),
+        400,
+        "BadRequest",
+        "field label not supported: data.x",
     )
