@@ -426,22 +426,23 @@ def test_asyncio_ends_an_accept_round_quietly_on_blocking_io_error(error: type[O
         listener = _OnceRefusingListener(plain.family, plain.type, plain.proto,
                                          fileno=plain.detach())  # fmt: skip
         listener.error, listener.loop, listener.calls = error, loop, []
-        accepted: asyncio.Future[None] = loop.create_future()
+        accepted: asyncio.Future[asyncio.BaseTransport] = loop.create_future()
 
         class Accepted(asyncio.Protocol):
             def connection_made(self, transport: asyncio.BaseTransport) -> None:
-                if not accepted.done():
-                    accepted.set_result(None)
+                accepted.set_result(transport)
 
         server = await loop.create_server(Accepted, sock=listener)
         try:
             _reader, writer = await asyncio.open_connection(*listener.getsockname()[:2])
             try:
-                await asyncio.wait_for(accepted, WAIT)
+                (await asyncio.wait_for(accepted, WAIT)).close()
             except TimeoutError:
                 pytest.fail(_fail(f"asyncio accepted nothing after {error.__name__}",
                                   "modules/cloudhub/transport.py _GatedSocket"))  # fmt: skip
-            writer.close()
+            finally:
+                writer.close()
+                await writer.wait_closed()
         finally:
             server.close()
             await server.wait_closed()
