@@ -39,9 +39,8 @@ from kubernetes import client, config
 
 from beehive import Hive, MailboxSpec, Message, Module, codec, runtime
 from modules.edgecontroller import EdgeController, EdgeControllerSettings
-from modules.kube import raw
+from modules.kube import crds, raw
 from modules.kube.connection import KubeConnection
-from modules.kubeapi import crds
 
 NAMESPACE = "bench"
 EDGE_LABEL = "node-role.kubernetes.io/edge"

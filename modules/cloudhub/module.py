@@ -29,7 +29,7 @@ from modules.cloudhub import core, objects, transport
 from modules.cloudhub.objectsync import ObjectSyncWriter
 from modules.cloudhub.settings import CloudHubSettings
 from modules.hub import redact
-from modules.kubeapi import crds
+from modules.kube import crds
 
 log = logging.getLogger("modules.cloudhub")
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from kubernetes import client, config
 
+from modules.kube import crds
 from modules.kube.settings import KubeSettings
-from modules.kubeapi import crds
 from modules.kubeapi.server import EmbeddedKubeAPI
 
 

@@ -4,8 +4,8 @@ Rules and RuleEndpoints (rules.kubeedge.io/v1, build/crds/router/) and ObjectSyn
 ClusterObjectSync (reliablesyncs.kubeedge.io/v1alpha1, build/crds/reliablesyncs/, with
 the status subresource). Schemas are permissive (`x-kubernetes-preserve-unknown-fields`),
 so nothing in these objects is pruned or refused by them; KubeEdge's own are structural
-(a cluster that has them refuses a Rule without sourceResource and targetResource, and
-serves Rules without the status subresource). Works against any API server.
+(a cluster that has them refuses a Rule without sourceResource and targetResource).
+Rules have no status subresource, as in KubeEdge. Works against any API server.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def crd(
 
 
 KUBEEDGE_CRDS: tuple[JsonObj, ...] = (
-    crd("rules.kubeedge.io", "v1", "Rule", "rules", namespaced=True, status=True),
+    crd("rules.kubeedge.io", "v1", "Rule", "rules", namespaced=True, status=False),
     crd("rules.kubeedge.io", "v1", "RuleEndpoint", "ruleendpoints", namespaced=True, status=False),
     crd(
         "reliablesyncs.kubeedge.io",

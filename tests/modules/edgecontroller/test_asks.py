@@ -15,7 +15,7 @@ from kubernetes import client
 
 from beehive import Message
 from modules.edgecontroller.events import EventGate, parse
-from modules.kubeapi import crds
+from modules.kube import crds
 from tests.fakes import eventually
 from tests.kube_fixtures import manifest, unique
 from tests.modules.edgecontroller.helpers import WAIT, Cloud, body, failure, pod, raw

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from kubernetes import client, watch
 
-from modules.kubeapi import crds
+from modules.kube import crds
 from tests.kube_fixtures import WAIT_SECONDS, KubeTestCluster, manifest, unique
 from tests.modules.kubeapi.helpers import expect_failure
 
