@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fakes import eventually
+from tests.kube_fixtures import unique
 from tests.modules.cloudhub.harness import (
     RawEdge,
     node_row,
@@ -47,25 +48,27 @@ def test_a_reconnecting_edge_gets_exactly_what_it_missed(make_hive, probe, world
 def test_after_a_cloudcore_restart_nothing_acked_is_sent_again(
     make_hive, probe, world, kube, kube_namespace, tmp_path
 ):
-    ns = kube_namespace
+    # A node name of its own: on a shared cluster, ObjectSync records of an earlier run
+    # under a fixed name would be restored, and say these objects were acked already.
+    ns, node = kube_namespace, unique("edge-k")
     cloud, port = start_cloud(make_hive, probe, world, kube=kube)
-    edge = start_edge(make_hive, port, "edge-k", tmp_path / "k.db")
-    cloud.send("cloudhub", world.put("edge-k", pod("a", "ua", ns, rv=20)))
-    cloud.send("cloudhub", world.put("edge-k", pod("b", "ub", ns, rv=21)))
-    cloud.send("cloudhub", world.put("edge-k", pod("c", "uc", ns, rv=22)))
+    edge = start_edge(make_hive, port, node, tmp_path / "k.db")
+    cloud.send("cloudhub", world.put(node, pod("a", "ua", ns, rv=20)))
+    cloud.send("cloudhub", world.put(node, pod("b", "ub", ns, rv=21)))
+    cloud.send("cloudhub", world.put(node, pod("c", "uc", ns, rv=22)))
     assert eventually(lambda: stored(edge) == {"a": 20, "b": 21, "c": 22})
-    assert eventually(lambda: synced_rv(kube, ns, "edge-k.uc") == "22")
-    assert eventually(lambda: synced_rv(kube, ns, "edge-k.ub") == "21")
+    assert eventually(lambda: synced_rv(kube, ns, f"{node}.uc") == "22")
+    assert eventually(lambda: synced_rv(kube, ns, f"{node}.ub") == "21")
     cloud.stop(timeout=2)
 
-    world.put("edge-k", pod("a", "ua", ns, rv=23))  # changed while cloudcore was down
-    world.remove("edge-k", "ub")  # deleted while cloudcore was down
+    world.put(node, pod("a", "ua", ns, rv=23))  # changed while cloudcore was down
+    world.remove(node, "ub")  # deleted while cloudcore was down
     cloud, _ = start_cloud(make_hive, probe, world, kube=kube, port=port)
     assert eventually(lambda: stored(edge) == {"a": 23, "c": 22}, timeout=15)
-    assert eventually(lambda: object_sync(kube, ns, "edge-k.ub") is None)
-    assert eventually(lambda: synced_rv(kube, ns, "edge-k.ua") == "23")
-    assert eventually(lambda: node_row(cloud, "edge-k")["acked"] == 2)
-    assert node_row(cloud, "edge-k")["sent"] == 2  # the update of a and the delete of b
+    assert eventually(lambda: object_sync(kube, ns, f"{node}.ub") is None)
+    assert eventually(lambda: synced_rv(kube, ns, f"{node}.ua") == "23")
+    assert eventually(lambda: node_row(cloud, node)["acked"] == 2)
+    assert node_row(cloud, node)["sent"] == 2  # the update of a and the delete of b
 
 
 def test_a_second_connection_for_a_node_replaces_the_first(make_hive, probe, world):
