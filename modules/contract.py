@@ -89,6 +89,29 @@ EDGE_NODE_LABEL = "node-role.kubernetes.io/edge"
 LEASE_NAMESPACE = "kube-node-lease"
 
 
+def metadata(content: Any) -> dict[str, Any]:
+    """``metadata`` of the object in a message's content ({} when there is none)."""
+    if isinstance(content, dict):
+        found = content.get("metadata")
+        if isinstance(found, dict):
+            return found
+    return {}
+
+
+def object_uid(message: Any) -> str:
+    """``metadata.uid`` of the object a message carries, or "" if there is none."""
+    uid = metadata(message.content).get("uid")
+    return uid if isinstance(uid, str) else ""
+
+
+def message_resource_version(message: Any) -> str:
+    """The header's resourceVersion, else the content's ``metadata.resourceVersion``."""
+    if message.header.resource_version:
+        return str(message.header.resource_version)
+    value = metadata(message.content).get("resourceVersion")
+    return value if isinstance(value, str) else ""
+
+
 MAX_RESOURCE_VERSION = 2**63 - 1  # what sqlite's INTEGER (and etcd's int64 revision) holds
 
 

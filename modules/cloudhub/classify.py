@@ -9,6 +9,7 @@ cloud/pkg/cloudhub/dispatcher/message_dispatcher.go (notes 4.4).
 from __future__ import annotations
 
 from beehive.message import OK, JsonValue, Message, Operation
+from modules import contract
 
 # Resource fragments whose messages are sent once, never acked.
 _NO_ACK_RESOURCES = (
@@ -80,35 +81,11 @@ def _is_edgecontroller_no_ack(message: Message, kind: str | None) -> bool:
     return kind in _NO_ACK_TYPES or (kind == "pod" and operation == Operation.RESPONSE)
 
 
-def object_uid(message: Message) -> str:
-    """``metadata.uid`` of the object in the content, or "" if there is none."""
-    metadata = _metadata(message.content)
-    uid = metadata.get("uid")
-    return uid if isinstance(uid, str) else ""
-
-
-def resource_version(message: Message) -> str:
-    """The header's resourceVersion, else the content's ``metadata.resourceVersion``."""
-    if message.header.resource_version:
-        return message.header.resource_version
-    value = _metadata(message.content).get("resourceVersion")
-    return value if isinstance(value, str) else ""
-
-
-def parse_rv(text: str) -> int | None:
-    """A resourceVersion as an unsigned integer (KubeEdge compares them so), or None."""
-    if text.isascii() and text.isdigit():
-        return int(text)
-    return None
+# One home for these (modules/contract.py); the queue and echo filter read them here.
+object_uid = contract.object_uid
+resource_version = contract.message_resource_version
+parse_rv = contract.resource_version  # KubeEdge compares them as unsigned integers
 
 
 def is_delete(message: Message) -> bool:
     return message.route.operation == Operation.DELETE
-
-
-def _metadata(content: JsonValue) -> dict[str, JsonValue]:
-    if isinstance(content, dict):
-        metadata = content.get("metadata")
-        if isinstance(metadata, dict):
-            return metadata
-    return {}

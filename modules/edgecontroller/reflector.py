@@ -24,6 +24,7 @@ from typing import Any
 from kubernetes import client
 
 from beehive import codec
+from modules import backoff
 from modules.edgecontroller.kinds import Kind, Lister
 from modules.edgecontroller.settings import EdgeControllerSettings
 
@@ -68,12 +69,6 @@ def relist_events(store: dict[Key, Obj], listed: dict[Key, Obj]) -> list[Event]:
             events.append(("MODIFIED", obj))
     events += [("DELETED", old) for key, old in store.items() if key not in listed]
     return events
-
-
-def backoff_delay(failures: int, *, initial: float, cap: float) -> float:
-    """Exponential in `failures`, capped, with jitter in [50%, 100%] of the step."""
-    step: float = min(cap, initial * 2.0 ** min(failures - 1, 32))
-    return step * random.uniform(0.5, 1.0)
 
 
 class Reflector:
@@ -283,7 +278,7 @@ class Reflector:
                     self._on_synced(self.kind)
             self._set_phase(ABSENT)
             return self._settings.backoff_max
-        delay = backoff_delay(
+        delay = backoff.jittered(
             failures, initial=self._settings.backoff_initial, cap=self._settings.backoff_max
         )
         with self._lock:

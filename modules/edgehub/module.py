@@ -14,7 +14,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-import random
 import socket
 import threading
 import time
@@ -23,7 +22,7 @@ from typing import Any
 from beehive import errors as beehive_errors
 from beehive.message import Message
 from beehive.module import Module
-from modules import replies
+from modules import backoff, replies
 from modules.certs import errors as cert_errors
 from modules.edgehub.core import EdgeCore, Inbound
 from modules.edgehub.credentials import EdgeCredentials
@@ -218,10 +217,8 @@ class EdgeHub(Module):
         self._stop.wait(delay)
 
     def _backoff(self, failures: int) -> float:
-        """Jittered exponential backoff: half to all of initial * 2^(n-1), capped."""
         s = self._settings
-        ceiling = min(s.reconnect_initial * 2 ** min(failures - 1, 30), s.reconnect_max)
-        return float(ceiling * random.uniform(0.5, 1.0))
+        return backoff.jittered(failures, initial=s.reconnect_initial, cap=s.reconnect_max)
 
     # Under self._lock.
 

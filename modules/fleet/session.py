@@ -20,7 +20,7 @@ import time
 from websockets.exceptions import InvalidHandshake, InvalidURI
 
 from beehive.message import Message
-from modules import hollow, replies
+from modules import backoff, hollow, replies
 from modules.edgehub.core import EdgeCore
 from modules.fleet import store as store_mod
 from modules.fleet.options import FleetOptions
@@ -280,8 +280,8 @@ class EdgeSession:
             self._ws.write_frames(frames)
 
     def _backoff(self, failures: int) -> float:
-        ceiling = min(0.5 * 2 ** min(failures - 1, 20), self._options.reconnect_max)
-        return float(ceiling * self._rng.uniform(0.5, 1.0))
+        cap = self._options.reconnect_max
+        return backoff.jittered(failures, initial=0.5, cap=cap, rng=self._rng)
 
 
 async def sleep_or_stop(stop: asyncio.Event, delay: float) -> None:

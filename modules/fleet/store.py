@@ -17,7 +17,7 @@ import collections
 import enum
 from pathlib import Path
 
-from beehive.message import JsonValue, Message, Operation
+from beehive.message import Message, Operation
 from modules import contract
 from modules.metamanager.store import Applied, MetaStore, StoreError
 
@@ -34,20 +34,10 @@ class Verdict(enum.Enum):
 
 def resource_version(message: Message) -> int | None:
     """The message's resourceVersion as an integer (header first, then the object)."""
-    text = message.header.resource_version or str(
-        _metadata(message.content).get("resourceVersion") or ""
-    )
-    return contract.resource_version(text)
+    return contract.resource_version(contract.message_resource_version(message))
 
 
-def _metadata(content: JsonValue) -> dict[str, JsonValue]:
-    metadata = content.get("metadata") if isinstance(content, dict) else None
-    return metadata if isinstance(metadata, dict) else {}
-
-
-def _uid(message: Message) -> str:
-    uid = _metadata(message.content).get("uid")
-    return uid if isinstance(uid, str) else ""
+_uid = contract.object_uid
 
 
 def kind_of(key: str) -> str:

@@ -220,7 +220,7 @@ def _change(message: Message) -> _Change:
     if operation != Operation.DELETE and not isinstance(message.content, dict):
         kind = type(message.content).__name__
         raise StoreError(key, f"content is not an object but {kind}")
-    metadata = _metadata(message.content)
+    metadata = contract.metadata(message.content)
     uid = metadata.get("uid")
     rv_text = message.header.resource_version or metadata.get("resourceVersion") or ""
     rv = contract.resource_version(rv_text) if isinstance(rv_text, str) else None
@@ -229,11 +229,6 @@ def _change(message: Message) -> _Change:
             key, f"resourceVersion {str(rv_text)[:32]!r} is not an unsigned 64-bit integer"
         )
     return _Change(key, parts[1], uid if isinstance(uid, str) else "", rv, message.content)
-
-
-def _metadata(content: JsonValue) -> dict[str, JsonValue]:
-    metadata = content.get("metadata") if isinstance(content, dict) else None
-    return metadata if isinstance(metadata, dict) else {}
 
 
 def _dumps(change: _Change) -> str:

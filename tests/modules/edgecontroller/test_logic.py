@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
+from modules import backoff
 from modules.edgecontroller.downstream import Downstream, Send, build_message, only_status_changed
 from modules.edgecontroller.location import LocationCache, pod_refs
 from modules.edgecontroller.queues import FairQueue, KeyedQueue, QueueFullError
-from modules.edgecontroller.reflector import backoff_delay, relist_events
+from modules.edgecontroller.reflector import relist_events
 
 CM, SEC = "configmap", "secret"
 
@@ -303,6 +304,6 @@ def test_relist_emits_only_differences(
 
 
 def test_backoff_is_capped_and_jittered() -> None:
-    delays = [backoff_delay(n, initial=0.5, cap=30) for n in range(1, 40)]
+    delays = [backoff.jittered(n, initial=0.5, cap=30) for n in range(1, 40)]
     assert all(0 < d <= 30 for d in delays)
     assert 0.25 <= delays[0] <= 0.5 and delays[-1] >= 15
