@@ -1,4 +1,4 @@
-"""cloudhub's logic without I/O: sessions, fair delivery, acks, resync and limits.
+"""cloudhub's logic without I/O: dispatch between the sessions, the queues and edgecontroller.
 
 Input, all on one thread (the transport's event loop): connections that open
 (`open`), their frames (`receive`) and their end (`lost`), downstream messages
@@ -8,6 +8,11 @@ with a code and reason, messages for edgecontroller (upstream traffic and the
 session notices and resync requests of modules/contract.py items 2, 4 and 5),
 and `SyncOp`s for the ObjectSync writer.
 
+Here: downstream messages (queued by `scheduler`, the Node echo filter of `echo`),
+resync answers, node removal, delivery (`pump`, `tick`) and each session's protocol
+events. Elsewhere: the sessions, their limits and counters (`sessions`), what each
+node was sent and acked (`records`), the types handed in and out (`limits`, `outputs`).
+
 Behaviour follows cloud/pkg/cloudhub (handler/message_handler.go for sessions,
 dispatcher/message_dispatcher.go for dispatch and acks); the differences are
 pipelined delivery, queues kept across disconnects, and resync on every connect.
@@ -15,70 +20,37 @@ pipelined delivery, queues kept across disconnects, and resync on every connect.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 
 from beehive import errors as beehive_errors
 from beehive.message import JsonValue, Message, Operation
-from modules import contract, replies
-from modules.cloudhub import classify, echo, objects, queue, scheduler, stats
+from modules import contract
+from modules.cloudhub import classify, echo, objects, queue, records, scheduler, sessions
+from modules.cloudhub.limits import HubLimits
+from modules.cloudhub.outputs import Close, Outputs
+from modules.cloudhub.sessions import (
+    CLOSE_GOING_AWAY,
+    CLOSE_NORMAL,
+    CLOSE_POLICY,
+    CLOSE_TRY_AGAIN,
+)
 from modules.hub import errors, events
-from modules.hub.protocol import DEFAULT_MAX_FRAME_SIZE, HubProtocol, KeepaliveSettings, Side
-from modules.hub.ratelimit import TokenBucket
+
+__all__ = [
+    "CLOSE_GOING_AWAY",
+    "CLOSE_NORMAL",
+    "CLOSE_POLICY",
+    "CLOSE_TRY_AGAIN",
+    "Close",
+    "CloudHubCore",
+    "HubLimits",
+    "Outputs",
+]
 
 log = logging.getLogger("modules.cloudhub")
 
-# WebSocket close codes (RFC 6455 section 7.4.1).
-CLOSE_NORMAL = 1000  # replaced by a newer connection, or the node was deleted
-CLOSE_GOING_AWAY = 1001  # cloudhub is stopping
-CLOSE_POLICY = 1008  # a bad connection request, or no keepalive within the timeout
-CLOSE_TRY_AGAIN = 1013  # the node limit is reached
-
-_MAX_READ_PAUSE = 0.1  # seconds; a node over its rate limit is read at most this slowly
 _SAMPLE_PERIOD = 0.5  # seconds between rate samples of every node (`debug nodes` rates)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class HubLimits:
-    """The core's tunables (filled from `CloudHubSettings`)."""
-
-    node_limit: int = 1000  # most connected nodes (cloudHub.nodeLimit)
-    window: int = 32  # unacked messages per node
-    max_objects: int = 4096  # waiting objects per node before a resync is owed
-    retry: queue.RetryPolicy = dataclasses.field(default_factory=queue.RetryPolicy)
-    keepalive_timeout: float = 30.0  # a session silent this long is ended
-    rate: float = 30.0  # upstream messages per second per node
-    burst: int = 60  # upstream burst per node
-    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
-    pump_budget: int = 512  # deliveries per `pump` call, so the loop stays responsive
-    turn: int = 16  # most messages a node gets per turn (one write, one read on the edge)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Close:
-    """Close connection `conn` with this code and reason."""
-
-    conn: int
-    code: int
-    reason: str
-
-
-@dataclasses.dataclass(slots=True)
-class Outputs:
-    writes: dict[int, list[bytes]] = dataclasses.field(default_factory=dict)
-    closes: list[Close] = dataclasses.field(default_factory=list)
-    upstream: list[Message] = dataclasses.field(default_factory=list)
-    syncs: list[objects.SyncOp] = dataclasses.field(default_factory=list)
-
-
-@dataclasses.dataclass(slots=True)
-class _Session:
-    conn: int  # the transport's id of the connection
-    node_id: str
-    protocol: HubProtocol  # framing, keepalive timeout, acks
-    bucket: TokenBucket  # upstream rate limit
-    over_limit: bool = False  # the last frame was refused by the rate limit
 
 
 class CloudHubCore:
@@ -91,14 +63,17 @@ class CloudHubCore:
             window=limits.window, max_objects=limits.max_objects, retry=limits.retry,
             burst=limits.turn,
         )  # fmt: skip
-        self._sessions: dict[str, _Session] = {}  # node -> its current session
-        self._by_conn: dict[int, _Session] = {}  # connection id -> session
-        self._objects: dict[str, dict[str, objects.ObjectRef]] = {}  # node -> uid -> object
-        self._stats: dict[str, stats.NodeStats] = {}  # node -> counters and rate samples
+        self._out = Outputs()  # waiting for take_outputs; shared with the parts below
+        self._sessions = sessions.SessionTable(
+            limits=limits, clock=clock, out=self._out, on_end=self._session_ended
+        )
+        self._records = records.ObjectRecords(out=self._out)
+        # Seconds before the next frame of a connection should be read (see SessionTable);
+        # the session table's own method, as the transport asks after every frame.
+        self.read_delay = self._sessions.read_delay
         self._owed: set[str] = set()  # nodes whose queue refused a message: resync owed
         self._echoes = echo.NodeEchoes()  # status-only Node updates are not sent again
         self._next_sample = 0.0  # when tick next samples every node's rates
-        self._out = Outputs()  # waiting for take_outputs
         self.more = False  # pump stopped at its budget: call it again soon
 
     # Input from the ObjectSync reader, before the server starts.
@@ -107,7 +82,7 @@ class CloudHubCore:
         """Seed what nodes were sent and acked, from ObjectSync records; returns the count."""
         count = 0
         for record in records:
-            self._objects.setdefault(record.node_id, {})[record.ref.uid] = record.ref
+            self._records.restore(record)
             if record.resource_version is not None:
                 node_queue = self._scheduler.node_queue(record.node_id)
                 node_queue.restore_acked(record.ref.uid, str(record.resource_version))
@@ -118,26 +93,8 @@ class CloudHubCore:
 
     def open(self, conn: int, node_id: str) -> bool:
         """A connection for `node_id` completed its handshake; False if refused (see outputs)."""
-        old = self._sessions.get(node_id)
-        if old is None and len(self._sessions) >= self.limits.node_limit:
-            reason = f"node limit of {self.limits.node_limit} reached; try again later"
-            log.warning("refused node %s: %s", node_id, reason)
-            self._out.closes.append(Close(conn, CLOSE_TRY_AGAIN, reason))
+        if not self._sessions.open(conn, node_id):
             return False
-        if old is not None:
-            log.debug("node %s connected again: replacing its older connection", node_id)
-            self._close(old, CLOSE_NORMAL, "replaced by a newer connection of this node")
-        protocol = HubProtocol(
-            side=Side.CLOUD,
-            node_id=node_id,
-            clock=self._clock,
-            keepalive=KeepaliveSettings(timeout=self.limits.keepalive_timeout),
-            max_frame_size=self.limits.max_frame_size,
-        )
-        bucket = TokenBucket(rate=self.limits.rate, burst=self.limits.burst, now=self._clock())
-        session = _Session(conn, node_id, protocol, bucket)
-        self._sessions[node_id] = self._by_conn[conn] = session
-        self._node_stats(node_id).connected(self._clock())
         self._scheduler.connect(node_id)
         self._notice(node_id, Operation.CONNECTED)
         self._notice(node_id, contract.RESYNC)  # contract item 5
@@ -145,34 +102,19 @@ class CloudHubCore:
 
     def receive(self, conn: int, data: bytes | str) -> None:
         """A frame from connection `conn` (ignored if it is no longer current)."""
-        session = self._by_conn.get(conn)
+        session = self._sessions.by_conn.get(conn)
         if session is None:
             return
         session.protocol.receive_data(data)
         self._handle_events(session)
 
-    def read_delay(self, conn: int) -> float:
-        """Seconds before the next frame of `conn` should be read: after a frame refused by
-        the rate limit the transport pauses reading (bounded), so TCP throttles the node and
-        its refusals cost us little."""
-        session = self._by_conn.get(conn)
-        if session is None or not session.over_limit:
-            return 0.0
-        session.over_limit = False
-        self._node_stats(session.node_id).throttled += 1
-        return min(session.bucket.wait_time(self._clock()), _MAX_READ_PAUSE)
-
     def lost(self, conn: int) -> None:
         """Connection `conn` ended (the peer closed it, or it broke)."""
-        session = self._by_conn.get(conn)
-        if session is not None:
-            log.debug("node %s disconnected", session.node_id)
-            self._end(session)
+        self._sessions.lost(conn)
 
     def close_all(self, reason: str) -> None:
         """End every session (cloudhub is stopping)."""
-        for session in list(self._sessions.values()):
-            self._close(session, CLOSE_GOING_AWAY, reason)
+        self._sessions.close_all(reason)
 
     # Input from edgecontroller (via the module's mailbox).
 
@@ -202,11 +144,11 @@ class CloudHubCore:
         sampled every `_SAMPLE_PERIOD`.
         """
         now = self._clock()
-        silent = [s for s in self._sessions.values() if _is_due(s.protocol.next_deadline(), now)]
-        for session in silent:
+        for session in self._sessions.silent(now):
             session.protocol.check_timers()
             self._handle_events(session)
-        for node_id in [n for n in self._owed if n in self._sessions]:
+        connected = self._sessions.by_node
+        for node_id in [n for n in self._owed if n in connected]:
             node_queue = self._scheduler.node_queue(node_id)
             if not node_queue.needs_resync:
                 self._owed.discard(node_id)
@@ -216,7 +158,7 @@ class CloudHubCore:
                 self._notice(node_id, contract.RESYNC)
         if now >= self._next_sample:
             self._next_sample = now + _SAMPLE_PERIOD
-            for node_id, node_stats in self._stats.items():
+            for node_id, node_stats in self._sessions.stats.items():
                 node_stats.sample(now, self._scheduler.sent(node_id))
         self.pump()
 
@@ -227,8 +169,9 @@ class CloudHubCore:
     def pump(self) -> None:
         """Write up to `pump_budget` messages, taking ready nodes in turn."""
         now = self._clock()
-        next_delivery, sessions = self._scheduler.next_delivery, self._sessions
-        session: _Session | None = None  # frames are collected per node's turn
+        next_delivery, by_node = self._scheduler.next_delivery, self._sessions.by_node
+        flush = self._sessions.flush
+        session: sessions.Session | None = None  # frames are collected per node's turn
         self.more = True
         for _ in range(self.limits.pump_budget):
             delivery = next_delivery(now)
@@ -237,31 +180,31 @@ class CloudHubCore:
                 break
             if session is None or session.node_id != delivery.node_id:
                 if session is not None:
-                    self._flush(session)
-                session = sessions[delivery.node_id]
+                    flush(session)
+                session = by_node[delivery.node_id]
             try:
                 session.protocol.send(delivery.message)
             except (errors.HubError, beehive_errors.BeehiveError) as exc:
                 log.error("cannot send %s to node %s: %s",
                           delivery.message.msg_id, delivery.node_id, exc)  # fmt: skip
         if session is not None:
-            self._flush(session)
+            flush(session)
 
     # Output.
 
     def take_outputs(self) -> Outputs:
         """Everything produced since the last call (drains)."""
-        out, self._out = self._out, Outputs()
-        return out
+        return self._out.take()
 
     def nodes(self) -> list[dict[str, JsonValue]]:
         """Per node: connection, queue depth, in flight, counts, last ack age, rates."""
         now = self._clock()
-        names = sorted(set(self._scheduler.nodes()) | set(self._stats))
+        table = self._sessions
+        names = sorted(set(self._scheduler.nodes()) | set(table.stats))
         return [
-            self._node_stats(n).view(
+            table.node_stats(n).view(
                 n, now, self._queue_stats(n, now),
-                connected=n in self._sessions, objects=len(self._objects.get(n, {})),
+                connected=n in table.by_node, objects=self._records.count(n),
             )
             for n in names
         ]  # fmt: skip
@@ -273,7 +216,7 @@ class CloudHubCore:
         return self._scheduler.node_queue(node_id).peek()[:limit]
 
     def is_connected(self, node_id: str) -> bool:
-        return node_id in self._sessions
+        return node_id in self._sessions.by_node
 
     # Internals.
 
@@ -301,23 +244,12 @@ class CloudHubCore:
         route = message.route
         if not needs_ack or route.group != contract.GROUP_RESOURCE:
             return
-        if route.operation not in _TRACKED_OPERATIONS:
+        if route.operation not in records.TRACKED_OPERATIONS:
             return
         is_delete = route.operation == Operation.DELETE
-        if not is_delete and uid in self._objects.get(node_id, ()):
+        if not is_delete and uid in self._records.by_node.get(node_id, ()):
             return  # known: no record to write (the common update)
-        ref = objects.ref_of(message)
-        if ref is None:
-            return
-        known = self._objects.setdefault(node_id, {})
-        if is_delete:
-            if ref.uid in known:
-                self._out.syncs.append(objects.Deleting(node_id, ref))
-            else:
-                known[ref.uid] = ref
-        elif ref.uid not in known:
-            known[ref.uid] = ref
-            self._out.syncs.append(objects.Ensure(node_id, ref))
+        self._records.queued(node_id, message, delete=is_delete)
 
     def _resynced(self, node_id: str, content: JsonValue) -> None:
         """Contract item 5: delete what the node was sent and should no longer have."""
@@ -325,29 +257,23 @@ class CloudHubCore:
         if not isinstance(uids, list):
             log.error("resynced for node %s without a list of uids: ignored", node_id)
             return
-        wanted = {uid for uid in uids if isinstance(uid, str)}
-        gone = [ref for uid, ref in self._objects.get(node_id, {}).items() if uid not in wanted]
+        gone = self._records.unwanted(node_id, {uid for uid in uids if isinstance(uid, str)})
         for ref in gone:
             if self._scheduler.enqueue(node_id, ref.delete_message(node_id)) is queue.Outcome.FULL:
                 self._owed.add(node_id)
-            self._out.syncs.append(objects.Deleting(node_id, ref))
         if gone:
             log.info("resync of node %s: %d object(s) to delete", node_id, len(gone))
 
     def _remove_node(self, node_id: str) -> None:
         """The node was deleted: end its session, drop its queue and its records."""
         log.info("node %s was deleted: ending its session and dropping its queue", node_id)
-        session = self._sessions.get(node_id)
-        if session is not None:
-            self._close(session, CLOSE_NORMAL, "the node was deleted")
+        self._sessions.remove(node_id)
         self._scheduler.remove(node_id)
         self._owed.discard(node_id)
         self._echoes.forget(node_id)
-        for ref in self._objects.pop(node_id, {}).values():
-            self._out.syncs.append(objects.Forget(node_id, ref))
-        self._stats.pop(node_id, None)
+        self._records.forget(node_id)
 
-    def _handle_events(self, session: _Session) -> None:
+    def _handle_events(self, session: sessions.Session) -> None:
         node_id = session.node_id
         acked = False
         for event in session.protocol.events_received():
@@ -356,7 +282,8 @@ class CloudHubCore:
                 continue
             match event:
                 case events.MessageReceived(message):
-                    self._upstream(session, message)
+                    if self._sessions.admit(session, message):  # within the rate limit
+                        self._out.upstream.append(message)  # contract item 2
                 case events.ErrorReceived(msg_id, message):
                     text = beehive_errors.excerpt(str(message.content))
                     log.warning("node %s could not handle %s: %s", node_id, msg_id, text)
@@ -364,74 +291,31 @@ class CloudHubCore:
                 case events.KeepaliveReceived():
                     self._notice(node_id, Operation.KEEPALIVE)
                 case events.MessageRejected(msg_id, reason):
-                    self._node_stats(node_id).rejected += 1
+                    self._sessions.node_stats(node_id).rejected += 1
                     log.error("node %s: message %s rejected: %s", node_id, msg_id, reason)
                 case events.MessageIgnored(reason):
-                    self._node_stats(node_id).ignored += 1
+                    self._sessions.node_stats(node_id).ignored += 1
                     log.debug("node %s: ignored a frame: %s", node_id, reason)
                 case events.DecodeFailed(reason, excerpt):
-                    self._node_stats(node_id).decode_failed += 1
+                    self._sessions.node_stats(node_id).decode_failed += 1
                     log.error("node %s: undecodable frame (%s): %s", node_id, reason, excerpt)
                 case events.SessionTimedOut(idle):
-                    reason = f"no keepalive for {idle:.1f} s"
-                    log.warning("node %s: %s; ending the session", node_id, reason)
-                    self._close(session, CLOSE_POLICY, reason)
+                    self._sessions.time_out(session, idle)
                     return
                 case _:
                     pass
-        if acked:
-            self._record_acks(node_id)
-        self._flush(session)
+        if acked:  # inline: an ack comes in about every frame
+            versions = self._scheduler.node_queue(node_id).take_acked()
+            for version in versions:
+                if not version.deleted:
+                    self._echoes.acked(node_id, version.uid, version.resource_version)
+            self._records.acked(node_id, versions)
+        self._sessions.flush(session)
 
-    def _upstream(self, session: _Session, message: Message) -> None:
-        """Contract item 2, within the node's rate limit (excess: a 429 reply)."""
-        node_stats = self._node_stats(session.node_id)
-        if not session.bucket.take(self._clock()):
-            node_stats.rate_limited += 1
-            session.over_limit = True
-            rtype = classify.resource_type(message.route.resource)
-            if message.route.operation not in _NO_REPLY_OPERATIONS and (
-                rtype not in replies.UNANSWERED_TYPES
-            ):
-                refused = replies.status(429, "rate limit exceeded; send again later")
-                reply = replies.failure(message, refused, rtype=rtype, source=contract.CLOUDHUB)
-                session.protocol.send(reply)
-            return
-        node_stats.received += 1
-        self._out.upstream.append(message)
-
-    def _record_acks(self, node_id: str) -> None:
-        known = self._objects.get(node_id, {})
-        for acked in self._scheduler.node_queue(node_id).take_acked():
-            if not acked.deleted:
-                self._echoes.acked(node_id, acked.uid, acked.resource_version)
-            ref = known.get(acked.uid)
-            if ref is None:
-                continue
-            if acked.deleted:
-                del known[acked.uid]
-                self._out.syncs.append(objects.Forget(node_id, ref))
-            else:
-                self._out.syncs.append(objects.Acked(node_id, ref, acked.resource_version))
-
-    def _flush(self, session: _Session) -> None:
-        frames = session.protocol.data_to_send()
-        if frames:
-            self._out.writes.setdefault(session.conn, []).extend(frames)
-
-    def _close(self, session: _Session, code: int, reason: str) -> None:
-        self._flush(session)
-        self._out.closes.append(Close(session.conn, code, reason))
-        self._end(session)
-
-    def _end(self, session: _Session) -> None:
-        session.protocol.close()
-        self._by_conn.pop(session.conn, None)
-        if self._sessions.get(session.node_id) is session:
-            del self._sessions[session.node_id]
-            self._scheduler.disconnect(session.node_id)
-            self._node_stats(session.node_id).disconnected(self._clock())
-            self._notice(session.node_id, Operation.DISCONNECTED)
+    def _session_ended(self, node_id: str) -> None:
+        """The node's current session ended (SessionTable's `on_end`)."""
+        self._scheduler.disconnect(node_id)
+        self._notice(node_id, Operation.DISCONNECTED)
 
     def _notice(self, node_id: str, operation: str) -> None:
         """Contract items 4 and 5: a session notice or resync request on ``node/<node>``."""
@@ -445,24 +329,7 @@ class CloudHubCore:
             )
         )
 
-    def _node_stats(self, node_id: str) -> stats.NodeStats:
-        found = self._stats.get(node_id)
-        if found is None:
-            found = self._stats[node_id] = stats.NodeStats()
-        return found
-
     def _queue_stats(self, node_id: str, now: float) -> queue.NodeQueueStats | None:
         if not self._scheduler.has_node(node_id):
             return None
         return self._scheduler.node_queue(node_id).stats(now)
-
-
-# Operations that are themselves answers: never answered.
-_NO_REPLY_OPERATIONS = frozenset({Operation.RESPONSE, Operation.ERROR})
-
-# Operations whose acked messages get an ObjectSync record (not replies).
-_TRACKED_OPERATIONS = frozenset({Operation.INSERT, Operation.UPDATE, Operation.DELETE})
-
-
-def _is_due(deadline: float | None, now: float) -> bool:
-    return deadline is not None and deadline <= now
