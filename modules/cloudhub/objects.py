@@ -1,7 +1,7 @@
 """Which objects each node holds or is being sent, and the ObjectSync work that follows.
 
 Input: downstream messages as cloudhub queues them and acks as the edge sends
-them (from `modules.cloudhub.core`), and ObjectSync records read at start.
+them (from `modules.cloudhub.records`), and ObjectSync records read at start.
 Output: `ObjectRef` facts for building deletes at resync, and `SyncOp`s for the
 ObjectSync writer (`modules.cloudhub.objectsync`).
 

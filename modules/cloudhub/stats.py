@@ -1,6 +1,6 @@
 """Per-node counters and rates for `beehive debug nodes`.
 
-Input: session events counted by `modules.cloudhub.core` and queue statistics
+Input: session events counted by `modules.cloudhub.sessions` and queue statistics
 sampled on its tick. Output: one JSON-ready row per node.
 """
 
