@@ -128,41 +128,44 @@ Lookup = Callable[[str, str], Obj | None]  # (namespace, name) -> the cached pod
 
 
 class LastWrites:
-    """Per pod UID, the resourceVersion of our last status write the cache has not shown yet.
+    """Per pod UID, our last status write the cache has not shown yet (its resourceVersion
+    and the status it left), so that a report that comes meanwhile is judged against it:
+    against the lagging cache, a start time kept from the first report would be lost.
 
     Thread-safe (upstream workers). An entry goes as soon as the cached pod is at least
     that new; entries of pods that are gone are swept when the table has doubled.
     """
 
     def __init__(self) -> None:
-        self._written: dict[str, tuple[str, str, int | None]] = {}  # uid -> (ns, name, rv)
+        self._written: dict[
+            str, tuple[str, str, int | None, Obj]
+        ] = {}  # uid -> ns, name, rv, status
         self._lock = threading.Lock()
         self._sweep_at = 1024  # size that triggers the next sweep
 
-    def wrote(
-        self, uid: str, namespace: str, name: str, resource_version: str, lookup: Lookup
-    ) -> None:
-        """Remember a write (its RV as returned by the API); sweeps now and then."""
+    def wrote(self, uid: str, namespace: str, name: str, written: Obj, lookup: Lookup) -> None:
+        """Remember a write (the pod as the API returned it); sweeps now and then."""
+        version = _number(str((written.get("metadata") or {}).get("resourceVersion", "")))
+        status = written.get("status") if isinstance(written.get("status"), dict) else {}
         with self._lock:
-            self._written[uid] = (namespace, name, _number(resource_version))
+            self._written[uid] = (namespace, name, version, status or {})
             if len(self._written) < self._sweep_at:
                 return
-            for key, (ns, pod_name, rv) in list(self._written.items()):
+            for key, (ns, pod_name, rv, _) in list(self._written.items()):
                 pod = lookup(ns, pod_name)
                 if pod is None or pod["metadata"].get("uid") != key or _caught_up(pod, rv):
                     del self._written[key]
             self._sweep_at = max(1024, 2 * len(self._written))
 
-    def caught_up(self, uid: str, pod: Obj) -> bool:
-        """True when the cached `pod` includes our last write to it (or there was none)."""
+    def latest(self, uid: str, pod: Obj) -> tuple[Obj, bool]:
+        """The pod's newest status we know (the cached one, or our last write while the
+        cache lags behind it), and whether the cache has caught up."""
         with self._lock:
             entry = self._written.get(uid)
-            if entry is None:
-                return True
-            if _caught_up(pod, entry[2]):
-                del self._written[uid]
-                return True
-            return False
+            if entry is not None and not _caught_up(pod, entry[2]):
+                return entry[3], False
+            self._written.pop(uid, None)
+        return pod.get("status") or {}, True
 
     def __len__(self) -> int:
         with self._lock:

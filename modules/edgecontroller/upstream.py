@@ -293,15 +293,15 @@ class Upstream:
             raise reports.forbidden(
                 f"node {node}: pod {namespace}/{name} is not bound to this node"
             )
-        uid, current = pod["metadata"]["uid"], pod.get("status") or {}
+        uid = pod["metadata"]["uid"]
+        current, caught_up = self._last_writes.latest(uid, pod)
         status = podstatus.normalized(entry["Status"], current, kube_ops.now())
         after = podstatus.merged(current, status)  # the status the write would leave
-        if self._last_writes.caught_up(uid, pod) and after == current:
+        if caught_up and after == current:
             self.unchanged += 1  # the same state reported again: nothing to write
         else:
             written = self._call(self._api.patch_pod_status, namespace, name, status)
-            rv = written.get("metadata", {}).get("resourceVersion", "")
-            self._last_writes.wrote(uid, namespace, name, rv, self._lookup_pod)
+            self._last_writes.wrote(uid, namespace, name, written, self._lookup_pod)
         deleting = pod["metadata"].get("deletionTimestamp")
         if deleting and podstatus.terminated(after):
             # upstream.go: the edge has stopped a pod being deleted; finish the delete.

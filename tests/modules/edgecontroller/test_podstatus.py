@@ -103,29 +103,35 @@ def test_a_merge_patch_that_changes_nothing_gives_the_target_back() -> None:
     assert merged(target, {"phase": {"x": 1}}) != target
 
 
+def written(rv: str, status: Any = None) -> Any:
+    """The pod as the API answers a status write."""
+    return {"metadata": {"resourceVersion": rv}, "status": status or {}}
+
+
 def test_last_writes_hold_until_the_cache_shows_them() -> None:
     writes = LastWrites()
     pods: dict[tuple[str, str], Any] = {}
-    writes.wrote("u1", "ns", "p", "10", lambda ns, name: pods.get((ns, name)))
-    cached = {"metadata": {"uid": "u1", "resourceVersion": "9"}}
-    assert not writes.caught_up("u1", cached)
+    ours = {"phase": "Running", "startTime": "2026-01-01T00:00:00Z"}
+    writes.wrote("u1", "ns", "p", written("10", ours), lambda ns, name: pods.get((ns, name)))
+    cached = {"metadata": {"uid": "u1", "resourceVersion": "9"}, "status": {"phase": "Pending"}}
+    assert writes.latest("u1", cached) == (ours, False)  # our write, not the lagging cache
     cached["metadata"]["resourceVersion"] = "10"
-    assert writes.caught_up("u1", cached)
-    assert len(writes) == 0 and writes.caught_up("u2", cached)
+    assert writes.latest("u1", cached) == ({"phase": "Pending"}, True)
+    assert len(writes) == 0 and writes.latest("u2", cached)[1]
 
 
 def test_last_writes_of_pods_that_are_gone_are_swept() -> None:
     writes = LastWrites()
     live = {("ns", "p0"): {"metadata": {"uid": "u0", "resourceVersion": "1"}}}
     for i in range(1024):  # the 1,024th write sweeps: only u0 is still behind its cache
-        writes.wrote(f"u{i}", "ns", f"p{i}", "5", lambda ns, name: live.get((ns, name)))
+        writes.wrote(f"u{i}", "ns", f"p{i}", written("5"), lambda ns, name: live.get((ns, name)))
     assert len(writes) == 1
 
 
 def test_a_resource_version_that_is_not_a_number_never_counts_as_caught_up() -> None:
     writes = LastWrites()
-    writes.wrote("u1", "ns", "p", "abc", lambda ns, name: None)
-    assert not writes.caught_up("u1", {"metadata": {"uid": "u1", "resourceVersion": "abc"}})
+    writes.wrote("u1", "ns", "p", written("abc"), lambda ns, name: None)
+    assert not writes.latest("u1", {"metadata": {"uid": "u1", "resourceVersion": "abc"}})[1]
 
 
 def test_merged_applies_a_merge_patch_without_touching_either_side() -> None:
