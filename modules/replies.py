@@ -32,6 +32,14 @@ OBJECT_RESP_INSERTS = frozenset({contract.NODE, contract.POD, contract.CSR})
 
 # What edges send without waiting for an answer: never answered (as in KubeEdge).
 UNANSWERED_TYPES = frozenset({contract.EVENT, contract.RULESTATUS})
+_ANSWERS = frozenset({Operation.RESPONSE, Operation.ERROR})  # never answered themselves
+
+
+def answered(operation: str, rtype: str) -> bool:
+    """Whether an edge's message of this operation and resource type gets a reply (a
+    refusal included): not an answer itself, and not what edges send without waiting."""
+    return operation not in _ANSWERS and rtype not in UNANSWERED_TYPES
+
 
 REASONS = {
     400: "BadRequest",

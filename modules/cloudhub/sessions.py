@@ -13,7 +13,7 @@ import dataclasses
 import logging
 from collections.abc import Callable
 
-from beehive.message import Message, Operation
+from beehive.message import Message
 from modules import contract, replies
 from modules.cloudhub import classify, stats
 from modules.cloudhub.limits import HubLimits
@@ -30,9 +30,6 @@ CLOSE_POLICY = 1008  # a bad connection request, or no keepalive within the time
 CLOSE_TRY_AGAIN = 1013  # the node limit is reached
 
 _MAX_READ_PAUSE = 0.1  # seconds; a node over its rate limit is read at most this slowly
-
-# Operations that are themselves answers: never answered.
-_NO_REPLY_OPERATIONS = frozenset({Operation.RESPONSE, Operation.ERROR})
 
 
 @dataclasses.dataclass(slots=True)
@@ -141,9 +138,7 @@ class SessionTable:
             node_stats.rate_limited += 1
             session.over_limit = True
             rtype = classify.resource_type(message.route.resource)
-            if message.route.operation not in _NO_REPLY_OPERATIONS and (
-                rtype not in replies.UNANSWERED_TYPES
-            ):
+            if replies.answered(message.route.operation, rtype):
                 refused = replies.status(429, "rate limit exceeded; send again later")
                 reply = replies.failure(message, refused, rtype=rtype, source=contract.CLOUDHUB)
                 session.protocol.send(reply)

@@ -31,7 +31,7 @@ from cryptography.x509.oid import NameOID
 from kubernetes import client
 
 from modules import contract, replies
-from modules.edgecontroller import events
+from modules.edgecontroller import events, reports
 from modules.edgecontroller.location import LocationCache, dicts
 from modules.edgecontroller.reports import ReportError, forbidden, not_found
 from modules.edgecontroller.settings import EdgeControllerSettings
@@ -119,7 +119,7 @@ class Asks:
             raise ReportError("serviceaccounttoken needs a TokenRequest bound to a pod")
         if ref.get("kind") != "Pod" or not isinstance(ref.get("name"), str):
             raise forbidden(f"node {node}: tokens are only issued bound to a pod")
-        pod = self._own_pod(node, namespace, ref["name"])
+        pod = reports.bound_pod(node, namespace, ref["name"], self._pod(namespace, ref["name"]))
         if ref.get("uid") and ref["uid"] != pod["metadata"].get("uid"):
             raise ReportError(f"pod {namespace}/{ref['name']} has another uid", 409)
         runs_as = (pod.get("spec") or {}).get("serviceAccountName") or "default"
@@ -313,14 +313,6 @@ class Asks:
 
     def _pod(self, namespace: str, name: str) -> Obj | None:
         return self._lookup(contract.POD, namespace, name)
-
-    def _own_pod(self, node: str, namespace: str, name: str) -> Obj:
-        pod = self._pod(namespace, name)
-        if pod is None:
-            raise not_found(f'pods "{name}" not found')
-        if (pod.get("spec") or {}).get("nodeName") != node:
-            raise forbidden(f"node {node}: pod {namespace}/{name} is not bound to this node")
-        return pod
 
 
 def _typed(obj: Obj, api_version: str, kind: str) -> Obj:

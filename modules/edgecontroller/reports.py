@@ -29,6 +29,19 @@ def not_found(text: str) -> ReportError:
     return ReportError(text, 404)
 
 
+def bound_pod(node: str, namespace: str, name: str, pod: Obj | None) -> Obj:
+    """`pod` (as the watch has it), which must exist and be bound to `node`.
+
+    Raises:
+        ReportError: 404 when it does not exist, 403 when it is bound elsewhere.
+    """
+    if pod is None:
+        raise not_found(f'pods "{name}" not found')
+    if (pod.get("spec") or {}).get("nodeName") != node:
+        raise forbidden(f"node {node}: pod {namespace}/{name} is not bound to this node")
+    return pod
+
+
 def node_body(node: str, content: Any) -> Obj:
     if not isinstance(content, dict):
         raise ReportError(f"node {node}: registration needs a Node object")

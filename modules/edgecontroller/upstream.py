@@ -231,14 +231,9 @@ class Upstream:
     def _bound_pod(self, node: str, namespace: str, name: str, *, missing_ok: bool) -> bool:
         """Whether the pod exists (as the watch has it); refused unless bound to `node`."""
         pod = self._lookup(contract.POD, namespace, name)
-        if pod is None:
-            if missing_ok:
-                return False
-            raise reports.not_found(f'pods "{name}" not found')
-        if (pod.get("spec") or {}).get("nodeName") != node:
-            raise reports.forbidden(
-                f"node {node}: pod {namespace}/{name} is not bound to this node"
-            )
+        if pod is None and missing_ok:
+            return False
+        reports.bound_pod(node, namespace, name, pod)
         return True
 
     # --- handlers --------------------------------------------------------------------
@@ -350,7 +345,7 @@ class Upstream:
             message.msg_id,
             failed["message"],
         )
-        if rtype not in replies.UNANSWERED_TYPES:
+        if replies.answered(message.route.operation, rtype):
             self._send(replies.failure(message, failed, rtype=rtype))
 
     def _send(self, message: Message) -> None:
