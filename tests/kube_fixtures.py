@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,15 @@ WAIT_SECONDS = 5  # bound for every wait on the API
 def unique(prefix: str = "t") -> str:
     """A DNS-1123 name unlikely to clash with another test run on a shared cluster."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def delete_if_present(call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """A delete that finds nothing to delete (404) is no failure; any other is."""
+    try:
+        call(*args, **kwargs)
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
 
 
 def core_api(api_client: client.ApiClient) -> Any:
@@ -114,11 +123,7 @@ class KubeTestCluster:
 
     def close(self) -> None:
         for name in self._namespaces:
-            try:
-                self.core.delete_namespace(name)
-            except client.ApiException as exc:
-                if exc.status != 404:
-                    raise
+            delete_if_present(self.core.delete_namespace, name)
         for api_client in self._clients:
             api_client.close()
 

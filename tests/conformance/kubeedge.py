@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes import client
 
 WAIT = 60.0  # seconds: edgecore reconnects only after two heartbeats
 
@@ -288,11 +287,3 @@ def edge_node(core: Any, name: str) -> None:
     """The Node an edgecore without edged needs (edged would register it)."""
     body: Any = {"metadata": {"name": name, "labels": {"node-role.kubernetes.io/edge": ""}}}
     core.create_node(body)
-
-
-def delete_quietly(call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-    try:
-        call(*args, **kwargs)
-    except client.ApiException as exc:
-        if exc.status != 404:
-            raise

@@ -25,7 +25,7 @@ import yaml
 from modules.metamanager.store import MetaStore
 from tests.conformance import kubeedge as ke
 from tests.conformance.kubeedge import wait_for
-from tests.kube_fixtures import KubeTestCluster, manifest, unique
+from tests.kube_fixtures import KubeTestCluster, delete_if_present, manifest, unique
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -57,8 +57,8 @@ def cleanup_node(kube: KubeTestCluster, node: str) -> Iterator[None]:
     try:
         yield
     finally:
-        ke.delete_quietly(kube.core.delete_node, node)
-        ke.delete_quietly(kube.coordination.delete_namespaced_lease, node, "kube-node-lease")
+        delete_if_present(kube.core.delete_node, node)
+        delete_if_present(kube.coordination.delete_namespaced_lease, node, "kube-node-lease")
 
 
 def test_a_real_edgecore_joins_our_cloudcore_and_converges(
@@ -148,7 +148,7 @@ def test_a_real_edgecore_with_edged_runs_pods_against_our_cloudcore(
                     _pods_run_on_edged(kube, ns, node, cloud)
                 finally:  # edged stops the containers and unmounts their volumes
                     for pod in core.list_namespaced_pod(ns).items:
-                        ke.delete_quietly(core.delete_namespaced_pod, pod.metadata.name, ns,
+                        delete_if_present(core.delete_namespaced_pod, pod.metadata.name, ns,
                                           grace_period_seconds=0)  # fmt: skip
                     with contextlib.suppress(AssertionError):
                         wait_for(lambda: not edge.mounts(), what="pod volumes unmounted")

@@ -7,12 +7,11 @@ import datetime
 from collections.abc import Iterator
 
 import pytest
-from kubernetes.client.exceptions import ApiException
 
 from modules.certs import ca as ca_mod
 from modules.certs.store import SecretStore
 from modules.certs.token import utc_now
-from tests.kube_fixtures import KubeTestCluster, kube, unique
+from tests.kube_fixtures import KubeTestCluster, delete_if_present, kube, unique
 
 __all__ = ["ca", "kube", "now", "store"]
 
@@ -27,11 +26,7 @@ def store(kube: KubeTestCluster) -> Iterator[SecretStore]:
     """A store whose namespace is not created yet (deleted after the test)."""
     namespace = unique("kubeedge")
     yield SecretStore(kube.core, namespace)
-    try:
-        kube.core.delete_namespace(namespace)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
+    delete_if_present(kube.core.delete_namespace, namespace)
 
 
 @pytest.fixture

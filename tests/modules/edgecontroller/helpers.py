@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kubernetes import client
-
 from beehive import Hive, Message
 from modules import contract, replies
 from tests.fakes import Probe, eventually
-from tests.kube_fixtures import KubeTestCluster, manifest, unique
+from tests.kube_fixtures import KubeTestCluster, delete_if_present, manifest, unique
 
 WAIT = 10.0  # seconds any single expectation may take (generous: CI machines are small)
 
@@ -96,17 +94,9 @@ class Cloud:
 
     def close(self) -> None:
         for name in self.nodes:
-            for delete in (
-                lambda n: self.kube.core.delete_node(n),
-                lambda n: self.kube.coordination.delete_namespaced_lease(
-                    n, contract.LEASE_NAMESPACE
-                ),
-            ):
-                try:
-                    delete(name)
-                except client.ApiException as exc:
-                    if exc.status != 404:
-                        raise
+            delete_if_present(self.kube.core.delete_node, name)
+            leases = self.kube.coordination
+            delete_if_present(leases.delete_namespaced_lease, name, contract.LEASE_NAMESPACE)
 
     # --- what cloudhub got ------------------------------------------------------------
 

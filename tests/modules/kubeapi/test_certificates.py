@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from kubernetes import client
 
-from tests.kube_fixtures import KubeTestCluster, manifest, unique
+from tests.kube_fixtures import KubeTestCluster, delete_if_present, manifest, unique
 from tests.modules.kubeapi.helpers import expect_failure, raw_call
 
 SIGNER = "bh-test.example.com/nobody"
@@ -76,10 +76,7 @@ def csr_name(certificates: Any) -> Iterator[str]:
     """A unique request name; the request is deleted afterwards if it exists."""
     name = unique("csr")
     yield name
-    try:
-        certificates.delete_certificate_signing_request(name)
-    except client.ApiException as exc:
-        assert exc.status == 404
+    delete_if_present(certificates.delete_certificate_signing_request, name)
 
 
 def test_a_request_records_its_requester_and_starts_without_status(

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.kube_fixtures import KubeTestCluster, manifest, unique
+from tests.kube_fixtures import KubeTestCluster, delete_if_present, manifest, unique
 from tests.modules.kubeapi.helpers import expect_failure
 
 CLASS = "bh-test-no-such-class"
@@ -62,20 +62,14 @@ def pv_name(kube: KubeTestCluster) -> Iterator[str]:
     """A unique persistent volume name; the volume is deleted afterwards if it exists."""
     name = unique("pv")
     yield name
-    try:
-        kube.core.delete_persistent_volume(name)
-    except client.ApiException as exc:
-        assert exc.status == 404
+    delete_if_present(kube.core.delete_persistent_volume, name)
 
 
 @pytest.fixture
 def va_name(kube: KubeTestCluster, storage: Any) -> Iterator[str]:
     name = unique("va")
     yield name
-    try:
-        storage.delete_volume_attachment(name)
-    except client.ApiException as exc:
-        assert exc.status == 404
+    delete_if_present(storage.delete_volume_attachment, name)
 
 
 # -- persistent volumes ------------------------------------------------------------
