@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from beehive.message import OK, Header, JsonValue, Message, Operation, new_id, now_ms
+from beehive.message import Header, JsonValue, Message, Operation, new_id, now_ms
 from modules import contract
 
 # Resource types whose replies are ObjectResp (with `OBJECT_RESP_INSERTS` only on insert).
@@ -148,10 +148,6 @@ def object_of(reply: Message) -> Any:
     if isinstance(content, dict) and "Object" in content and "Err" in content:
         return content["Object"]
     return content
-
-
-def is_ok(reply: Message) -> bool:
-    return reply.content == OK
 
 
 def _resource_version(content: JsonValue) -> str:

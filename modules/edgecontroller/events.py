@@ -127,9 +127,6 @@ class EventGate:
         while len(self._written) > self._remember:
             self._written.popitem(last=False)
 
-    def forget_node(self, node: str) -> None:
-        self._buckets.pop(node, None)
-
 
 def creatable(event: Obj) -> Obj:
     """The Event as a create body: no server-set metadata."""
