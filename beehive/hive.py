@@ -325,6 +325,33 @@ class Hive:
             )
         return cell.mailbox.take(timeout)
 
+    def attach_reader(
+        self, module: str, on_ready: Callable[[], object]
+    ) -> Callable[[int], list[Message]]:
+        """Let another thread of a module (its event loop) take the module's messages.
+
+        From now on the module's messages skip `on_message`: `on_ready` is called (on
+        a sender's thread; it must only schedule) when messages arrive after the
+        reader took all there was, and the returned function takes up to n of them
+        without blocking; call it until it returns fewer than n. One thread hop
+        fewer than handing each message on from `on_message`, and one bound: the
+        mailbox's. `detach_reader` gives them back to `on_message`.
+
+        Raises:
+            UnknownModuleError: no such module.
+        """
+        cell = self._cells.get(module)
+        if cell is None:
+            raise errors.UnknownModuleError(module)
+        cell.mailbox.attach_reader(on_ready)
+        return cell.mailbox.take_ready
+
+    def detach_reader(self, module: str) -> None:
+        """Undo `attach_reader` (unknown modules are ignored: this runs on stops)."""
+        cell = self._cells.get(module)
+        if cell is not None:
+            cell.mailbox.detach_reader()
+
     # --- request / response ------------------------------------------------------------
 
     def send_sync(self, module: str, message: Message, *, timeout: float) -> Message:

@@ -3,8 +3,10 @@
 `Hive.send` puts messages in with `offer` (bounded, with a full-policy); pykka's
 own control envelopes (stop, proxy calls) come in through `put`, unbounded and
 ahead of data, so a stop is never stuck behind a full mailbox. The module's actor
-thread takes envelopes with `get` (push style) or a pull-style module takes
-messages with `take`. Counters are plain ints written under the one lock and read
+thread takes envelopes with `get` (push style), a pull-style module takes
+messages with `take`, or, once a reader is attached (`attach_reader`), another
+thread (an event loop) takes them in batches with `take_ready`, woken by a callback
+instead of a thread that relays. Counters are plain ints written under the one lock and read
 without it: statistics cost one increment per message.
 """
 
@@ -99,6 +101,8 @@ class Mailbox:
         self._takers_waiting = 0
         self._senders_waiting = 0
         self._closed = False  # no more data accepted (module stopping or stopped)
+        self._on_ready: Callable[[], object] | None = None  # the attached reader's wake-up
+        self._reader_armed = False  # the next data message calls _on_ready
         self.received = 0  # data messages accepted
         self.delivered = 0  # data messages handed to the module
         self.dropped = 0  # data messages evicted or refused
@@ -133,6 +137,9 @@ class Mailbox:
             self.received += 1
             if self._takers_waiting:
                 self._not_empty.notify()
+            wake = self._disarm()
+        if wake is not None:
+            wake()
         if evicted is not None and self._on_drop is not None:
             self._on_drop(evicted, "evicted: mailbox full (drop-oldest)")
 
@@ -169,10 +176,20 @@ class Mailbox:
             self.received += len(messages)
             if messages and self._takers_waiting:
                 self._not_empty.notify()
+            wake = self._disarm() if messages else None
+        if wake is not None:
+            wake()
         if evicted and self._on_drop is not None:
             for message in evicted:
                 self._on_drop(message, "evicted: mailbox full (drop-oldest)")
         return taken
+
+    def _disarm(self) -> Callable[[], object] | None:
+        """The reader's wake-up if it is due (lock held): once per batch it has not taken."""
+        if not self._reader_armed:
+            return None
+        self._reader_armed = False
+        return self._on_ready
 
     def _wait(self, condition: threading.Condition, timeout: float | None) -> None:
         """Wait on one of the two conditions (lock held), counted for the notifiers."""
@@ -210,9 +227,10 @@ class Mailbox:
     # --- consumers ------------------------------------------------------------------
 
     def get(self) -> Envelope:
-        """pykka's inbox interface: the next envelope, control first; blocks."""
+        """pykka's inbox interface: the next envelope, control first; blocks. While a
+        reader is attached, data messages are the reader's: only control comes out."""
         with self._lock:
-            while not self._control and not self._data:
+            while not self._control and not (self._data and self._on_ready is None):
                 self._wait(self._not_empty, None)
             if self._control:
                 return self._control.popleft()
@@ -246,6 +264,44 @@ class Mailbox:
                 return None
             return self._pop_data().message
 
+    def attach_reader(self, on_ready: Callable[[], object]) -> None:
+        """Hand data messages to `take_ready` from now on, instead of the actor.
+
+        `on_ready` is called on the sending thread, outside the lock, when a message
+        arrives after the reader has taken all there was: it must not block, only
+        schedule a `take_ready` (e.g. with the loop's ``call_soon_threadsafe``). Messages
+        already queued do not call it: the reader takes them first. Attaching again
+        replaces the reader.
+        """
+        with self._lock:
+            self._on_ready = on_ready
+            self._reader_armed = not self._data
+
+    def detach_reader(self) -> None:
+        """Give data messages back to the actor (`get`)."""
+        with self._lock:
+            self._on_ready = None
+            self._reader_armed = False
+            if self._data and self._takers_waiting:
+                self._not_empty.notify()
+
+    def take_ready(self, limit: int) -> list[Message]:
+        """Up to `limit` queued data messages, oldest first; never blocks.
+
+        When this leaves the mailbox empty the reader is armed again (the next
+        message calls `on_ready`); otherwise the reader must call again: nothing
+        else will wake it for the messages still queued.
+        """
+        with self._lock:
+            count = min(limit, len(self._data))
+            taken = [self._data.popleft().message for _ in range(count)]
+            self.delivered += count
+            if count and self._senders_waiting:
+                self._not_full.notify_all()
+            if not self._data and self._on_ready is not None:
+                self._reader_armed = True
+            return taken
+
     def _pop_data(self) -> _Queued:
         queued = self._data.popleft()
         self.delivered += 1
@@ -254,8 +310,8 @@ class Mailbox:
         return queued
 
     def empty(self) -> bool:
-        """pykka's inbox interface."""
-        return not self._control and not self._data
+        """pykka's inbox interface (while a reader is attached, data is not the actor's)."""
+        return not self._control and (not self._data or self._on_ready is not None)
 
     # --- lifecycle and inspection ---------------------------------------------------
 

@@ -1,11 +1,11 @@
 """The cloudhub module: wires the websocket server, the core and the ObjectSync writer.
 
 Input: its mailbox (downstream messages from edgecontroller, contract items 1, 3
-and 5), handed to the server's event loop. Output: upstream messages and session
-notices to edgecontroller (contract items 2, 4, 5), sent from the thread
-"beehive-cloudhub-upstream" so the loop never waits on a mailbox; ObjectSync
-writes on the writer's thread. Admin commands ``cloudhub.nodes``,
-``cloudhub.peek`` and ``cloudhub.address`` serve `beehive debug`.
+and 5), which the server's event loop reads itself (`Hive.attach_reader`).
+Output: upstream messages and session notices to edgecontroller (contract items
+2, 4, 5), sent from the thread "beehive-cloudhub-upstream" so the loop never
+waits on a mailbox; ObjectSync writes on the writer's thread. Admin commands
+``cloudhub.nodes``, ``cloudhub.peek`` and ``cloudhub.address`` serve `beehive debug`.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ class CloudHub(Module):
             self._open_object_sync(settings)
             self._upstream.start()
             port = self._transport.start()
+            self._transport.read_from(lambda wake: self.hive.attach_reader(self.module_name, wake))
         except BaseException:
             self.on_stop()
             raise
@@ -76,10 +77,8 @@ class CloudHub(Module):
         self.hive.register_command("cloudhub.peek", self._peek)
         self.hive.register_command("cloudhub.address", self._address)
 
-    def on_message(self, message: Message) -> None:
-        self._transport.submit(message)
-
     def on_stop(self) -> None:
+        self.hive.detach_reader(self.module_name)
         self._transport.stop()
         self._upstream.stop()
         if self._writer is not None:

@@ -2,8 +2,9 @@
 
 Runs an asyncio server of `modules.hub.wsconn` connections (websockets' sans-I/O
 protocol) on its own thread ("beehive-cloudhub-loop").
-Input: connections from edges, and downstream messages the module hands over
-with `submit` (any thread; bounded, the caller waits while it is full). Output:
+Input: connections from edges, and downstream messages the loop takes itself from
+the module's mailbox (`read_from`; woken by a sender, in batches of `DRAIN`: no
+thread relays them and the mailbox is the only bound). Output:
 frames and closes to the connections; upstream messages and ObjectSync ops to
 the callbacks given, called on the loop thread (they must not block).
 
@@ -22,7 +23,6 @@ once (`modules.cloudhub.gate`); more are closed at accept, before any TLS work.
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import contextlib
 import http
@@ -51,6 +51,13 @@ _RESEND_GRANULARITY = 0.05  # seconds: resends fall due at most this late
 _ACCEPTS_PER_ROUND = 16  # connections accepted per loop iteration (see _GatedSocket)
 
 
+DRAIN = 1024  # downstream messages taken per turn of the loop at most
+
+
+def _nothing(limit: int) -> list[Message]:
+    return []
+
+
 class ServerTransport:
     """The websocket server thread around a `CloudHubCore` (which only it touches)."""
 
@@ -63,7 +70,6 @@ class ServerTransport:
         tick_interval: float,
         on_upstream: Callable[[list[Message]], None],
         on_syncs: Callable[[list[objects.SyncOp]], None],
-        max_pending: int = 10_000,
         tls: cloud_tls.HubTLS | None = None,
         handshake_timeout: float = 10.0,
         max_pending_handshakes: int = 128,
@@ -75,10 +81,7 @@ class ServerTransport:
         self._tick_interval = tick_interval  # seconds between core ticks at most
         self._on_upstream = on_upstream  # messages for edgecontroller
         self._on_syncs = on_syncs  # work for the ObjectSync writer
-        self._max_pending = max_pending  # downstream messages waiting for the loop
-        self._pending: collections.deque[Message] = collections.deque()  # from submit
-        self._cond = threading.Condition()  # guards _pending and _drain_scheduled
-        self._drain_scheduled = False  # a _drain call is on its way to the loop
+        self._take: Callable[[int], list[Message]] = _nothing  # downstream messages (read_from)
         self._conns: dict[int, wsconn.Connection] = {}  # key -> open connection (loop thread)
         self._ids = itertools.count(1)  # connection ids
         self._pump_scheduled = False  # a pump call is queued on the loop
@@ -118,19 +121,19 @@ class ServerTransport:
                 loop.call_soon_threadsafe(stop.set)
         if self._thread is not None:
             self._thread.join(timeout)
-        with self._cond:
-            self._cond.notify_all()
 
-    def submit(self, message: Message) -> None:
-        """Hand a downstream message to the loop; waits while `max_pending` wait."""
-        with self._cond:
-            while len(self._pending) >= self._max_pending and self._is_running():
-                self._cond.wait(0.1)
-            self._pending.append(message)
-            if self._drain_scheduled:
-                return
-            self._drain_scheduled = True
-        self._call_soon(self._drain)
+    def read_from(
+        self, attach: Callable[[Callable[[], None]], Callable[[int], list[Message]]]
+    ) -> None:
+        """Take downstream messages from a mailbox (`Hive.attach_reader`, bound to the
+        module: `attach` gets the wake-up and returns the taker). Call once started."""
+        self._take = attach(self._wake)
+        self._wake()  # what was queued before the reader was there
+
+    def _wake(self) -> None:
+        """A sender's thread: messages wait; the loop takes them on its next turn."""
+        with contextlib.suppress(errors.SessionClosedError):  # stopped: they stay queued
+            self._call_soon(self._drain)
 
     def call(self, func: Callable[[], T], timeout: float = 5.0) -> T:
         """Run `func` on the loop thread and return its result (for debug commands)."""
@@ -144,9 +147,6 @@ class ServerTransport:
 
         self._call_soon(run)
         return future.result(timeout)
-
-    def _is_running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     def _call_soon(self, func: Callable[[], None]) -> None:
         if self._loop is None:
@@ -248,13 +248,11 @@ class ServerTransport:
             self._after()
 
     def _drain(self) -> None:
-        with self._cond:
-            batch = list(self._pending)
-            self._pending.clear()
-            self._drain_scheduled = False
-            self._cond.notify_all()
+        batch = self._take(DRAIN)
         for message in batch:
             self.core.downstream(message)
+        if len(batch) == DRAIN and self._loop is not None:  # more wait: after the sockets' turn
+            self._loop.call_soon(self._drain)
         self._after()
 
     def _after(self) -> None:

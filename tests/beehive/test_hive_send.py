@@ -15,6 +15,7 @@ from beehive import (
     MailboxFullError,
     MailboxSpec,
     Message,
+    Module,
     ModuleStoppedError,
     UnknownGroupError,
     UnknownModuleError,
@@ -336,3 +337,48 @@ def test_send_all_gives_up_only_when_told_to_stop(make_hive: MakeHive, probe: Pr
     assert hive.send_all("slow", [msg(), msg()], stop=stop) is False
     assert len(hive.dead_letters) == 0
     probe.gate.set()
+
+
+class _LoopReader(Module):
+    """Takes its messages on a thread of its own, as cloudhub's event loop does."""
+
+    def on_start(self) -> None:
+        self.wake = threading.Event()
+        self.done = threading.Event()
+        self.take = self.hive.attach_reader(self.module_name, self.wake.set)
+        self.thread = threading.Thread(target=self._loop)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        probe: Probe = self.context.services["probe"]
+        while not self.done.is_set():
+            self.wake.wait(0.05)
+            self.wake.clear()
+            while batch := self.take(7):
+                for message in batch:
+                    probe.record(self.module_name, message)
+
+    def on_message(self, message: Message) -> None:
+        raise AssertionError("a reader is attached: nothing may reach on_message")
+
+    def on_stop(self) -> None:
+        self.hive.detach_reader(self.module_name)
+        self.done.set()
+        self.thread.join(5)
+
+
+def test_a_module_can_take_its_messages_on_its_own_thread(
+    make_hive: MakeHive, probe: Probe
+) -> None:
+    hive = make_hive()
+    hive.add("loop", _LoopReader, services={"probe": probe}, mailbox=MailboxSpec(size=5))
+    early = msg(content="early")
+    hive.send("loop", early)
+    hive.start()
+    sent = [early, *(msg(content=i) for i in range(100))]
+    hive.send_all("loop", sent[1:], stop=threading.Event())  # waits for room: size 5
+    assert probe.wait_for(lambda: probe.count("loop") == len(sent))
+    assert probe.messages("loop") == sent
+    assert hive.module("loop").failures == 0
+    with pytest.raises(UnknownModuleError):
+        hive.attach_reader("nope", lambda: None)

@@ -191,3 +191,63 @@ def test_next_data_never_blocks_and_yields_to_a_waiting_control_envelope() -> No
     assert box.get() is control
     assert box.next_data() == second
     assert box.stats().delivered == 2
+
+
+def test_an_attached_reader_is_woken_once_per_batch_it_has_not_taken() -> None:
+    box = Mailbox("m", capacity=10)
+    wakes: list[int] = []
+    box.attach_reader(lambda: wakes.append(box.depth))
+    box.offer(msg(content=1))
+    box.offer_some([msg(content=2), msg(content=3)])
+    assert wakes == [1]  # the first message woke it; the others wait for its take
+    assert [m.content for m in box.take_ready(2)] == [1, 2]
+    box.offer(msg(content=4))
+    assert wakes == [1]  # one still queued: the reader has not taken all, so no wake-up
+    assert [m.content for m in box.take_ready(10)] == [3, 4]
+    assert box.take_ready(10) == []
+    box.offer(msg(content=5))
+    assert wakes == [1, 1]  # emptied: the next message wakes it again
+    assert box.stats().delivered == 4
+
+
+def test_a_reader_attached_to_a_mailbox_with_messages_takes_them_without_a_wake_up() -> None:
+    box = Mailbox("m", capacity=10)
+    box.offer(msg(content=1))
+    wakes: list[int] = []
+    box.attach_reader(lambda: wakes.append(1))
+    box.offer(msg(content=2))
+    assert wakes == []
+    assert [m.content for m in box.take_ready(10)] == [1, 2]
+    box.offer(msg(content=3))
+    assert wakes == [1]
+
+
+def test_while_a_reader_is_attached_the_actor_gets_only_control_envelopes() -> None:
+    box = Mailbox("m", capacity=10)
+    box.attach_reader(lambda: None)
+    data = msg()
+    box.offer(data)
+    assert box.empty()  # for pykka's loop: nothing of its own to handle
+    stop = Control("stop")
+    box.put(stop)
+    assert box.get() is stop and box.depth == 1
+    box.detach_reader()
+    assert not box.empty() and box.get().message is data
+
+
+def test_take_ready_makes_room_for_a_blocked_sender() -> None:
+    box = Mailbox("m", capacity=1, timeout=10)
+    box.attach_reader(lambda: None)
+    box.offer(msg(content=1))
+    done = threading.Event()
+
+    def sender() -> None:
+        box.offer(msg(content=2))
+        done.set()
+
+    thread = threading.Thread(target=sender)
+    thread.start()
+    assert [m.content for m in box.take_ready(5)] == [1]
+    assert done.wait(5)
+    thread.join(5)
+    assert [m.content for m in box.take_ready(5)] == [2]
