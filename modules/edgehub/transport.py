@@ -1,15 +1,20 @@
 """The edge's websocket client (websocket-client, blocking, thread-safe sends).
 
-Input: frames to write (`send`); output: frames read (`recv`), None on a read
+Input: frames to write (`send`); output: messages read (`recv`), None on a read
 timeout. Only this file knows `websocket`; its exceptions (and TLS errors) become
 `HubConnectionError` here, with a reason a user can act on, and never reach
 module code. We open the socket (and TLS) ourselves so that the upgrade response
 is read within `max_response` bytes: websocket-client alone reads a refusal's
 whole body and unbounded header lines (KubeEdge's CVE-2022-31080, 1 MiB since).
+websocket-client does the upgrade and the writes (under its lock); frames are read
+here and parsed by `frames`, as strictly as edgecore's gorilla/websocket: a message
+over the limit is refused on its header, before its payload is read, and a frame
+against RFC 6455 fails the connection with the code section 7.4.1 gives.
 """
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import ssl
@@ -21,11 +26,14 @@ from urllib.parse import urlsplit
 
 import websocket
 
+from modules.edgehub import frames
 from modules.hub import errors
 from modules.hub.protocol import DEFAULT_MAX_FRAME_SIZE
 
 MAX_RESPONSE = 1024 * 1024  # bytes of upgrade response (status, headers, body) read at most
-_FRAME_HEADERS = 64 * 1024  # room for frame headers (a message may come in many fragments)
+_READ_SIZE = 64 * 1024  # bytes one read of the socket takes at most
+_CLOSE_WAIT = 1.0  # seconds to write a close frame, or to wait for the cloud's (gorilla's)
+_CLOSE_NORMAL = 1000
 IO_TIMEOUT = 15.0  # seconds one socket read or write may stall (edgeHub's writeDeadline)
 _CERT_REFUSED = ("UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_REQUIRED", "CERTIFICATE_UNKNOWN",
                  "CERTIFICATE_EXPIRED", "DECRYPT_ERROR")  # fmt: skip
@@ -46,14 +54,16 @@ class ClientConnection:
         Afterwards each read or write of the socket may stall `io_timeout` seconds; the
         reader's short waits (`recv`) never change that, since the socket's timeout is
         also the writers'. A message from the cloud (its frames and fragments together)
-        may be `max_message` bytes: reading stops there, whatever its header declares.
+        may be `max_message` bytes: a frame whose header takes it past that is refused
+        (1009) before its payload is read.
 
         Raises:
             HubConnectionError: the connection, TLS or the upgrade failed, or the
                 upgrade response exceeded `max_response` bytes.
         """
         self.url = url
-        self._max_message = max_message
+        self._frames = frames.FrameReader(max_message=max_message)  # parses what is read
+        self._closed = False  # a close frame was sent or received: nothing more to read
         sock: Any = None
         try:
             sock = _open(url, timeout, ssl_context, on_socket)
@@ -82,36 +92,74 @@ class ClientConnection:
         """Write one text frame.
 
         Raises:
-            HubConnectionError: the connection is broken.
+            HubConnectionError: the connection is broken or closed.
         """
+        if self._closed:  # RFC 6455 5.5.1: no data frame after a close frame
+            raise errors.HubConnectionError(self.url, "the connection is closed")
         try:
             self._ws.send(frame, websocket.ABNF.OPCODE_TEXT)
         except (websocket.WebSocketException, OSError) as exc:
             raise errors.HubConnectionError(self.url, _describe(exc)) from exc
 
     def recv(self, timeout: float) -> bytes | None:
-        """The next frame's payload, or None if none came within `timeout`.
+        """The next message's payload (its fragments joined), or None if no frame began
+        within `timeout`; pings are answered on the way. Once a frame has begun, each
+        read of it may stall the IO timeout.
 
         Raises:
             HubConnectionError: the connection was closed (with the peer's code and
-                reason) or broke.
+                reason) or broke, or the cloud broke the protocol (the edge closed with
+                1002, 1007 or 1009, and the reason says what the cloud sent).
         """
+        if self._closed:
+            raise errors.HubConnectionError(self.url, "the connection is closed")
+        deadline = time.monotonic() + timeout
         try:
-            if not self._readable(timeout):
-                return None
-            sock = self._sock
-            sock.read_budget = self._max_message + _FRAME_HEADERS
-            sock.budget_reason = f"the cloud sent a message over {self._max_message} bytes"
-            try:
-                opcode, data = self._ws.recv_data()
-            finally:
-                sock.read_budget = None
+            while True:
+                event = self._frames.next_event()
+                if isinstance(event, frames.Message):
+                    return event.payload
+                if event is not None:
+                    self._answer(event)
+                elif self._frames.begun or self._readable(deadline - time.monotonic()):
+                    self._frames.receive_data(_read(self._sock))
+                else:
+                    return None
+        except frames.ProtocolError as exc:  # RFC 6455 7.1.7: fail the connection
+            self._closed = True
+            self._send_close(exc.code, exc.reason)
+            reason = f"{exc.reason} (closed with {exc.code})"
+            raise errors.HubConnectionError(self.url, reason) from exc
         except (websocket.WebSocketException, OSError) as exc:
             raise errors.HubConnectionError(self.url, _describe(exc)) from exc
-        if opcode == websocket.ABNF.OPCODE_CLOSE:  # our close reply has been sent
-            self._ws.shutdown()  # type: ignore[no-untyped-call]
-            raise errors.HubConnectionError(self.url, f"closed by the cloud: {_close_reason(data)}")
-        return bytes(data)
+
+    def _answer(self, event: frames.Ping | frames.Pong | frames.Close) -> None:
+        if isinstance(event, frames.Ping):
+            self._ws.pong(event.payload)
+        elif isinstance(event, frames.Close):
+            # Echo the code (RFC 6455 5.5.1, as gorilla's default close handler does).
+            self._closed = True
+            self._send_close(event.code, "")
+            self._shut()
+            reason = f"closed by the cloud: {_close_reason(event)}"
+            raise errors.HubConnectionError(self.url, reason)
+
+    def _send_close(self, code: int | None, reason: str) -> None:
+        """A close frame, if the socket takes it within `_CLOSE_WAIT` (a send stuck on
+        a cloud that reads nothing holds the write lock)."""
+        payload = b"" if code is None else struct.pack("!H", code) + reason.encode()[:123]
+        data = websocket.ABNF.create_frame(payload, websocket.ABNF.OPCODE_CLOSE).format()
+        lock = self._ws.lock
+        if not lock.acquire(timeout=_CLOSE_WAIT):
+            return
+        try:
+            _, writable, _ = select.select([], [self._sock], [], _CLOSE_WAIT)
+            if writable:
+                self._sock.sendall(data)
+        except (OSError, ValueError):  # ValueError: the socket is closed already
+            pass
+        finally:
+            lock.release()
 
     def _readable(self, timeout: float) -> bool:
         """Whether a frame has begun to arrive within `timeout` (decrypted bytes already
@@ -119,17 +167,30 @@ class ClientConnection:
         pending = getattr(self._sock, "pending", None)
         if pending is not None and pending() > 0:
             return True
-        ready, _, _ = select.select([self._sock], [], [], timeout)
+        ready, _, _ = select.select([self._sock], [], [], max(timeout, 0.0))
         return bool(ready)
 
     def close(self) -> None:
-        if not self._ws.connected:
-            self._ws.shutdown()  # type: ignore[no-untyped-call]
-            return
-        try:
-            self._ws.close(timeout=1)
-        except (websocket.WebSocketException, OSError):
-            self._ws.shutdown()  # type: ignore[no-untyped-call]
+        """Close with 1000 (unless a close frame was sent or received already), wait
+        `_CLOSE_WAIT` seconds at most for the cloud's close frame, and shut the socket."""
+        if not self._closed:
+            self._closed = True
+            self._send_close(_CLOSE_NORMAL, "")
+            with contextlib.suppress(frames.ProtocolError, websocket.WebSocketException, OSError):
+                self._await_close(time.monotonic() + _CLOSE_WAIT)
+        self._shut()
+
+    def _await_close(self, deadline: float) -> None:
+        while self._readable(deadline - time.monotonic()):
+            self._frames.receive_data(_read(self._sock))
+            while (event := self._frames.next_event()) is not None:
+                if isinstance(event, frames.Close):
+                    return
+
+    def _shut(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._ws.shutdown()  # type: ignore[no-untyped-call]
 
 
 _REFUSED_BEFORE_UPGRADE = (
@@ -224,11 +285,22 @@ def _open(
     return tls
 
 
-def _close_reason(data: bytes) -> str:
-    if len(data) < 2:
+def _read(sock: Any) -> bytes:
+    """What the socket holds, up to `_READ_SIZE` bytes; it waits the socket's timeout
+    at most (websocket-client's reader said these same things)."""
+    try:
+        data: bytes = sock.recv(_READ_SIZE)
+    except TimeoutError as exc:
+        raise websocket.WebSocketTimeoutException("Connection timed out") from exc
+    if not data:
+        raise websocket.WebSocketConnectionClosedException("Connection to remote host was lost.")
+    return data
+
+
+def _close_reason(close: frames.Close) -> str:
+    if close.code is None:
         return "no code"
-    (code,) = struct.unpack("!H", data[:2])
-    return f"{code} {data[2:].decode('utf-8', 'replace')}".strip()
+    return f"{close.code} {close.reason}".strip()
 
 
 def _describe(exc: BaseException) -> str:
