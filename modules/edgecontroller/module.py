@@ -87,6 +87,7 @@ class EdgeController(Module):
 
     def on_stop(self) -> None:
         self._halt.set()
+        self._queue.close()
         for reflector in self._reflectors.values():
             reflector.stop()
         self._upstream.stop()

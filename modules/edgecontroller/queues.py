@@ -33,6 +33,7 @@ class KeyedQueue(Generic[T]):
         self._items: collections.OrderedDict[Hashable, T] = collections.OrderedDict()
         self._maxsize = maxsize  # distinct keys held before `put` of a new key waits
         self._cond = threading.Condition()
+        self._closed = False  # takers no longer wait (the owner is stopping)
         self.merged = 0  # items replaced by a newer one before they were taken
 
     def put(self, key: Hashable, item: T, *, stop: threading.Event | None = None) -> bool:
@@ -81,12 +82,20 @@ class KeyedQueue(Generic[T]):
     def take_many(self, limit: int, timeout: float) -> list[tuple[Hashable, T]]:
         """Up to `limit` oldest entries (waiting up to `timeout` for the first)."""
         with self._cond:
-            if not self._items and not self._cond.wait_for(lambda: bool(self._items), timeout):
+            ready = lambda: bool(self._items) or self._closed  # noqa: E731
+            self._cond.wait_for(ready, timeout)
+            if not self._items:
                 return []
             items = self._items
             batch = [items.popitem(last=False) for _ in range(min(limit, len(items)))]
             self._cond.notify_all()
             return batch
+
+    def close(self) -> None:
+        """Wake waiting takers now, and let none wait from now on (for a quick stop)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
     def __len__(self) -> int:
         with self._cond:
@@ -103,6 +112,7 @@ class FairQueue(Generic[T]):
         self._size = 0  # items over all nodes
         self._maxsize = maxsize
         self._cond = threading.Condition()
+        self._closed = False  # takers no longer wait (the workers are stopping)
 
     def put(self, node: str, key: Hashable, item: T) -> None:
         """Queue (or replace the queued item with the same key) for `node`.
@@ -124,7 +134,9 @@ class FairQueue(Generic[T]):
     def take(self, timeout: float) -> tuple[str, T] | None:
         """The next item of the next ready node (which becomes busy until `done`)."""
         with self._cond:
-            if not self._ready and not self._cond.wait_for(lambda: bool(self._ready), timeout):
+            ready = lambda: bool(self._ready) or self._closed  # noqa: E731
+            self._cond.wait_for(ready, timeout)
+            if not self._ready:
                 return None
             node = self._ready.popleft()
             _, item = self._queues[node].popitem(last=False)
@@ -141,6 +153,12 @@ class FairQueue(Generic[T]):
                 self._cond.notify()
             else:
                 self._queues.pop(node, None)
+
+    def close(self) -> None:
+        """Wake waiting takers now, and let none wait from now on (for a quick stop)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
     def __len__(self) -> int:
         with self._cond:

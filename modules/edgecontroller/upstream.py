@@ -103,6 +103,7 @@ class Upstream:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        self._queue.close()
         for thread in self._workers:
             thread.join(timeout)
 
