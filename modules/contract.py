@@ -98,6 +98,23 @@ def metadata(content: Any) -> dict[str, Any]:
     return {}
 
 
+# Metadata that changes without the object changing for the edge: KubeEdge's pod
+# update filter (downstream.go) ignores resourceVersion and generation; managedFields
+# changes with every status write on a real server.
+VOLATILE_METADATA = frozenset({"resourceVersion", "generation", "managedFields"})
+
+
+def lasting_metadata(content: Any) -> dict[str, Any]:
+    """The object's metadata without `VOLATILE_METADATA`."""
+    return {k: v for k, v in metadata(content).items() if k not in VOLATILE_METADATA}
+
+
+def only_status_changed(old: Any, new: Any) -> bool:
+    """True when two versions of an object differ in nothing but status and volatile
+    metadata: nothing an edge uses besides status has changed."""
+    return old.get("spec") == new.get("spec") and lasting_metadata(old) == lasting_metadata(new)
+
+
 def object_uid(message: Any) -> str:
     """``metadata.uid`` of the object a message carries, or "" if there is none."""
     uid = metadata(message.content).get("uid")

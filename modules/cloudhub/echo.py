@@ -20,11 +20,7 @@ from beehive.message import JsonValue, Message, Operation
 from modules import contract
 from modules.cloudhub import classify
 
-# Metadata that changes without the object changing for the edge (as edgecontroller's
-# only_status_changed: resourceVersion, generation, managedFields).
-_VOLATILE_META = frozenset({"resourceVersion", "generation", "managedFields"})
-
-Shape = tuple[JsonValue, dict[str, JsonValue]]  # (spec, metadata without volatile fields)
+Shape = tuple[JsonValue, dict[str, JsonValue]]  # (spec, contract.lasting_metadata)
 
 
 def _shape(content: JsonValue) -> Shape | None:
@@ -34,8 +30,7 @@ def _shape(content: JsonValue) -> Shape | None:
     metadata = content.get("metadata")
     if not isinstance(metadata, dict):
         return None
-    kept = {key: value for key, value in metadata.items() if key not in _VOLATILE_META}
-    return content.get("spec"), kept
+    return content.get("spec"), contract.lasting_metadata(content)
 
 
 def _is_node_update(message: Message) -> bool:

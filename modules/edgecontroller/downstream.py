@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any, NamedTuple
 
-from beehive import Message
+from beehive import Message, message
 from modules import contract
 from modules.edgecontroller.location import LocationCache, PodKey, Ref, pod_refs
 
@@ -25,10 +25,6 @@ log = logging.getLogger("modules.edgecontroller.downstream")
 Obj = dict[str, Any]
 INSERT, UPDATE, DELETE = "insert", "update", "delete"
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
-# Metadata that changes without the object changing for the edge (downstream.go's
-# pod update filter ignores resourceVersion and generation; managedFields changes
-# with every status write on a real server).
-_VOLATILE_META = frozenset({"resourceVersion", "generation", "managedFields"})
 
 
 class Send(NamedTuple):
@@ -40,36 +36,22 @@ class Send(NamedTuple):
     obj: Obj
 
 
-def meta(obj: Obj) -> dict[str, Any]:
-    value = obj.get("metadata")
-    return value if isinstance(value, dict) else {}
-
-
-def build_message(send: Send) -> Message:
-    """The downstream message of contract item 1 for `send`."""
-    m = meta(send.obj)
+def build_message(send: Send, *, stamp: int = 0) -> Message:
+    """The downstream message of contract item 1 for `send`; its header timestamp is
+    `stamp` (epoch ms: when the watch event came, for the end-to-end latency), else now."""
+    m = contract.metadata(send.obj)
     namespace = m.get("namespace") or contract.NULL_NAMESPACE
-    return Message.new(
-        source=contract.EDGECONTROLLER,
-        group=contract.GROUP_RESOURCE,
-        operation=send.operation,
-        resource=f"node/{send.node}/{namespace}/{send.rtype}/{m.get('name', '')}",
-        content=send.obj,
-        resource_version=str(m.get("resourceVersion", "")),
-    )
-
-
-def only_status_changed(old: Obj, new: Obj) -> bool:
-    """True when nothing but status (and volatile metadata) differs."""
-    if old.get("spec") != new.get("spec"):
-        return False
-    old_meta, new_meta = meta(old), meta(new)
-    keys = (old_meta.keys() | new_meta.keys()) - _VOLATILE_META
-    return all(old_meta.get(k) == new_meta.get(k) for k in keys)
+    resource = f"node/{send.node}/{namespace}/{send.rtype}/{m.get('name', '')}"
+    return message.assemble(
+        (message.new_id(), "", stamp or message.now_ms(), str(m.get("resourceVersion", "")),
+         False, ""),
+        (contract.EDGECONTROLLER, "", contract.GROUP_RESOURCE, send.operation, resource),
+        send.obj,
+    )  # fmt: skip
 
 
 def _ref(rtype: str, obj: Obj) -> Ref:
-    m = meta(obj)
+    m = contract.metadata(obj)
     return (rtype, m.get("namespace", ""), m.get("name", ""))
 
 
@@ -108,18 +90,18 @@ class Downstream:
     # --- pods ------------------------------------------------------------------------
 
     def _pod(self, event: str, pod: Obj) -> list[Send]:
-        m = meta(pod)
+        m = contract.metadata(pod)
         key: PodKey = (m.get("namespace", ""), m.get("name", ""))
         old = self.pods.get(key)
         if event == DELETED:
             return self._pod_gone(key) if old is not None else []
         sends: list[Send] = []
-        if old is not None and meta(old).get("uid") != m.get("uid"):
+        if old is not None and contract.metadata(old).get("uid") != m.get("uid"):
             sends, old = self._pod_gone(key), None  # deleted and recreated under one name
         node = _node_name(pod)
         self.pods[key] = pod
         old_node = _node_name(old) if old is not None else ""
-        if old is not None and old_node == node and only_status_changed(old, pod):
+        if old is not None and old_node == node and contract.only_status_changed(old, pod):
             return sends
         change = self.location.update_pod(key, node, pod_refs(pod))
         for gone_node, ref in change.removed:
@@ -156,7 +138,8 @@ class Downstream:
             return [Send(n, DELETE, rtype, old) for n in nodes]
         self.objects[ref] = obj
         sends = []
-        if old is not None and meta(old).get("uid") != meta(obj).get("uid"):
+        uid = contract.metadata(obj).get("uid")
+        if old is not None and contract.metadata(old).get("uid") != uid:
             sends = [Send(n, DELETE, rtype, old) for n in nodes]
             old = None
         # KubeEdge sends a secret's ADDED as `update` (downstream.go syncSecret).
@@ -178,7 +161,7 @@ class Downstream:
     # --- nodes -----------------------------------------------------------------------
 
     def _node(self, event: str, node_obj: Obj) -> list[Send]:
-        name = meta(node_obj).get("name", "")
+        name = contract.metadata(node_obj).get("name", "")
         old = self.edge_nodes.get(name)
         if event == DELETED:
             if old is None:
@@ -189,7 +172,7 @@ class Downstream:
         if old is not None:
             # KubeEdge sends every MODIFIED; status-only changes (mostly the edge's own
             # reports coming back) are not echoed to the edge here.
-            if only_status_changed(old, node_obj):
+            if contract.only_status_changed(old, node_obj):
                 return []
             return [Send(name, UPDATE, contract.NODE, node_obj)]
         # A node that just became an edge node gets what its pods need, then its pods.
@@ -210,7 +193,7 @@ def uids(sends: list[Send]) -> list[str]:
     """The object UIDs among `sends`, in order, without repeats."""
     seen: dict[str, None] = {}
     for send in sends:
-        uid = meta(send.obj).get("uid")
+        uid = contract.metadata(send.obj).get("uid")
         if isinstance(uid, str) and uid:
             seen.setdefault(uid, None)
     return list(seen)

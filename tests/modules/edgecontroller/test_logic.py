@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from modules import backoff
-from modules.edgecontroller.downstream import Downstream, Send, build_message, only_status_changed
+from modules.contract import only_status_changed
+from modules.edgecontroller.downstream import Downstream, Send, build_message
 from modules.edgecontroller.location import LocationCache, pod_refs
 from modules.edgecontroller.queues import FairQueue, KeyedQueue, QueueFullError
 from modules.edgecontroller.reflector import relist_events
