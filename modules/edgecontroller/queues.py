@@ -26,14 +26,27 @@ class QueueFullError(Exception):
     """The queue holds its maximum of entries."""
 
 
-class KeyedQueue(Generic[T]):
+class _Closable:
+    """A queue whose takers wait on `_cond` until something is there or it is closed."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._closed = False  # takers no longer wait (the owner is stopping)
+
+    def close(self) -> None:
+        """Wake waiting takers now, and let none wait from now on (for a quick stop)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+class KeyedQueue(_Closable, Generic[T]):
     """FIFO by first arrival of a key; each key holds only its newest item."""
 
     def __init__(self, maxsize: int) -> None:
+        super().__init__()
         self._items: collections.OrderedDict[Hashable, T] = collections.OrderedDict()
         self._maxsize = maxsize  # distinct keys held before `put` of a new key waits
-        self._cond = threading.Condition()
-        self._closed = False  # takers no longer wait (the owner is stopping)
         self.merged = 0  # items replaced by a newer one before they were taken
 
     def put(self, key: Hashable, item: T, *, stop: threading.Event | None = None) -> bool:
@@ -91,28 +104,21 @@ class KeyedQueue(Generic[T]):
             self._cond.notify_all()
             return batch
 
-    def close(self) -> None:
-        """Wake waiting takers now, and let none wait from now on (for a quick stop)."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
     def __len__(self) -> int:
         with self._cond:
             return len(self._items)
 
 
-class FairQueue(Generic[T]):
+class FairQueue(_Closable, Generic[T]):
     """Per-node FIFOs served round-robin, one taker per node at a time."""
 
     def __init__(self, maxsize: int) -> None:
+        super().__init__()
         self._queues: dict[str, collections.OrderedDict[Hashable, T]] = {}  # node -> items
         self._ready: collections.deque[str] = collections.deque()  # nodes waiting for a worker
         self._busy: set[str] = set()  # nodes a worker holds
         self._size = 0  # items over all nodes
         self._maxsize = maxsize
-        self._cond = threading.Condition()
-        self._closed = False  # takers no longer wait (the workers are stopping)
 
     def put(self, node: str, key: Hashable, item: T) -> None:
         """Queue (or replace the queued item with the same key) for `node`.
@@ -153,12 +159,6 @@ class FairQueue(Generic[T]):
                 self._cond.notify()
             else:
                 self._queues.pop(node, None)
-
-    def close(self) -> None:
-        """Wake waiting takers now, and let none wait from now on (for a quick stop)."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
 
     def __len__(self) -> int:
         with self._cond:
