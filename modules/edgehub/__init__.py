@@ -2,7 +2,8 @@
 
 `EdgeHub` (module.py) is the module; `core.EdgeCore` holds the logic without I/O
 (also for simulators holding many edges); `transport.ClientConnection` wraps
-websocket-client; `node` builds what a hollow node reports.
+websocket-client for the upgrade and sends, and reads the cloud's frames through
+`frames.FrameReader` (sans-I/O, as strict as RFC 6455 and edgecore).
 """
 
 from modules.edgehub.module import EdgeHub
