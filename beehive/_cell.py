@@ -132,6 +132,11 @@ class Cell:
     def bind(self, actor: pykka.ActorRef[Any]) -> None:
         self._actor = actor
 
+    @property
+    def alive(self) -> bool:
+        """Whether the actor's thread runs (it ends on stop, or when the module gave up)."""
+        return self._actor is not None and self._actor.is_alive()
+
     def stop(self, timeout: float) -> list[Message]:
         """Close, drain within `timeout`, stop the actor; returns what was left queued."""
         deadline = time.monotonic() + timeout

@@ -38,6 +38,7 @@ class DeadLetters:
         self._ring: collections.deque[DeadLetter] = collections.deque(maxlen=capacity)
         self._lock = threading.Lock()
         self.total = 0  # dead letters ever recorded, including those the ring forgot
+        self.by_module: dict[str, int] = {}  # the same per module (for metrics)
         self._log_limit = log_per_second  # warnings per second before they are summarised
         self._window = 0  # the whole second the current log budget is for
         self._logged = 0  # warnings logged in that second
@@ -48,6 +49,7 @@ class DeadLetters:
         with self._lock:
             self._ring.append(letter)
             self.total += 1
+            self.by_module[module] = self.by_module.get(module, 0) + 1
             loud, suppressed = self._budget(int(letter.at))
         if suppressed:
             log.warning(

@@ -44,6 +44,7 @@ class ModuleInfo:
     mailbox: MailboxStats
     rate_in: float  # messages/s accepted, over the last ~10 s
     rate_out: float  # messages/s handled, over the last ~10 s
+    alive: bool = False  # its actor's thread runs
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -514,6 +515,7 @@ class Hive:
             mailbox=cell.mailbox.stats(),
             rate_in=rate_in,
             rate_out=rate_out,
+            alive=cell.alive,
         )
 
     def sample_stats(self) -> None:

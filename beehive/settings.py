@@ -7,7 +7,7 @@ turns an instance back into YAML-ready data (for ``beehive config show``).
 
 Supported field types: bool, int, float, str, StrEnum subclasses, Literal[...],
 X | None, list[X], dict[str, X] and nested dataclasses. A field's metadata may
-set ``min`` (numbers) to refuse smaller values.
+set ``min`` and ``max`` (numbers) to refuse values outside them.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def build(cls: type[T], data: object, *, path: str, key: str, base: T | None = N
         if name not in fields:
             raise errors.ConfigError(path, child, unknown_key(str(name), list(fields)))
         values[name] = _convert(hints[name], value, path=path, key=child)
-        _check_min(fields[name], hints[name], value, path=path, key=child)
+        _check_range(fields[name], hints[name], value, path=path, key=child)
     if base is not None:
         return dataclasses.replace(base, **values)  # type: ignore[type-var]
     try:
@@ -129,13 +129,17 @@ def _enum(hint: type[enum.Enum], value: object, *, path: str, key: str) -> enum.
         ) from None
 
 
-def _check_min(
+def _check_range(
     field: dataclasses.Field[Any], hint: Any, value: object, *, path: str, key: str
 ) -> None:
-    low = field.metadata.get("min")
-    if low is not None and isinstance(value, int | float) and value < low:
-        kind = "an integer" if hint is int else "a number"
+    low, high = field.metadata.get("min"), field.metadata.get("max")
+    if not isinstance(value, int | float):
+        return
+    kind = "an integer" if hint is int else "a number"
+    if low is not None and value < low:
         raise errors.ConfigError(path, key, f"expected {kind} >= {low}, found {value!r}")
+    if high is not None and value > high:
+        raise errors.ConfigError(path, key, f"expected {kind} <= {high}, found {value!r}")
 
 
 def unknown_key(name: str, known: list[str]) -> str:

@@ -32,6 +32,7 @@ class HubTLS:
 
     context: ssl.SSLContext  # the server side, client certificate required
     ca: x509.Certificate  # the CA node certificates must chain to
+    cert: x509.Certificate | None = None  # the server certificate (for its expiry metric)
 
 
 def from_files(*, ca_file: str, cert_file: str, key_file: str) -> HubTLS:
@@ -44,9 +45,10 @@ def from_files(*, ca_file: str, cert_file: str, key_file: str) -> HubTLS:
         ca_pem = Path(ca_file).read_bytes()
         ca_cert = x509.load_pem_x509_certificate(ca_pem)
         context = tls.server_context(ca_pem=ca_pem, cert=Path(cert_file), key=Path(key_file))
+        cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())  # the first
     except (OSError, ValueError, ssl.SSLError) as exc:
         raise errors.CAStoreError(f"cannot load the TLS files: {exc}") from None
-    return HubTLS(context, ca_cert)
+    return HubTLS(context, ca_cert, cert)
 
 
 def from_secrets(
@@ -65,7 +67,7 @@ def from_secrets(
         context = tls.server_context(ca_pem=ca.cert_pem, cert=server.cert_pem, key=server.key_pem)
     except ssl.SSLError as exc:
         raise errors.CAStoreError(f"the server certificate is unusable: {exc}") from None
-    return HubTLS(context, ca.cert)
+    return HubTLS(context, ca.cert, server.cert)
 
 
 def _server_pair(

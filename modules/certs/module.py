@@ -7,7 +7,8 @@ Secret ``tokensecret`` and rotates it (`modules.certs.token`), and serves
 ``/ca.crt`` and ``/edge.crt`` on `settings.port` (`modules.certs.https`), as
 cloudhub's start sequence (cloudhub.go, steps 3-5). Output: certificates to edges
 and the admin command ``certserver`` (CA hash, token expiry, counts; never the
-token or a key). It handles no messages.
+token or a key), and ``certserver.metrics`` (expiry times, for the metrics module;
+`modules.probes`). It handles no messages.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from kubernetes import client
 
 from beehive import Module
+from modules import probes
 from modules.certs import ca as ca_mod
 from modules.certs import tls, token
 from modules.certs.https import CertHTTPSServer
@@ -42,7 +44,7 @@ class CertServer(Module):
         store = SecretStore(client.CoreV1Api(self._api), s.namespace)
         now = token.utc_now()
         self._ca = ca_mod.load_or_create_ca(store, now)  # shared by every replica
-        server_pair = ca_mod.load_or_create_server_cert(
+        self._server_pair = server_pair = ca_mod.load_or_create_server_cert(
             store, self._ca, ips=s.advertise_addresses, dns_names=s.dns_names, now=now
         )
         refresh = datetime.timedelta(hours=s.token_refresh_hours)
@@ -58,6 +60,7 @@ class CertServer(Module):
         self._rotator.start()
         self._https.start()
         self.hive.register_command(ADMIN_COMMAND, self.status)
+        probes.offer(self.hive, self.module_name, metrics=self._metrics)
         log.info(
             "certserver: serving on %s:%d, CA sha256 %s",
             s.address, self._https.port, token.ca_hash(self._ca.cert_der),
@@ -77,6 +80,20 @@ class CertServer(Module):
     def port(self) -> int:
         """The port the certificate server listens on (useful with ``port: 0``)."""
         return self._https.port
+
+    def _metrics(self, nodes: list[str] | None = None) -> dict[str, Any]:
+        """Expiry times in epoch seconds: the CA, the server certificate, the join token."""
+        expires = self._rotator.expires
+        return {
+            "kind": "certserver",
+            "certificates": {
+                "ca": self._ca.cert.not_valid_after_utc.timestamp(),
+                "server": self._server_pair.cert.not_valid_after_utc.timestamp(),
+            },
+            "token_expires": expires.timestamp() if expires else None,
+            "issued": self._service.issued,
+            "refused": self._service.refused,
+        }
 
     def status(self) -> dict[str, Any]:
         """The admin view: nothing secret, only hashes, times and counts."""

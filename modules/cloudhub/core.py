@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from beehive import errors as beehive_errors
 from beehive.message import JsonValue, Message, Operation
@@ -208,6 +209,33 @@ class CloudHubCore:
             )
             for n in names
         ]  # fmt: skip
+
+    def metrics(self, nodes: Iterable[str] = ()) -> dict[str, Any]:
+        """Running totals for the metrics scrape (no walk over the nodes), and rows for
+        `nodes` only (the ones the metrics config names)."""
+        table = self._sessions
+        known = self._scheduler.node_count
+        connected = len(table.by_node)
+        rows: dict[str, dict[str, Any]] = {}
+        for node_id in nodes:
+            q = self._scheduler.node_queue(node_id) if self._scheduler.has_node(node_id) else None
+            counts = q.stats(self._clock()) if q is not None else None
+            rows[node_id] = {
+                "connected": node_id in table.by_node,
+                "queued": counts.queued if counts else 0,
+                "in_flight": counts.in_flight if counts else 0,
+                "sent": counts.sent if counts else 0,
+                "acked": counts.acked if counts else 0,
+                "resent": counts.resends if counts else 0,
+            }
+        return {
+            "nodes_connected": connected,
+            "nodes_disconnected": max(known - connected, 0),
+            "handshakes_accepted": table.opened,
+            "refused_node_limit": table.refused,
+            **self._scheduler.totals.snapshot(),
+            "per_node": rows,
+        }
 
     def peek(self, node_id: str, limit: int) -> list[Message]:
         """Messages waiting for a node, next first (in flight not included)."""

@@ -26,12 +26,14 @@ class HandshakeGate:
         self._clock = clock  # monotonic seconds
         self._pending: dict[Hashable, float] = {}  # peer address -> deadline of its slot
         self.refused = 0  # connections closed at accept because `limit` were pending
+        self.incomplete = 0  # slots reclaimed without a request (TLS failed, timed out, closed)
 
     def admit(self, peer: Hashable) -> bool:
         """A connection from `peer` was accepted: True if it may start its handshake."""
         now = self._clock()
         for key in [k for k, deadline in self._pending.items() if deadline <= now]:
             del self._pending[key]
+            self.incomplete += 1
         if len(self._pending) >= self.limit:
             self.refused += 1
             return False

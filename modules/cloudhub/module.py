@@ -5,7 +5,9 @@ and 5), which the server's event loop reads itself (`Hive.attach_reader`).
 Output: upstream messages and session notices to edgecontroller (contract items
 2, 4, 5), sent from the thread "beehive-cloudhub-upstream" so the loop never
 waits on a mailbox; ObjectSync writes on the writer's thread. Admin commands
-``cloudhub.nodes``, ``cloudhub.peek`` and ``cloudhub.address`` serve `beehive debug`.
+``cloudhub.nodes``, ``cloudhub.peek`` and ``cloudhub.address`` serve `beehive debug`;
+``cloudhub.metrics``, ``cloudhub.health`` and ``cloudhub.ready`` the metrics module
+(`modules.probes`; the snapshot is built in `metrics`).
 """
 
 from __future__ import annotations
@@ -21,15 +23,15 @@ from kubernetes import client
 from beehive import errors as beehive_errors
 from beehive.message import Message, Operation
 from beehive.module import Module
-from modules import contract
+from modules import contract, probes
 from modules.certs import cloud as cloud_tls
 from modules.certs import errors as cert_errors
 from modules.certs.token import utc_now
-from modules.cloudhub import core, objects, transport
+from modules.cloudhub import core, objects, observe
 from modules.cloudhub.objectsync import ObjectSyncWriter
 from modules.cloudhub.settings import CloudHubSettings
 from modules.hub import redact
-from modules.kube import crds
+from modules.kube import crds, metered
 
 log = logging.getLogger("modules.cloudhub")
 
@@ -44,10 +46,11 @@ class CloudHub(Module):
         settings: CloudHubSettings = self.settings or CloudHubSettings()
         self._core = core.CloudHubCore(limits=settings.limits(), clock=time.monotonic)
         self._api: client.ApiClient | None = None  # for ObjectSync records, if kept
+        self._requests = metered.RequestStats()  # the API requests made through _api
         self._writer: ObjectSyncWriter | None = None
         self._upstream = _Upstream(self, settings.upstream_module, settings.upstream_queue)
         hub_tls = self._load_tls(settings)
-        self._transport = transport.ServerTransport(
+        self._transport = observe.CountingTransport(
             self._core,
             address=settings.address,
             port=settings.port,
@@ -76,6 +79,9 @@ class CloudHub(Module):
         self.hive.register_command("cloudhub.nodes", self._nodes)
         self.hive.register_command("cloudhub.peek", self._peek)
         self.hive.register_command("cloudhub.address", self._address)
+        self._observer = observe.Observer(self._core, self._transport, tls=hub_tls)
+        probes.offer(self.hive, self.module_name, metrics=self._metrics,
+                     health=self._observer.health, ready=self._observer.ready)  # fmt: skip
 
     def on_stop(self) -> None:
         self.hive.detach_reader(self.module_name)
@@ -125,7 +131,7 @@ class CloudHub(Module):
         if kube is None:
             log.warning("no kube service: ObjectSync records are not kept or read")
             return
-        self._api = kube.api_client()
+        self._api = self._requests.instrument(kube.api_client())
         if settings.install_crds:
             crds.install(self._api)
         self._writer = ObjectSyncWriter(self._api, batch_delay=settings.sync_batch_delay)
@@ -145,6 +151,13 @@ class CloudHub(Module):
             for row in rows:
                 row["sync_pending"] = self._writer.pending()
         return [row for row in rows if not node or row["node"] == node]
+
+    def _metrics(self, nodes: list[str] | None = None, timeout: float = 2.0) -> dict[str, Any]:
+        snapshot = self._observer.snapshot(nodes or [], timeout=timeout)
+        snapshot["upstream_dropped"] = self._upstream.dropped
+        snapshot["kube_requests"] = self._requests.snapshot()
+        snapshot["objectsync"] = self._observer.object_sync(self._writer)
+        return snapshot
 
     def _peek(self, node: str, limit: int = 10) -> list[dict[str, Any]]:
         queued = self._transport.call(lambda: self._core.peek(node, int(limit)))

@@ -37,7 +37,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from beehive.message import Message, Operation
-from modules.cloudhub import classify
+from modules.cloudhub import classify, totals
 
 # (is a delete, resourceVersion): tuples compare so that a delete beats any update.
 Version = tuple[bool, int]
@@ -146,6 +146,7 @@ class NodeQueue:
         retry: RetryPolicy | None = None,
         max_tombstones: int = 1024,
         requires_ack: Callable[[Message], bool] = classify.requires_ack,
+        sums: totals.Totals | None = None,
     ) -> None:
         if window < 1 or max_objects < 1:
             raise ValueError(f"window and max_objects must be positive: {window}, {max_objects}")
@@ -168,6 +169,7 @@ class NodeQueue:
         self._changed: dict[str, AckedVersion] = {}  # acked versions not yet taken
         self._last_ack_at: float | None = None  # when the last known ack arrived
         self._count = _Counters()  # totals for stats()
+        self._sums = sums or totals.Totals()  # running totals over all nodes (shared)
 
     # Input from cloud modules.
 
@@ -196,6 +198,7 @@ class NodeQueue:
             return Outcome.FULL
         waiting = self._pending if entry.needs_ack else self._once
         waiting[entry.key] = entry
+        self._sums.queued += 1
         return Outcome.QUEUED
 
     def restore_acked(self, uid: str, resource_version: str) -> None:
@@ -243,6 +246,8 @@ class NodeQueue:
         del self._flying[flight.entry.key]
         self._count.acked += 1
         self._last_ack_at = now
+        stamp = flight.entry.message.header.timestamp if flight.entry.version else None
+        self._sums.ack(written_at=flight.first_sent, now=now, stamp_ms=stamp)
         if flight.entry.version is not None:
             self._record_ack(flight.entry.key, flight.entry.version)
         return True
@@ -263,11 +268,18 @@ class NodeQueue:
             f.entry.key: f.entry for f in self._flights.values() if f.entry.key not in self._pending
         }
         self._pending = back | self._pending
+        self._sums.queued += len(back)
+        self._sums.in_flight -= len(self._flights)
         self._flights.clear()
         self._flying.clear()
         self._timers.clear()
 
     # Output to the ObjectSync writer and to debug tools.
+
+    def discard(self) -> None:
+        """The node was deleted: its entries leave the running totals (call once)."""
+        self._sums.queued -= self.depth
+        self._sums.in_flight -= len(self._flights)
 
     def take_acked(self) -> list[AckedVersion]:
         """Acked versions since the last call, one per object (coalesced writes)."""
@@ -349,7 +361,11 @@ class NodeQueue:
 
     def _write(self, entry: _Entry, now: float) -> Delivery:
         self._count.sent += 1
+        sums = self._sums
+        sums.sent += 1
+        sums.queued -= 1
         if entry.needs_ack:
+            sums.in_flight += 1
             flight = _Flight(entry, first_sent=now, attempt=1, due=now)
             self._flights[entry.message.msg_id] = flight
             self._flying[entry.key] = entry.message.msg_id
@@ -364,6 +380,7 @@ class NodeQueue:
             self._drop_flight(flight)
             return self._write(self._pending.pop(key), now)
         self._count.resends += 1
+        self._sums.resent += 1
         flight.attempt += 1
         self._arm(flight, now)
         message = flight.entry.message
@@ -389,6 +406,7 @@ class NodeQueue:
     def _drop_flight(self, flight: _Flight) -> None:
         del self._flights[flight.entry.message.msg_id]
         del self._flying[flight.entry.key]
+        self._sums.in_flight -= 1
 
     def _record_ack(self, uid: str, version: Version) -> None:
         """Move the acked version forward (never back); an acked delete leaves a tombstone."""

@@ -16,7 +16,7 @@ import heapq
 import math
 
 from beehive.message import Message
-from modules.cloudhub import queue
+from modules.cloudhub import queue, totals
 
 
 class FairScheduler:
@@ -29,6 +29,7 @@ class FairScheduler:
         max_objects: int = 4096,
         retry: queue.RetryPolicy | None = None,
         burst: int = 1,
+        sums: totals.Totals | None = None,
     ) -> None:
         if burst < 1:
             raise ValueError(f"burst must be positive: {burst}")
@@ -36,6 +37,7 @@ class FairScheduler:
         self.burst = burst  # most messages a node gets per turn
         self.max_objects = max_objects  # per node, see NodeQueue
         self.retry = retry or queue.RetryPolicy()  # per node, see NodeQueue
+        self.totals = sums or totals.Totals()  # over every node's queue, kept running
         self._queues: dict[str, queue.NodeQueue] = {}  # node -> its queue (kept while offline)
         self._connected: set[str] = set()  # nodes with a live session
         self._ring: collections.deque[str] = collections.deque()  # ready nodes, next turn first
@@ -50,13 +52,19 @@ class FairScheduler:
         found = self._queues.get(node_id)
         if found is None:
             found = queue.NodeQueue(
-                node_id, window=self.window, max_objects=self.max_objects, retry=self.retry
-            )
+                node_id, window=self.window, max_objects=self.max_objects, retry=self.retry,
+                sums=self.totals,
+            )  # fmt: skip
             self._queues[node_id] = found
         return found
 
     def nodes(self) -> list[str]:
         return sorted(self._queues)
+
+    @property
+    def node_count(self) -> int:
+        """Nodes with a queue (connected now or earlier, not removed)."""
+        return len(self._queues)
 
     def has_node(self, node_id: str) -> bool:
         """Whether the node has a queue (connected now or earlier, not removed)."""
@@ -104,7 +112,9 @@ class FairScheduler:
     def remove(self, node_id: str) -> None:
         """The node was deleted: forget its queue."""
         self.disconnect(node_id)
-        self._queues.pop(node_id, None)
+        removed = self._queues.pop(node_id, None)
+        if removed is not None:
+            removed.discard()
         self._armed.pop(node_id, None)
 
     def ack(self, node_id: str, msg_id: str, now: float) -> bool:

@@ -59,6 +59,8 @@ class SessionTable:
         self.by_node: dict[str, Session] = {}  # node -> its current session
         self.by_conn: dict[int, Session] = {}  # connection id -> session
         self.stats: dict[str, stats.NodeStats] = {}  # node -> counters and rate samples
+        self.opened = 0  # sessions opened, over all nodes (handshakes accepted)
+        self.refused = 0  # connections refused at the node limit
 
     def open(self, conn: int, node_id: str) -> bool:
         """A session for `node_id` on `conn`, replacing the node's older one; False if
@@ -68,6 +70,7 @@ class SessionTable:
         if old is None and len(self.by_node) >= limits.node_limit:
             reason = f"node limit of {limits.node_limit} reached; try again later"
             log.warning("refused node %s: %s", node_id, reason)
+            self.refused += 1
             self._out.closes.append(Close(conn, CLOSE_TRY_AGAIN, reason))
             return False
         if old is not None:
@@ -82,6 +85,7 @@ class SessionTable:
         )
         bucket = TokenBucket(rate=limits.rate, burst=limits.burst, now=self._clock())
         self.by_node[node_id] = self.by_conn[conn] = Session(conn, node_id, protocol, bucket)
+        self.opened += 1
         self.node_stats(node_id).connected(self._clock())
         return True
 

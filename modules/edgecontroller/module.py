@@ -4,7 +4,9 @@ Input: the Kubernetes API (through `services["kube"]`) and cloudhub's messages i
 module's mailbox; output: messages to cloudhub (objects for nodes, replies, resynced
 notices) and writes to the API. Threads: one reflector per watched resource, one
 downstream thread draining the keyed queue, and the upstream worker pool; all named
-``beehive-edgecontroller-*`` and stopped in `on_stop`.
+``beehive-edgecontroller-*`` and stopped in `on_stop`. Admin commands: ``watches``
+(`beehive debug watches`), and ``edgecontroller.metrics``, ``.health`` and ``.ready``
+for the metrics module (`modules.probes`): ready once every watch has listed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from collections.abc import Hashable
 from typing import Any
 
 from beehive import Message, Module, errors
-from modules import contract
+from beehive.message import now_ms
+from modules import contract, probes
 from modules.edgecontroller import kinds
 from modules.edgecontroller.downstream import Downstream, Obj, build_message, uids
 from modules.edgecontroller.kinds import Kind
@@ -26,6 +29,7 @@ from modules.edgecontroller.reflector import Event, Reflector
 from modules.edgecontroller.settings import EdgeControllerSettings
 from modules.edgecontroller.upstream import Upstream
 from modules.hub import redact
+from modules.kube import metered
 
 log = logging.getLogger("modules.edgecontroller")
 
@@ -57,10 +61,11 @@ class EdgeController(Module):
         self._chunks = itertools.count()  # keys for chunks of listed objects
         self._synced: set[str] = set()  # resource types whose first list was processed
         self._pending: set[str] = set()  # nodes whose resync waits for the first lists
+        self._requests = metered.RequestStats()  # every API request of our clients
         self._reflectors = {
             kind.rtype: Reflector(
                 kind,
-                connect=lambda: kube.api_client(retries=0),  # the reflector retries
+                connect=lambda: self._requests.instrument(kube.api_client(retries=0)),
                 sink=self._on_events,
                 on_synced=self._on_synced,
                 settings=settings,
@@ -68,7 +73,9 @@ class EdgeController(Module):
             )
             for kind in kinds.ALL
         }
-        self._api_client = kube.api_client(connection_pool_maxsize=settings.upstream_workers)
+        self._api_client = self._requests.instrument(
+            kube.api_client(connection_pool_maxsize=settings.upstream_workers)
+        )
         self._upstream = Upstream(
             hive=self.hive,
             api_client=self._api_client,
@@ -84,6 +91,8 @@ class EdgeController(Module):
         for reflector in self._reflectors.values():
             reflector.start()
         self.hive.register_command("watches", self.watches)
+        probes.offer(self.hive, self.module_name, metrics=self._metrics, health=self._health,
+                     ready=self._ready)  # fmt: skip
 
     def on_stop(self) -> None:
         self._halt.set()
@@ -123,15 +132,36 @@ class EdgeController(Module):
             "refused_by_node": dict(self._upstream.refused_by_node),
         }
 
+    def _metrics(self, nodes: list[str] | None = None) -> dict[str, Any]:
+        """``edgecontroller.metrics``: watches, queues, reports and API requests."""
+        return {
+            "kind": "edgecontroller",
+            "watches": [r.snapshot() for r in self._reflectors.values()],
+            "downstream_queued": len(self._queue),
+            "upstream_queued": self._upstream.queued(),
+            "reports": self._upstream.report_counts(),
+            "kube_requests": self._requests.snapshot(),
+        }
+
+    def _health(self, timeout: float = 1.0) -> list[str]:
+        """``edgecontroller.health``: the downstream thread runs."""
+        return [] if self._thread.is_alive() else ["the downstream thread has ended"]
+
+    def _ready(self, timeout: float = 1.0) -> list[str]:
+        """``edgecontroller.ready``: every watch has listed (its first list is handed on)."""
+        waiting = [r.kind.plural for r in self._reflectors.values() if not r.synced]
+        return [f"{plural} not listed yet" for plural in waiting]
+
     # --- reflector callbacks (reflector threads) -------------------------------------
 
     def _on_events(self, kind: Kind, events: list[Event]) -> None:
         """A watch event is queued under its object's key (newer versions merge); a
-        list's events go in chunks, each one entry, queued before any later event."""
+        list's events go in chunks, each one entry, queued before any later event. A
+        watch event carries when it came (its messages' header timestamp)."""
         rtype = kind.rtype
         if len(events) == 1:
             event, obj = events[0]
-            item = ("event", rtype, event, obj)
+            item = ("event", rtype, event, obj, now_ms())
             self._queue.put(_key(rtype, obj["metadata"]), item, stop=self._halt)
             return
         entries = [
@@ -166,8 +196,9 @@ class EdgeController(Module):
 
     def _process(self, item: tuple[Any, ...], out: list[Message]) -> None:
         if item[0] == "event":
-            _, rtype, event, obj = item
-            out += [build_message(send) for send in self._downstream.apply(rtype, event, obj)]
+            _, rtype, event, obj, stamp = item
+            sends = self._downstream.apply(rtype, event, obj)
+            out += [build_message(send, stamp=stamp) for send in sends]
         elif item[0] == "list":
             _, rtype, events = item
             apply = self._downstream.apply

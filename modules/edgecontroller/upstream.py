@@ -24,6 +24,10 @@ only its own Lease, and query only configmaps and secrets its pods reference
 ``Status`` with 403, 404 or 400), logged with node and message id, and counted per
 node (``beehive debug watches``). Events and rule status get no reply, as in KubeEdge
 (the edge sends them without waiting).
+
+Each report is counted by resource type and result (`report_counts`): ``applied``,
+``unchanged`` (a pod status that changed nothing, so nothing was written),
+``refused`` (judged here: 4xx) or ``error`` (the API failed, or a 5xx).
 """
 
 from __future__ import annotations
@@ -51,6 +55,13 @@ log = logging.getLogger("modules.edgecontroller.upstream")
 
 Obj = dict[str, Any]
 Lookup = Callable[[str, str, str], Obj | None]  # (rtype, namespace, name) -> cached object
+
+# Resource types counted under their own name; anything else an edge sends is "other",
+# so what an edge writes cannot grow the counters' label set.
+_REPORT_TYPES = frozenset({
+    contract.NODE, contract.NODESTATUS, contract.NODEPATCH, contract.POD, contract.PODSTATUS,
+    contract.PODPATCH, contract.LEASE, contract.CONFIGMAP, contract.SECRET,
+} | asks.HANDLED)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -88,6 +99,8 @@ class Upstream:
         self.refused_by_node: dict[str, int] = {}  # the same, per node (debug watches)
         self._last_writes = podstatus.LastWrites()  # pod status writes the cache lags
         self.unchanged = 0  # pod status reports that changed nothing (no API write)
+        self._reports: dict[tuple[str, str], int] = {}  # (type, result) -> count; _lock
+        self._local = threading.local()  # per worker: whether its report wrote nothing
         self._asks = asks.Asks(
             api_client=api_client, call=self._call, lookup=lookup, location=location,
             settings=settings,
@@ -162,6 +175,7 @@ class Upstream:
         except ValueError as exc:
             self._refuse(node, message, "", ReportError(str(exc)))
             return
+        self._local.unchanged = False
         try:
             content = self._dispatch(node, resource, message)
         except ReportError as exc:
@@ -173,6 +187,7 @@ class Upstream:
             self._refuse(node, message, resource.type, failed)
         else:
             self.handled += 1
+            self._count(resource.type, "unchanged" if self._local.unchanged else "applied")
             if content is not NO_REPLY:
                 self._send(replies.response(message, content))
 
@@ -260,10 +275,10 @@ class Upstream:
 
     def _pod_status(self, node: str, resource: contract.Resource, content: Any) -> JsonValue:
         entries = content if isinstance(content, list) else [content]
-        problems, codes = [], set()
+        problems, codes, wrote = [], set(), False
         for entry in entries:
             try:
-                self._one_pod_status(node, resource.namespace, entry)
+                wrote |= self._one_pod_status(node, resource.namespace, entry)
             except ReportError as exc:
                 problems.append(str(exc))
                 codes.add(exc.code)
@@ -272,9 +287,11 @@ class Upstream:
                 codes.add(int(exc.status or 500))
         if problems:
             raise ReportError("; ".join(problems), codes.pop() if len(codes) == 1 else 400)
+        self._local.unchanged = not wrote
         return "OK"
 
-    def _one_pod_status(self, node: str, namespace: str, entry: Any) -> None:
+    def _one_pod_status(self, node: str, namespace: str, entry: Any) -> bool:
+        """Apply one PodStatusRequest; False when it wrote nothing."""
         if not isinstance(entry, dict) or not isinstance(entry.get("Status"), dict):
             raise ReportError(f"node {node}: PodStatusRequest needs Name and a Status object")
         name = entry.get("Name")
@@ -284,7 +301,7 @@ class Upstream:
         if pod is None or pod["metadata"].get("uid") != entry.get("UID"):
             # upstream.go: the edge holds a pod the cloud no longer has; tell it to drop it.
             self._send_pod_delete(node, namespace, name, entry.get("UID"))
-            return
+            return True
         if (pod.get("spec") or {}).get("nodeName") != node:
             raise reports.forbidden(
                 f"node {node}: pod {namespace}/{name} is not bound to this node"
@@ -293,7 +310,8 @@ class Upstream:
         current, caught_up = self._last_writes.latest(uid, pod)
         status = podstatus.normalized(entry["Status"], current, kube_ops.now())
         after = podstatus.merged(current, status)  # the status the write would leave
-        if caught_up and after == current:
+        wrote = not (caught_up and after == current)
+        if not wrote:
             self.unchanged += 1  # the same state reported again: nothing to write
         else:
             written = self._call(self._api.patch_pod_status, namespace, name, status)
@@ -304,6 +322,8 @@ class Upstream:
             log.info("node %s: pod %s/%s stopped; deleting it", node, namespace, name)
             options = reports.grace_zero(uid)  # 409: another pod by that name by now
             self._call(self._api.delete_pod, namespace, name, options, (409,))
+            wrote = True
+        return wrote
 
     def _lookup_pod(self, namespace: str, name: str) -> Obj | None:
         return self._lookup(contract.POD, namespace, name)
@@ -319,6 +339,16 @@ class Upstream:
         return obj
 
     # --- helpers ---------------------------------------------------------------------
+
+    def report_counts(self) -> list[list[str | int]]:
+        """``[[type, result, count], ...]`` (see the module docstring)."""
+        with self._lock:
+            return [[rtype, result, n] for (rtype, result), n in sorted(self._reports.items())]
+
+    def _count(self, rtype: str, result: str) -> None:
+        key = (rtype if rtype in _REPORT_TYPES else "other", result)
+        with self._lock:
+            self._reports[key] = self._reports.get(key, 0) + 1
 
     def _call(self, func: Callable[..., Any], *args: Any) -> Any:
         return self._api.call(self._limiter, self._stop, func, *args)
@@ -336,6 +366,8 @@ class Upstream:
         which get no reply), logged, counted."""
         failed = _status_of(exc)
         self.refused += 1
+        judged = isinstance(exc, ReportError) and exc.code < 500
+        self._count(rtype, "refused" if judged else "error")
         with self._lock:
             self.refused_by_node[node] = self.refused_by_node.get(node, 0) + 1
         log.error(

@@ -30,6 +30,7 @@ class EdgeCredentials:
         self._settings = settings
         self.paths = enroll.EdgeCertPaths.in_directory(settings.cert_dir)  # CA, cert, key
         self.rotate_at: datetime.datetime | None = None  # when the current cert is due
+        self.expires: datetime.datetime | None = None  # the current cert's notAfter
 
     def context(self) -> ssl.SSLContext:
         """The client context with a valid certificate, enrolling first if there is none.
@@ -43,6 +44,7 @@ class EdgeCredentials:
             timeout=s.handshake_timeout,
         )  # fmt: skip
         self.rotate_at = enroll.next_rotation(cert) if s.rotate_certificates else None
+        self.expires = cert.not_valid_after_utc
         return self._load()
 
     def rotation_due(self, now: datetime.datetime | None = None) -> bool:
@@ -57,6 +59,7 @@ class EdgeCredentials:
         s = self._settings
         cert = enroll.rotate(s.cert_server, s.node_name, self.paths, timeout=s.handshake_timeout)
         self.rotate_at = enroll.next_rotation(cert)
+        self.expires = cert.not_valid_after_utc
         log.info("edge %s: certificate rotated, valid until %s",
                  s.node_name, cert.not_valid_after_utc.isoformat())  # fmt: skip
 

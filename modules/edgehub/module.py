@@ -7,6 +7,8 @@ backoff, and ticks keepalives and status reports. Output: frames to the cloud;
 cloud messages to metamanager and replies to their waiting callers
 (`Hive.send_resp`). Upstream messages other than acks pass a token bucket
 (edgeHub.messageQPS/messageBurst); those over it wait in a bounded outbox.
+Admin commands: ``<name>.state``, and ``<name>.metrics``, ``.health`` (the
+connection loop runs) and ``.ready`` (connected) for the metrics module.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 from beehive import errors as beehive_errors
 from beehive.message import Message
 from beehive.module import Module
-from modules import backoff, replies
+from modules import backoff, probes, replies
 from modules.certs import errors as cert_errors
 from modules.edgehub.core import EdgeCore, Inbound
 from modules.edgehub.credentials import EdgeCredentials
@@ -68,6 +70,8 @@ class EdgeHub(Module):
         self._thread = threading.Thread(target=self._loop, name="beehive-edgehub-conn")
         self._thread.start()
         self.hive.register_command(f"{self.module_name}.state", self._state)
+        probes.offer(self.hive, self.module_name, metrics=self._metrics, health=self._health,
+                     ready=self._ready)  # fmt: skip
 
     def on_stop(self) -> None:
         self._stop.set()
@@ -258,7 +262,32 @@ class EdgeHub(Module):
                         message.msg_id, message.route.operation,
                         message.route.resource, reason)  # fmt: skip
 
-    # Admin command.
+    # Admin commands.
+
+    def _metrics(self, nodes: list[str] | None = None) -> dict[str, Any]:
+        expires = self._credentials.expires if self._credentials is not None else None
+        with self._lock:
+            return {
+                "kind": "edgehub",
+                "node": self._settings.node_name,
+                "connected": self._core.is_connected,
+                "connects": self._core.connects,
+                "received": self._core.received,
+                "sent": self._core.sent,
+                "outbox": len(self._outbox),
+                "certificates": {"node": expires.timestamp()} if expires else {},
+            }
+
+    def _health(self, timeout: float = 1.0) -> list[str]:
+        return [] if self._thread.is_alive() else [self.last_error or "the connection loop ended"]
+
+    def _ready(self, timeout: float = 1.0) -> list[str]:
+        with self._lock:
+            connected = self._core.is_connected
+        if connected:
+            return []
+        why = f": {self.last_error}" if self.last_error else ""
+        return [f"not connected to {self._settings.server}{why}"]
 
     def _state(self) -> dict[str, Any]:
         with self._lock:

@@ -1,0 +1,124 @@
+"""cloudhub seen from outside: the metrics snapshot, health and readiness.
+
+Input: the core's running totals (`CloudHubCore.metrics`, read on the loop thread
+through `ServerTransport.call`), the handshake gate's counts, the upgrade requests
+refused (`CountingTransport`), the ObjectSync writer's backlog and the TLS
+certificates. Output: the JSON-ready snapshot of the ``cloudhub.metrics`` command
+and the problems of ``cloudhub.health`` / ``cloudhub.ready`` (`modules.probes`).
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Callable
+from typing import Any
+
+from websockets.http11 import Request, Response
+
+from modules.certs import cloud as cloud_tls
+from modules.cloudhub import core, transport
+from modules.cloudhub.objectsync import ObjectSyncWriter
+from modules.hub import errors, wsconn
+
+# Upgrade requests refused by cloudhub, by the status of the refusal.
+_REFUSAL_REASONS = {400: "bad_request", 403: "forbidden"}
+
+
+class CountingTransport(transport.ServerTransport):
+    """The websocket server, counting the upgrade requests it refuses by status."""
+
+    def __init__(self, hub: core.CloudHubCore, **kwargs: Any) -> None:
+        super().__init__(hub, **kwargs)
+        self.refusals: collections.Counter[int] = collections.Counter()  # status -> count
+
+    def check_request(
+        self, connection: wsconn.ServerConnection, request: Request
+    ) -> Response | None:
+        response = super().check_request(connection, request)
+        if response is not None:
+            self.refusals[response.status_code] += 1
+        return response
+
+
+class Observer:
+    """Builds cloudhub's snapshot and answers its probes (any thread)."""
+
+    def __init__(
+        self,
+        hub: core.CloudHubCore,
+        server: CountingTransport,
+        *,
+        tls: cloud_tls.HubTLS | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._core = hub  # read on the loop thread only
+        self._server = server  # runs reads on its loop
+        self._tls = tls  # certificates whose expiry is reported
+        self._clock = clock
+        self._behind_since: float | None = None  # when a scrape first saw the writer behind
+
+    def snapshot(self, nodes: list[str], *, timeout: float) -> dict[str, Any]:
+        """The totals, the handshakes and the certificates (see the module docstring).
+
+        Raises:
+            TimeoutError: the loop did not answer within `timeout`.
+            SessionClosedError: the loop is not running.
+        """
+        data = self._server.call(lambda: self._read(nodes), timeout)
+        data["kind"] = "cloudhub"
+        certificates = {}
+        if self._tls is not None:
+            certificates["ca"] = self._tls.ca.not_valid_after_utc.timestamp()
+            if self._tls.cert is not None:
+                certificates["server"] = self._tls.cert.not_valid_after_utc.timestamp()
+        data["certificates"] = certificates
+        return data
+
+    def object_sync(self, writer: ObjectSyncWriter | None) -> dict[str, Any] | None:
+        """The writer's backlog, and how long it has been behind as scrapes saw it: the
+        writer has no accessor for the age of its oldest op (objectsync.py)."""
+        if writer is None:
+            return None
+        pending, now = writer.pending(), self._clock()
+        if writer.flush(0):  # nothing waiting and nothing being written
+            self._behind_since = None
+        elif self._behind_since is None:
+            self._behind_since = now
+        lag = now - self._behind_since if self._behind_since is not None else 0.0
+        return {"pending": pending, "lag": lag, "writes": writer.writes,
+                "failures": writer.failures}  # fmt: skip
+
+    def health(self, timeout: float = 1.0) -> list[str]:
+        """Healthy while the event loop answers within `timeout`."""
+        return self._answers(timeout, "event loop")
+
+    def ready(self, timeout: float = 1.0) -> list[str]:
+        """Ready while it listens: the server is up once the loop answers."""
+        return self._answers(timeout, "server")
+
+    def _answers(self, timeout: float, what: str) -> list[str]:
+        try:
+            self._server.call(lambda: None, timeout)
+        except TimeoutError:
+            return [f"the {what} did not answer within {timeout:g} s"]
+        except errors.SessionClosedError:
+            return [f"the {what} is not running"]
+        return []
+
+    def _read(self, nodes: list[str]) -> dict[str, Any]:
+        """On the loop thread: the core's totals and the handshake counts."""
+        data = self._core.metrics(nodes)
+        gate, refusals = self._server.gate, self._server.refusals
+        refused = {"node_limit": data.pop("refused_node_limit"), "pending_limit": gate.refused}
+        refused |= {reason: 0 for reason in _REFUSAL_REASONS.values()}
+        for status, count in refusals.items():
+            reason = _REFUSAL_REASONS.get(status, f"http_{status}")
+            refused[reason] = refused.get(reason, 0) + count
+        data["handshakes"] = {
+            "accepted": data.pop("handshakes_accepted"),
+            "refused": refused,
+            "failed": {"incomplete": gate.incomplete},
+        }
+        data["pending_handshakes"] = gate.pending
+        return dict(data)
