@@ -35,6 +35,7 @@ CATALOGUE: dict[str, str] = {
     "cloudhub": "modules.cloudhub:CloudHub",
     "edgehub": "modules.edgehub:EdgeHub",
     "metamanager": "modules.metamanager:MetaManager",
+    "metrics": "modules.metrics:Metrics",
 }
 
 SECTIONS: dict[str, type[Any]] = {"kube": KubeSettings}

@@ -1,0 +1,3 @@
+from __future__ import annotations
+
+from tests.kube_fixtures import kube, kube_namespace  # noqa: F401
