@@ -87,7 +87,7 @@ def build_core(nodes: int, objects: int) -> core.CloudHubCore:
 def build_registry(hub: core.CloudHubCore, per_node: list[str]) -> CollectorRegistry:
     """The metrics module's registry over a hive whose cloudhub is `hub`."""
     hive = Hive()
-    for name in ("certserver", "edgecontroller", "cloudhub", "spare"):
+    for name in ("certserver", "edgecontroller", "metrics", "spare"):
         hive.add(name, Module)  # registered, not started: their rows are rendered all the same
     loop = _Loop()
     observer = observe.Observer(hub, cast(observe.CountingTransport, loop), tls=None)

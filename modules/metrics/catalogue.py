@@ -53,7 +53,8 @@ FAMILIES: tuple[Family, ...] = (
     _f("hive", "beehive_dead_letters_total", "counter", "module",
        "Undeliverable messages recorded, by module (names that are no module: other)"),
     _f("hive", "beehive_metrics_source_up", "gauge", "module",
-       "1 when the module's snapshot was read for this scrape, 0 when it failed"),
+       "1 when the module's snapshot was read for this scrape; 0 when that failed, or the"
+       " module is not running"),
     # cloudhub: totals over every node, kept running.
     _f("cloudhub", "beehive_cloudhub_nodes_connected", "gauge", "", "Nodes with a session"),
     _f("cloudhub", "beehive_cloudhub_nodes_disconnected", "gauge", "",

@@ -3,7 +3,9 @@
 Input, per scrape (on the HTTP server's thread): `Hive.modules()` and the dead
 letters for the hive's families, and every ``<module>.metrics`` admin command
 (`modules.probes`), whose JSON-ready snapshot names its shape in ``kind``.
-Output: `prometheus_client` metric families, as `catalogue` lists them. Nothing
+Output: `prometheus_client` metric families, as `catalogue` lists them. The snapshot
+of a module that is not running is not asked for (its command would reach a stopped
+instance): its ``beehive_metrics_source_up`` is 0, as when a snapshot fails. Nothing
 here is kept between scrapes: the modules keep their counters (running totals, so
 a scrape at 10,000 nodes reads a few numbers) and this only renders them.
 """
@@ -85,8 +87,11 @@ class HiveCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         out = Families()
         out.touch("hive")
-        self._modules(out)
+        states = self._modules(out)
         for module, command in self._snapshot_commands():
+            if states.get(module, "running") not in ("running", "finished"):
+                out.add("beehive_metrics_source_up", [module], 0)  # its command is stale
+                continue
             try:
                 snapshot = command(nodes=self._per_node)
                 _RENDERERS[snapshot["kind"]](out, module, snapshot)
@@ -102,7 +107,8 @@ class HiveCollector(Collector):
         commands = sorted(self._hive.commands.items())
         return [(name[: -len(suffix)], func) for name, func in commands if name.endswith(suffix)]
 
-    def _modules(self, out: Families) -> None:
+    def _modules(self, out: Families) -> dict[str, str]:
+        """The hive's families; returns each module's state."""
         infos = self._hive.modules()
         for info in infos:
             name, box = info.name, info.mailbox
@@ -122,6 +128,7 @@ class HiveCollector(Collector):
         for module in sorted(names):
             out.add("beehive_dead_letters_total", [module], letters.get(module, 0))
         out.add("beehive_dead_letters_total", ["other"], other)
+        return {info.name: info.state for info in infos}
 
 
 def _le(bound: float) -> str:

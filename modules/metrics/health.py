@@ -6,8 +6,9 @@ with what is left of one deadline. Output: the problems found, one line each,
 prefixed with the module's name; none means healthy (or ready).
 
 Healthy: no module has FAILED or is stopping, every started module's actor runs,
-and each module's own health probe passes (cloudhub: its event loop answers;
-edgecontroller: its downstream thread runs; edgehub: its connection loop runs).
+and each running module's own health probe passes (cloudhub: its event loop answers;
+edgecontroller: its downstream thread runs; edgehub: its connection loop runs). A
+module starting or waiting out its restart backoff is healthy: the hive is on it.
 Ready: every module is RUNNING, and each module's ready probe passes (cloudhub:
 it listens; edgecontroller: every watch has listed; edgehub: connected).
 """
@@ -34,7 +35,7 @@ def healthy(hive: Hive, *, timeout: float) -> list[str]:
             problems.append(f"{info.name}: {info.state}{why}")
         elif not info.alive and info.state not in _NO_ACTOR:
             problems.append(f"{info.name}: its actor is not running ({info.state})")
-        else:
+        elif info.state == "running":  # starting or restarting: the hive is on it
             problems += _probe(hive, info.name, probes.HEALTH, deadline)
     return problems
 

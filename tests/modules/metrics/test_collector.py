@@ -7,7 +7,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from beehive import Hive, Message
+from beehive import Hive, Message, Module
 from modules import histogram
 from modules.metrics import catalogue, collector
 from tests.modules.metrics.helpers import Scrape
@@ -75,3 +75,16 @@ def test_every_family_the_collector_adds_is_in_the_catalogue() -> None:
     assert {metric.name for metric in families} == {
         f.name.removesuffix("_total") for f in catalogue.FAMILIES
     }
+
+
+def test_the_snapshot_of_a_module_that_is_not_running_is_not_asked_for() -> None:
+    hive = Hive()
+    hive.add("cloudhub", Module)  # registered, never started
+
+    def snapshot(nodes: list[str]) -> dict[str, Any]:
+        raise AssertionError("asked a module that does not run")
+
+    hive.register_command("cloudhub.metrics", snapshot)
+    scraped = render(hive)
+    assert scraped.value("beehive_metrics_source_up", module="cloudhub") == 0
+    assert scraped.value("beehive_module_state", module="cloudhub", state="registered") == 1
