@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from beehive import Hive
+
 METRICS, HEALTH, READY = "metrics", "health", "ready"
 
 Snapshot = Callable[..., dict[str, Any]]  # metrics(nodes=[...]) -> JSON-ready data
@@ -31,7 +33,7 @@ def command(module: str, what: str) -> str:
 
 
 def offer(
-    hive: Any,
+    hive: Hive,
     module: str,
     *,
     metrics: Snapshot | None = None,
