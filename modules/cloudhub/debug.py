@@ -1,16 +1,19 @@
 """``beehive debug nodes`` and ``peek-node``: cloudhub's view of each edge node.
 
-Input: the admin commands ``cloudhub.nodes`` and ``cloudhub.peek`` of a running
-process (modules/cloudhub/module.py). Output: a table or JSON on stdout.
+Input: the admin commands ``cloudhub.nodes``, ``cloudhub.peek`` and
+``cloudhub.objectsync`` (the record writer's counters, when records are kept) of a
+running process (modules/cloudhub/module.py). Output: a table or JSON on stdout.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from collections.abc import Callable
 from typing import Any
 
+from beehive import errors
 from beehive.cli.table import age, render
 
 Connect = Callable[[argparse.Namespace], Any]  # args -> AdminClient
@@ -31,11 +34,14 @@ def register(dsub: Any, connect: Connect) -> None:
 
 
 def _nodes(args: argparse.Namespace, connect: Connect) -> int:
-    rows = connect(args).call("cloudhub.nodes", node=args.node)
+    admin = connect(args)
+    rows = admin.call("cloudhub.nodes", node=args.node)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         print(nodes_table(rows))
+        with contextlib.suppress(errors.AdminError):  # no records kept: no such command
+            print(objectsync_line(admin.call("cloudhub.objectsync")))
     if args.node and args.peek:
         return _peek(args, connect, args.node, args.peek)
     return 0
@@ -61,6 +67,19 @@ def nodes_table(rows: list[dict[str, Any]]) -> str:
         for r in rows
     ]  # fmt: skip
     return render(head, body)
+
+
+def objectsync_line(stats: dict[str, Any]) -> str:
+    """The record writer's API writes by kind, what waits and how long."""
+    writes = stats["writes"]
+    line = (f"records of what nodes acked: writes create {writes['create']}, patch"
+            f" {writes['patch']}, delete {writes['delete']}; waiting"
+            f" {stats['pending_records']} record(s), {stats['pending_changes']} change(s);"
+            f" lag {stats['lag']:.1f} s (peak {stats['peak_lag']:.1f} s); conflicts"
+            f" {stats['conflicts']}, failures {stats['failures']}")  # fmt: skip
+    if stats.get("legacy_left"):
+        line += f"; KubeEdge records to delete {stats['legacy_left']}"
+    return line
 
 
 def peek_table(queued: list[dict[str, Any]]) -> str:

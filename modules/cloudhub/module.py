@@ -134,10 +134,13 @@ class CloudHub(Module):
         self._api = self._requests.instrument(kube.api_client())
         if settings.install_crds:
             crds.install(self._api)
-        self._writer = ObjectSyncWriter(self._api, batch_delay=settings.sync_batch_delay)
+        self._writer = ObjectSyncWriter(
+            self._api, interval=settings.sync_interval, shards=settings.sync_shards
+        )
         count = self._core.restore(self._writer.read_all())
-        log.info("restored %d ObjectSync record(s)", count)
+        log.info("restored what nodes acked of %d object(s)", count)
         self._writer.start()
+        self.hive.register_command("cloudhub.objectsync", self._writer.stats)
 
     def _submit_syncs(self, ops: list[objects.SyncOp]) -> None:
         if self._writer is not None:

@@ -1,278 +1,362 @@
-"""ObjectSync records: read at start, written off the delivery path on their own threads.
+"""What each node acked, kept in the API: read at start, written in rounds on its own thread.
 
-Input: `SyncOp`s from `CloudHubCore` (via `submit`, any thread; returns at once:
-the ops are merged on the writer's thread, not the caller's).
-Output: (Cluster)ObjectSync create / status patch / delete calls to the API
-server, made by the thread "beehive-cloudhub-objectsync" and a few helper threads
-(one record per helper at a time, so each record's writes stay in order);
-`read_all` lists the records for `CloudHubCore.restore` at start. Calls are raw
-JSON requests (`modules.kube.raw`): the generated client's model handling costs
-more CPU than the request itself, and that CPU is taken from delivery.
+Input: `SyncOp`s from `CloudHubCore` (via `submit`, any thread; returns at once: the
+ops are merged into the ledger on the writer's thread, at the start of a round).
+Output: creates, merge patches and deletes of our ObjectSyncShard records
+(`modules.cloudhub.syncrecord`), made by the thread "beehive-cloudhub-objectsync";
+`read_all` reads them at start, with KubeEdge's (Cluster)ObjectSyncs merged in,
+for `CloudHubCore.restore`. Calls are raw JSON requests (`modules.kube.raw`): the
+generated client's model handling costs more CPU than the request itself.
 
-Writes are coalesced per record until the writer takes them: however many acks
-arrive for an object meanwhile, one status write carries the newest version
-(never an older one). Once a delete of the object is queued (`Deleting`) its
-status is not written again: a UID is never reused, so the record only waits for
-its delete. A delete cancels a pending status write, and cancels a pending
-create outright (no call at all) when the record was never written. API writes
-per delivered object: one create when it is first queued (the status is left
-empty: "queued, not yet acked"; KubeEdge writes "0"), one status patch per batch
-of acks while no delete is queued, and one delete once the edge acked its
-deletion. Records as KubeEdge's (cloud/pkg/cloudhub/dispatcher/message_dispatcher.go
-saveSuccessPoint, which creates them at the first ack instead).
+A round takes every op submitted since the last one and writes each record that
+changed once (`modules.cloudhub.ledger`): at most one write per record per
+`interval`, so the API writes per second are bounded by the records (a few dozen),
+not by the acks, and an ack waits for its write at most `interval` plus the round.
+A write carries the record's last seen resourceVersion: a conflict (409) re-reads
+the record, merges the changes into it again and retries; so does a record someone
+deleted (404). After a failure the record stays pending and the next round (after
+`retry_delay`) tries again. KubeEdge's records read at start are deleted once what
+they said is written in ours (at most `legacy_deletes` per round).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import dataclasses
+import collections
 import logging
 import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import urllib3
 from kubernetes import client
 
-from modules import contract
-from modules.cloudhub import classify, objects
+from modules.cloudhub import ledger, objects, syncrecord
 from modules.kube import raw
 
 log = logging.getLogger("modules.cloudhub.objectsync")
 
-GROUP = "reliablesyncs.kubeedge.io"
-VERSION = "v1alpha1"
-PLURAL = "objectsyncs"
-CLUSTER_PLURAL = "clusterobjectsyncs"
 _MERGE_PATCH = "application/merge-patch+json"
-
-
-@dataclasses.dataclass(slots=True)
-class _Pending:
-    ref: objects.ObjectRef
-    create: bool = False  # the record must exist
-    resource_version: int | None = None  # newest acked version to write
-    delete: bool = False  # the record must go
-    unwritten: bool = False  # created here by Ensure: no call for this record yet
-
-
-Key = tuple[str, str]  # (node, uid)
+_ATTEMPTS = 4  # writes of one record in one round (a conflict re-reads and tries again)
+_PAGE = "500"  # items per list request at start
+_WRITES = ("create", "patch", "delete")
+# What a call raises when no answer came: refused, reset, timed out.
+_NO_ANSWER = (OSError, urllib3.exceptions.HTTPError)
+_TIMEOUT = 30.0  # seconds for one call: a hung connection must not stop every round
 
 
 class ObjectSyncWriter:
-    """Coalescing (Cluster)ObjectSync writer with its own thread and API client."""
+    """Coalescing writer of the records, with its own thread (uses the given API client)."""
 
     def __init__(
         self,
         api_client: client.ApiClient,
         *,
-        batch_delay: float = 0.05,
+        interval: float = 1.0,
+        shards: int = 32,
+        part_bytes: int = 256 * 1024,
         retry_delay: float = 1.0,
-        workers: int = 1,  # more writers only add contention for the GIL and the API
+        legacy_deletes: int = 100,
+        max_queued: int = 50_000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._api_client = api_client  # raw requests go through its transport
-        self._api: Any = client.CustomObjectsApi(api_client)  # read_all only
-        self._batch_delay = batch_delay  # wait this long for more ops before a round
-        self._retry_delay = retry_delay  # after an API error, before trying again
-        self._workers = workers  # records written at once
-        self._inbox: list[objects.SyncOp] = []  # submitted, not merged into _pending yet
-        self._pending: dict[Key, _Pending] = {}  # (node, uid) -> work
-        self._deleting: set[Key] = set()  # records whose object's delete is queued
-        self._cond = threading.Condition()  # guards _inbox, _pending, _deleting, _busy, counters
+        self._interval = interval  # least seconds between the starts of two rounds
+        self._retry_delay = retry_delay  # after a round with a failed write
+        self._legacy_deletes = legacy_deletes  # KubeEdge records deleted per round, at most
+        self._max_queued = max_queued  # ops waiting for a round before `submit` merges them
+        self._clock = clock
+        self._ledger = ledger.Ledger(shards=shards, part_bytes=part_bytes)  # under _cond
+        self._legacy: list[syncrecord.Legacy] = []  # KubeEdge records not deleted yet
+        self._inbox: list[tuple[float, list[objects.SyncOp]]] = []  # (when, ops) not merged
+        self._queued = 0  # ops in _inbox
+        self._cond = threading.Condition()  # guards the ledger, _inbox, _busy, counters
         self._busy = False  # a round is being written
+        self._hurry = False  # flush asked: the next round starts now
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None  # the helpers
-        self.writes = 0  # API calls made
-        self.failures = 0  # API calls that failed and were retried
+        self._counts: collections.Counter[str] = collections.Counter()  # see stats()
+        self._peak_lag = 0.0  # longest an op waited for its write
+        self._last_error = ""  # the last failed call, for stats
 
     # Any thread.
 
     def submit(self, ops: list[objects.SyncOp]) -> None:
-        """Add work; merged (on the writer's thread) with what waits for the same record."""
+        """Add work for the next round (merged here, past `max_queued` ops waiting)."""
         with self._cond:
-            self._inbox.extend(ops)
+            self._inbox.append((self._clock(), ops))
+            self._queued += len(ops)
+            if self._queued > self._max_queued:  # a write is slow: what waits stays bounded
+                self._merge_inbox()
             self._cond.notify_all()
 
     def start(self) -> None:
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            self._workers, thread_name_prefix="beehive-cloudhub-objectsync-w"
-        )
         self._thread = threading.Thread(target=self._run, name="beehive-cloudhub-objectsync")
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Write what is waiting (within `timeout`), then stop."""
-        self.flush(timeout)
+        if self._thread is not None:
+            self.flush(timeout)
         self._stopping.set()
         with self._cond:
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def flush(self, timeout: float) -> bool:
-        """Wait until nothing is waiting or being written; False on timeout."""
+        """Write what waits now, without waiting for the interval; True once nothing
+        waits or is being written, False on timeout. `flush(0)` only asks."""
         with self._cond:
-            idle = lambda: not (self._inbox or self._pending or self._busy)  # noqa: E731
-            return self._cond.wait_for(idle, timeout)
+            if timeout > 0:
+                self._hurry = True
+                self._cond.notify_all()
+            return self._cond.wait_for(self._idle, timeout)
 
     def pending(self) -> int:
+        """Records with changes not written yet."""
         with self._cond:
-            self._merge_inbox()
-            return len(self._pending)
+            return self._ledger.counts()[0] + (1 if self._inbox else 0)
+
+    @property
+    def writes(self) -> int:
+        """API writes made (records and KubeEdge's deleted records)."""
+        with self._cond:
+            return sum(self._counts[k] for k in (*_WRITES, "legacy_deleted"))
+
+    @property
+    def failures(self) -> int:
+        with self._cond:
+            return self._counts["failures"]
+
+    def stats(self) -> dict[str, Any]:
+        """Writes by kind, conflicts, failures, what waits and how long (seconds)."""
+        with self._cond:
+            records, changes, oldest = self._ledger.counts()
+            if self._inbox:
+                oldest = min(oldest if oldest is not None else self._inbox[0][0],
+                             self._inbox[0][0])  # fmt: skip
+            lag = self._clock() - oldest if oldest is not None else 0.0
+            return {
+                "writes": {verb: self._counts[verb] for verb in _WRITES},
+                "legacy_deleted": self._counts["legacy_deleted"],
+                "legacy_left": len(self._legacy),
+                "reads": self._counts["reads"],
+                "conflicts": self._counts["conflicts"],
+                "failures": self._counts["failures"],
+                "pending_records": records,
+                "pending_changes": changes,
+                "queued_ops": self._queued,
+                "lag": round(lag, 3),
+                "peak_lag": round(self._peak_lag, 3),
+                "last_error": self._last_error,
+            }
+
+    def held(self, node_id: str) -> dict[str, syncrecord.Held]:
+        """uid -> what the records say (once written) of one node's objects."""
+        with self._cond:
+            return self._ledger.held(node_id)
+
+    # At start, before `start`.
 
     def read_all(self) -> list[objects.Restored]:
-        """Every ObjectSync and ClusterObjectSync, as `Restored` facts."""
-        found: list[objects.Restored] = []
-        for plural in (PLURAL, CLUSTER_PLURAL):
-            listing = self._api.list_cluster_custom_object(GROUP, VERSION, plural)
-            for item in listing.get("items", []):
-                restored = _restored(item)
-                if restored is not None:
-                    found.append(restored)
-        return found
+        """Read our records and KubeEdge's, drop those of nodes that are gone, and
+        return what each node holds.
+
+        Raises:
+            kubernetes.client.ApiException: a list failed (not for a missing CRD).
+        """
+        records = [r for item in self._list(syncrecord.PATH)
+                   if (r := syncrecord.parse(item)) is not None]  # fmt: skip
+        legacy = []
+        for plural in syncrecord.LEGACY_PLURALS:
+            path = f"/apis/{syncrecord.LEGACY_GROUP}/{syncrecord.LEGACY_VERSION}/{plural}"
+            legacy += [old for item in self._list(path)
+                       if (old := syncrecord.parse_legacy(plural, item)) is not None]  # fmt: skip
+        nodes = self._node_names()
+        with self._cond:
+            restored = self._ledger.restore(records, legacy, nodes, self._clock())
+            self._legacy = legacy
+            changes = self._ledger.counts()[1]
+        log.info("read %d record(s) of what nodes acked and %d of KubeEdge's: %d object(s)"
+                 " on %d node(s); %d change(s) to write (merged, or of deleted nodes)",
+                 len(records), len(legacy), len(restored),
+                 len({r.node_id for r in restored}), changes)  # fmt: skip
+        return restored
+
+    def _list(self, path: str) -> Iterator[Any]:
+        token = ""
+        while True:
+            query = [("limit", _PAGE)] + ([("continue", token)] if token else [])
+            try:
+                page = raw.request(self._api_client, "GET", path, query=query)
+            except client.ApiException as exc:
+                if exc.status == 404:  # the CRD is not installed: no records
+                    return
+                raise
+            yield from page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return
+
+    def _node_names(self) -> set[str] | None:
+        try:
+            return {str((n.get("metadata") or {}).get("name")) for n in self._list("/api/v1/nodes")}
+        except (client.ApiException, *_NO_ANSWER) as exc:
+            log.warning("cannot list nodes (%s): records of deleted nodes are kept", exc)
+            return None
 
     # The writer thread.
 
-    def _merge_inbox(self) -> None:
-        """Merge submitted ops in order (with `_cond` held)."""
-        inbox, self._inbox = self._inbox, []
-        for op in inbox:
-            self._merge(op)
+    def _wanted(self) -> bool:
+        """Something to write or delete, or stop."""
+        return not self._idle() or bool(self._legacy) or self._stopping.is_set()
 
-    def _merge(self, op: objects.SyncOp) -> None:
-        key = (op.node_id, op.ref.uid)
-        work = self._pending.get(key)
-        if isinstance(op, objects.Deleting):
-            self._deleting.add(key)
-            if work is not None:
-                work.resource_version = None
-            return
-        if work is None:
-            fresh = isinstance(op, objects.Ensure)
-            work = self._pending[key] = _Pending(op.ref, unwritten=fresh)
-        if isinstance(op, objects.Forget):
-            self._deleting.discard(key)
-            if work.unwritten:  # never written: nothing to delete either
-                del self._pending[key]
-                return
-            work.create, work.resource_version, work.delete = False, None, True
-        elif isinstance(op, objects.Ensure):
-            work.create, work.delete = True, False
-        elif key not in self._deleting:
-            work.delete = False
-            work.resource_version = max(work.resource_version or -1, op.resource_version)
+    def _idle(self) -> bool:
+        return not (self._inbox or self._busy or self._ledger.counts()[0])
 
     def _run(self) -> None:
-        while not self._stopping.is_set():
+        next_round = 0.0
+        while True:
             with self._cond:
-                ready = lambda: self._inbox or self._pending or self._stopping.is_set()  # noqa: E731
-                self._cond.wait_for(ready)
-            if self._stopping.wait(self._batch_delay) and not (self._pending or self._inbox):
-                return
+                self._cond.wait_for(self._wanted)
+                if self._stopping.is_set():
+                    return
+                delay = max(next_round - self._clock(), 0.0)
+                if delay and not self._hurry:
+                    self._cond.wait_for(lambda: self._hurry or self._stopping.is_set(), delay)
+                next_round = self._clock() + self._interval
+                parts = self._merge()
+            ok = all([self._write(part) for part in parts]) and self._delete_legacy()
             with self._cond:
-                self._merge_inbox()
-                batch, self._pending = self._pending, {}
-                self._busy = True
-            failed = self._write_batch(batch)
-            with self._cond:
-                for key, work in failed.items():
-                    self._requeue(key, work)
                 self._busy = False
                 self._cond.notify_all()
-            if failed:
+            if not ok:
                 self._stopping.wait(self._retry_delay)
 
-    def _requeue(self, key: Key, work: _Pending) -> None:
-        """Put failed work back unless newer work for the record arrived meanwhile."""
-        if key not in self._pending:
-            self._pending[key] = work
+    def _merge(self) -> list[ledger.Part]:
+        """Start a round (with `_cond` held): merge the inbox, take the dirty records."""
+        self._merge_inbox()
+        self._hurry = False
+        self._busy = True
+        return self._ledger.dirty()
 
-    def _write_batch(self, batch: dict[Key, _Pending]) -> dict[Key, _Pending]:
-        assert self._pool is not None, "started"
-        outcomes = self._pool.map(self._try_write, batch.items())
-        return {key: work for key, work, ok in outcomes if not ok}
+    def _merge_inbox(self) -> None:
+        """Into the ledger, in order (with `_cond` held)."""
+        inbox, self._inbox, self._queued = self._inbox, [], 0
+        for at, ops in inbox:
+            for op in ops:
+                self._ledger.apply(op, at)
 
-    def _try_write(self, item: tuple[Key, _Pending]) -> tuple[Key, _Pending, bool]:
-        (node_id, _uid), work = item
-        try:
-            self._write(node_id, work)
-        except (client.ApiException, OSError) as exc:
+    @staticmethod
+    def _key(item: syncrecord.Legacy) -> ledger.Key:
+        return (item.restored.node_id, item.restored.ref.uid)
+
+    def _write(self, part: ledger.Part) -> bool:
+        """Bring one record up to date; False if it failed (it stays pending)."""
+        for _ in range(_ATTEMPTS):
             with self._cond:
-                self.failures += 1
-            reason = getattr(exc, "reason", None) or exc
-            log.warning("ObjectSync %s: %s; will retry", work.ref.record_name(node_id), reason)
-            return item[0], work, False
-        return item[0], work, True
+                plan = self._ledger.plan(part)
+                since = part.dirty_since
+            try:
+                answer = self._send(plan) if plan.verb else None
+            except client.ApiException as exc:
+                if exc.status == 404 and plan.verb == "delete":
+                    answer = None
+                elif exc.status in (404, 409):
+                    if not self._reread(part, conflict=exc.status == 409):
+                        return False
+                    continue
+                else:
+                    return self._failed(part.name, exc)
+            except _NO_ANSWER as exc:
+                return self._failed(part.name, exc)
+            version = (answer or {}).get("metadata", {}).get("resourceVersion", "")
+            with self._cond:
+                self._ledger.settle(plan, str(version))
+                if since is not None:
+                    self._peak_lag = max(self._peak_lag, self._clock() - since)
+            return True
+        log.warning("%s %s: still conflicting after %d writes; next round", syncrecord.KIND,
+                    part.name, _ATTEMPTS)  # fmt: skip
+        return False
 
-    def _write(self, node_id: str, work: _Pending) -> None:
-        name = work.ref.record_name(node_id)
-        if work.delete:
-            self._request("DELETE", _path(work.ref, name), ignore=404)
-            return
-        if work.create:
-            self._request("POST", _path(work.ref), _record(node_id, work.ref), ignore=409)
-        if work.resource_version is None or (node_id, work.ref.uid) in self._deleting:
-            return
-        body = {"status": {"objectResourceVersion": str(work.resource_version)}}
-        status = _path(work.ref, name) + "/status"
-        if self._request("PATCH", status, body, ignore=404):
-            return
-        self._request("POST", _path(work.ref), _record(node_id, work.ref), ignore=409)
-        self._request("PATCH", status, body)
-
-    def _request(self, method: str, path: str, body: Any = None, *, ignore: int = 0) -> bool:
-        """One raw call; False if it failed with the `ignore` status (not an error here)."""
+    def _send(self, plan: ledger.Plan) -> Any:
+        path = f"{syncrecord.PATH}/{plan.part.name}"
         with self._cond:
-            self.writes += 1
-        content_type = _MERGE_PATCH if method == "PATCH" else "application/json"
+            self._counts[plan.verb] += 1
+        api = self._api_client
+        if plan.verb == "create":
+            return raw.request(api, "POST", syncrecord.PATH, body=plan.body, timeout=_TIMEOUT)
+        if plan.verb == "patch":
+            return raw.request(api, "PATCH", path, body=plan.body, content_type=_MERGE_PATCH,
+                               timeout=_TIMEOUT)  # fmt: skip
+        return raw.request(api, "DELETE", path, body=plan.body, timeout=_TIMEOUT)
+
+    def _reread(self, part: ledger.Part, *, conflict: bool) -> bool:
+        """Read the record again after a 409 or 404; False if that failed."""
+        path = f"{syncrecord.PATH}/{part.name}"
+        with self._cond:
+            self._counts["reads"] += 1
+            self._counts["conflicts"] += conflict
         try:
-            raw.request(self._api_client, method, path, body=body, content_type=content_type)
+            found = raw.request(self._api_client, "GET", path, timeout=_TIMEOUT)
         except client.ApiException as exc:
-            if exc.status != ignore:
-                raise
-            return False
+            if exc.status != 404:
+                return self._failed(part.name, exc)
+            found = None
+        except _NO_ANSWER as exc:
+            return self._failed(part.name, exc)
+        record = syncrecord.parse(found) if found is not None else None
+        with self._cond:
+            self._ledger.refresh(part, record, self._clock())
         return True
 
+    def _delete_legacy(self) -> bool:
+        """Delete KubeEdge records whose content is written in ours (a budget per round)."""
+        due: list[syncrecord.Legacy] = []
+        with self._cond:
+            for item in self._legacy:
+                if len(due) == self._legacy_deletes:
+                    break
+                if self._ledger.written(self._key(item)):
+                    due.append(item)
+        done: set[str] = set()
+        try:
+            for item in due:
+                try:
+                    raw.request(self._api_client, "DELETE", item.path, timeout=_TIMEOUT)
+                except client.ApiException as exc:
+                    if exc.status != 404:
+                        return self._failed(item.path, exc)
+                except _NO_ANSWER as exc:
+                    return self._failed(item.path, exc)
+                done.add(item.path)
+        finally:
+            with self._cond:
+                self._counts["legacy_deleted"] += len(done)
+                self._legacy = [item for item in self._legacy if item.path not in done]
+        return True
 
-def _path(ref: objects.ObjectRef, name: str = "") -> str:
-    """The collection (or, with `name`, the item) URL of a ref's record."""
-    if ref.cluster_scoped:
-        base = f"/apis/{GROUP}/{VERSION}/{CLUSTER_PLURAL}"
-    else:
-        base = f"/apis/{GROUP}/{VERSION}/namespaces/{ref.namespace}/{PLURAL}"
-    return f"{base}/{name}" if name else base
+    def _failed(self, what: str, exc: Exception) -> bool:
+        reason = getattr(exc, "reason", None) or exc
+        with self._cond:
+            self._counts["failures"] += 1
+            self._last_error = f"{what}: {reason}"
+        log.warning("ObjectSync write of %s failed: %s; will retry", what, reason)
+        return False
 
 
-def _record(node_id: str, ref: objects.ObjectRef) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"name": ref.record_name(node_id)}
-    if not ref.cluster_scoped:
-        metadata["namespace"] = ref.namespace
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ClusterObjectSync" if ref.cluster_scoped else "ObjectSync",
-        "metadata": metadata,
-        "spec": {"objectAPIVersion": ref.api_version, "objectKind": ref.kind,
-                 "objectName": ref.name},
-    }  # fmt: skip
+def read_acked(api_client: client.ApiClient, node_id: str) -> dict[str, syncrecord.Held]:
+    """What the records in the API say of one node (uid -> entry), for tests and tools.
 
-
-def _restored(item: dict[str, Any]) -> objects.Restored | None:
-    """A record as `Restored`, or None if its name or spec is not KubeEdge's."""
-    metadata, spec = item.get("metadata") or {}, item.get("spec") or {}
-    node_id, dot, uid = str(metadata.get("name", "")).rpartition(".")
-    kind, name = spec.get("objectKind"), spec.get("objectName")
-    if not (dot and node_id and uid and isinstance(kind, str) and isinstance(name, str)):
-        log.warning("ignored ObjectSync %r: not <node>.<uid> with a spec", metadata.get("name"))
-        return None
-    ref = objects.ObjectRef(
-        uid=uid,
-        namespace=metadata.get("namespace") or contract.NULL_NAMESPACE,
-        type=objects.type_of_kind(kind),
-        name=name,
-        api_version=str(spec.get("objectAPIVersion") or "v1"),
-        kind=kind,
-    )
-    status = item.get("status") or {}
-    rv = classify.parse_rv(str(status.get("objectResourceVersion", "")))
-    return objects.Restored(node_id, ref, rv)
+    Raises:
+        kubernetes.client.ApiException: the list failed.
+    """
+    found: dict[str, syncrecord.Held] = {}
+    page = raw.request(api_client, "GET", syncrecord.PATH)
+    for item in page.get("items") or []:
+        record = syncrecord.parse(item)
+        if record is not None:
+            found.update(record.nodes.get(node_id, {}))
+    return found

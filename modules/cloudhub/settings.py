@@ -34,9 +34,10 @@ class CloudHubSettings:
     tick_interval: float = dataclasses.field(default=0.5, metadata=_min(0.001))
     upstream_module: str = contract.EDGECONTROLLER  # where edge traffic and notices go
     upstream_queue: int = dataclasses.field(default=10_000, metadata=_min(1))
-    object_sync: bool = True  # keep ObjectSync records (needs the ``kube`` service)
-    install_crds: bool = True  # create KubeEdge's CRDs if missing
-    sync_batch_delay: float = dataclasses.field(default=0.05, metadata=_min(0))
+    object_sync: bool = True  # keep records of what nodes acked (needs the ``kube`` service)
+    install_crds: bool = True  # create KubeEdge's CRDs and ours if missing
+    sync_interval: float = dataclasses.field(default=1.0, metadata=_min(0))  # between rounds
+    sync_shards: int = dataclasses.field(default=32, metadata=_min(1))  # records nodes share
     # Mutual TLS (cloudHub.tls*): the production configs set ``tls: true``.
     tls: bool = False  # plain websocket when false: loopback demos only
     tls_ca_file: str = ""  # PEM files; all three empty: the Secrets in `cert_namespace`

@@ -1,8 +1,10 @@
-"""KubeEdge's CustomResourceDefinitions, as manifests, and an idempotent installer.
+"""KubeEdge's CustomResourceDefinitions and ours, as manifests, and an idempotent installer.
 
 Rules and RuleEndpoints (rules.kubeedge.io/v1, build/crds/router/) and ObjectSync /
 ClusterObjectSync (reliablesyncs.kubeedge.io/v1alpha1, build/crds/reliablesyncs/, with
-the status subresource). Schemas are permissive (`x-kubernetes-preserve-unknown-fields`),
+the status subresource; read once, to migrate from KubeEdge's cloudcore); this
+project's ObjectSyncShard (reliablesyncs.beehive-edge.io/v1alpha1), where cloudhub
+keeps what edge nodes acked. Schemas are permissive (`x-kubernetes-preserve-unknown-fields`),
 so nothing in these objects is pruned or refused by them; KubeEdge's own are structural
 (a cluster that has them refuses a Rule without sourceResource and targetResource).
 Rules have no status subresource, as in KubeEdge. Works against any API server.
@@ -66,7 +68,23 @@ KUBEEDGE_CRDS: tuple[JsonObj, ...] = (
 )
 
 
-def install(api_client: client.ApiClient, manifests: tuple[JsonObj, ...] = KUBEEDGE_CRDS) -> None:
+# This project's own: what each edge node acked, many nodes to a record
+# (modules/cloudhub/syncrecord.py); cluster-scoped, no status subresource.
+BEEHIVE_CRDS: tuple[JsonObj, ...] = (
+    crd(
+        "reliablesyncs.beehive-edge.io",
+        "v1alpha1",
+        "ObjectSyncShard",
+        "objectsyncshards",
+        namespaced=False,
+        status=False,
+    ),
+)
+
+
+def install(
+    api_client: client.ApiClient, manifests: tuple[JsonObj, ...] = KUBEEDGE_CRDS + BEEHIVE_CRDS
+) -> None:
     """Create the CRDs that do not exist yet (409 AlreadyExists is fine)."""
     api = client.ApiextensionsV1Api(api_client)
     for manifest in manifests:

@@ -23,8 +23,10 @@ def request(
     body: Any = None,
     query: list[tuple[str, str]] | None = None,
     content_type: str = "application/json",
+    timeout: float | None = None,
 ) -> Any:
-    """Send one request and return its JSON body.
+    """Send one request and return its JSON body (`timeout`: seconds for the whole
+    request, none by default).
 
     Raises:
         kubernetes.client.ApiException: the server answered with an error status.
@@ -38,7 +40,9 @@ def request(
         body=body,
         auth_settings=["BearerToken"],
     )
-    response = api_client.call_api(method_, url, header_params=headers_, body=body_)
+    response = api_client.call_api(
+        method_, url, header_params=headers_, body=body_, _request_timeout=timeout
+    )
     data: bytes = response.read()  # type: ignore[no-untyped-call]
     if not 200 <= response.status < 300:
         text = data.decode("utf-8", "replace")

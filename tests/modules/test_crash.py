@@ -21,6 +21,7 @@ from kubernetes import client, config
 
 from beehive import Hive, Message
 from modules import contract
+from modules.cloudhub import objectsync
 from modules.edgehub import EdgeHub, EdgeHubSettings
 from modules.kubeapi import EmbeddedKubeAPI
 from modules.metamanager.module import MetaManager, MetaManagerSettings
@@ -98,15 +99,12 @@ class World:
         items = self.core.list_namespaced_pod(namespace).items
         return {p.metadata.name: p.metadata.resource_version for p in items}
 
-    def acked(self, namespace: str, uid: str) -> str:
+    def acked(self, uid: str) -> str:
         try:
-            custom: Any = client.CustomObjectsApi(self.client)
-            obj = custom.get_namespaced_custom_object(
-                "reliablesyncs.kubeedge.io", "v1alpha1", namespace, "objectsyncs", f"edge-k.{uid}"
-            )
-        except client.ApiException:
+            held = objectsync.read_acked(self.client, "edge-k").get(uid)
+        except client.ApiException:  # before cloudcore installed the CRD
             return ""
-        return str((obj.get("status") or {}).get("objectResourceVersion", ""))
+        return str(held.rv) if held is not None and held.rv is not None else ""
 
     def close(self) -> None:
         if self.cloudcore is not None and self.cloudcore.poll() is None:
@@ -140,7 +138,7 @@ def test_sigkill_mid_sync_converges_and_resends_nothing_already_recorded(world: 
     assert eventually(lambda: world.stored() == settled, timeout=WAIT)
     uids = {p.metadata.name: p.metadata.uid for p in first}
     assert eventually(
-        lambda: all(world.acked(ns, uids[n]) == rv for n, rv in settled.items()), timeout=WAIT
+        lambda: all(world.acked(uids[n]) == rv for n, rv in settled.items()), timeout=WAIT
     )
     before = Counter(world.seen)
 

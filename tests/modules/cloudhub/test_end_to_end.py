@@ -1,14 +1,14 @@
 """An edge hive (edgehub + metamanager on sqlite) against a cloud hive (cloudhub and a
-scripted edgecontroller), over real websockets on loopback, with ObjectSync records
-in the embedded API server (or $BEEHIVE_TEST_KUBECONFIG's cluster)."""
+scripted edgecontroller), over real websockets on loopback, with the records of what
+nodes acked in the embedded API server (or $BEEHIVE_TEST_KUBECONFIG's cluster)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from kubernetes import client
 
+from modules.cloudhub import debug, objects, objectsync, syncrecord
 from tests.fakes import eventually
 from tests.modules.cloudhub.harness import (
     node_row,
@@ -21,27 +21,19 @@ from tests.modules.cloudhub.harness import (
 
 pytestmark = pytest.mark.integration
 
-GROUP, VERSION = "reliablesyncs.kubeedge.io", "v1alpha1"
+
+def recorded(kube: Any, node: str, uid: str) -> syncrecord.Held | None:
+    """What cloudhub's records say of one object on one node (None: no entry)."""
+    return objectsync.read_acked(kube.api_client, node).get(uid)
 
 
-def object_sync(kube: Any, namespace: str, name: str) -> dict[str, Any] | None:
-    try:
-        found: dict[str, Any] = kube.custom.get_namespaced_custom_object(
-            GROUP, VERSION, namespace, "objectsyncs", name
-        )
-        return found
-    except client.ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
+def synced_rv(kube: Any, node: str, uid: str) -> int | None:
+    """The version the records say the node acked (None: no entry, or not acked)."""
+    held = recorded(kube, node, uid)
+    return held.rv if held is not None else None
 
 
-def synced_rv(kube: Any, namespace: str, name: str) -> str | None:
-    record = object_sync(kube, namespace, name)
-    return ((record or {}).get("status") or {}).get("objectResourceVersion")
-
-
-def test_objects_are_stored_acked_and_recorded_in_objectsyncs(
+def test_objects_are_stored_acked_and_recorded(
     make_hive, probe, world, kube, kube_namespace, tmp_path
 ):
     cloud, port = start_cloud(make_hive, probe, world, kube=kube)
@@ -49,20 +41,23 @@ def test_objects_are_stored_acked_and_recorded_in_objectsyncs(
     first = pod("web", "uid-web", kube_namespace, rv=10)
     cloud.send("cloudhub", world.put("edge-a", first))
     assert eventually(lambda: stored(edge) == {"web": 10})
-    assert eventually(lambda: synced_rv(kube, kube_namespace, "edge-a.uid-web") == "10")
-    record = object_sync(kube, kube_namespace, "edge-a.uid-web")
-    assert record is not None
-    assert record["spec"] == {"objectAPIVersion": "v1", "objectKind": "Pod", "objectName": "web"}
+    assert eventually(lambda: synced_rv(kube, "edge-a", "uid-web") == 10)
+    held = recorded(kube, "edge-a", "uid-web")
+    assert held is not None
+    assert held.ref == objects.ObjectRef("uid-web", kube_namespace, "pod", "web", "v1", "Pod")
 
     cloud.send("cloudhub", world.put("edge-a", pod("web", "uid-web", kube_namespace, rv=11)))
     assert eventually(lambda: stored(edge) == {"web": 11})
-    assert eventually(lambda: synced_rv(kube, kube_namespace, "edge-a.uid-web") == "11")
+    assert eventually(lambda: synced_rv(kube, "edge-a", "uid-web") == 11)
 
     cloud.send("cloudhub", world.remove("edge-a", "uid-web"))
     assert eventually(lambda: stored(edge) == {})
-    assert eventually(lambda: object_sync(kube, kube_namespace, "edge-a.uid-web") is None)
+    assert eventually(lambda: recorded(kube, "edge-a", "uid-web") is None)
     row = node_row(cloud, "edge-a")
     assert row["connected"] and row["acked"] == 3 and row["in_flight"] == 0
+    stats = cloud.commands["cloudhub.objectsync"]()  # as `beehive debug nodes` shows it
+    assert sum(stats["writes"].values()) >= 2 and stats["pending_records"] == 0
+    assert debug.objectsync_line(stats).startswith("records of what nodes acked: writes create")
 
 
 def test_the_edge_registers_its_node_and_reports_status(make_hive, probe, world, tmp_path):

@@ -1,15 +1,19 @@
 """Faults that must lose nothing: disconnects, cloudcore restarts, replaced sessions.
 
 Edge hives (edgehub + metamanager on sqlite) against cloud hives (cloudhub with a
-scripted edgecontroller answering resync) on loopback, ObjectSyncs in the API.
+scripted edgecontroller answering resync) on loopback, the records of what nodes
+acked in the API.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from typing import Any
+
 import pytest
 
 from tests.fakes import eventually
-from tests.kube_fixtures import unique
+from tests.kube_fixtures import delete_if_present, manifest, unique
 from tests.modules.cloudhub.harness import (
     RawEdge,
     node_row,
@@ -18,9 +22,26 @@ from tests.modules.cloudhub.harness import (
     start_edge,
     stored,
 )
-from tests.modules.cloudhub.test_end_to_end import object_sync, synced_rv
+from tests.modules.cloudhub.test_end_to_end import recorded, synced_rv
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def node_object(kube: Any) -> Iterator[Callable[[str], str]]:
+    """A Node with a unique name: at start, records of nodes that do not exist are dropped
+    (and, on a shared cluster, records of an earlier run are not read as this one's)."""
+    made: list[str] = []
+
+    def make(prefix: str) -> str:
+        name = unique(prefix)
+        kube.core.create_node(manifest({"metadata": {"name": name}}))
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        delete_if_present(kube.core.delete_node, name)
 
 
 def test_a_reconnecting_edge_gets_exactly_what_it_missed(make_hive, probe, world, tmp_path):
@@ -46,29 +67,54 @@ def test_a_reconnecting_edge_gets_exactly_what_it_missed(make_hive, probe, world
 
 
 def test_after_a_cloudcore_restart_nothing_acked_is_sent_again(
-    make_hive, probe, world, kube, kube_namespace, tmp_path
+    make_hive, probe, world, kube, kube_namespace, tmp_path, node_object
 ):
-    # A node name of its own: on a shared cluster, ObjectSync records of an earlier run
-    # under a fixed name would be restored, and say these objects were acked already.
-    ns, node = kube_namespace, unique("edge-k")
+    ns, node = kube_namespace, node_object("edge-k")
     cloud, port = start_cloud(make_hive, probe, world, kube=kube)
     edge = start_edge(make_hive, port, node, tmp_path / "k.db")
     cloud.send("cloudhub", world.put(node, pod("a", "ua", ns, rv=20)))
     cloud.send("cloudhub", world.put(node, pod("b", "ub", ns, rv=21)))
     cloud.send("cloudhub", world.put(node, pod("c", "uc", ns, rv=22)))
     assert eventually(lambda: stored(edge) == {"a": 20, "b": 21, "c": 22})
-    assert eventually(lambda: synced_rv(kube, ns, f"{node}.uc") == "22")
-    assert eventually(lambda: synced_rv(kube, ns, f"{node}.ub") == "21")
+    assert eventually(lambda: synced_rv(kube, node, "uc") == 22)
+    assert eventually(lambda: synced_rv(kube, node, "ub") == 21)
     cloud.stop(timeout=2)
 
     world.put(node, pod("a", "ua", ns, rv=23))  # changed while cloudcore was down
     world.remove(node, "ub")  # deleted while cloudcore was down
     cloud, _ = start_cloud(make_hive, probe, world, kube=kube, port=port)
     assert eventually(lambda: stored(edge) == {"a": 23, "c": 22}, timeout=15)
-    assert eventually(lambda: object_sync(kube, ns, f"{node}.ub") is None)
-    assert eventually(lambda: synced_rv(kube, ns, f"{node}.ua") == "23")
+    assert eventually(lambda: recorded(kube, node, "ub") is None)  # its delete was acked
+    assert eventually(lambda: synced_rv(kube, node, "ua") == 23)
     assert eventually(lambda: node_row(cloud, node)["acked"] == 2)
     assert node_row(cloud, node)["sent"] == 2  # the update of a and the delete of b
+
+
+def test_an_object_kubeedge_recorded_as_acked_is_not_sent_again(
+    make_hive, probe, world, kube, kube_namespace, tmp_path, node_object
+):
+    # A cluster moving from KubeEdge's cloudcore: its ObjectSync says the node has a@30.
+    ns, node = kube_namespace, node_object("edge-ke")
+    group, version = "reliablesyncs.kubeedge.io", "v1alpha1"
+    start_cloud(make_hive, probe, world, kube=kube)[0].stop(timeout=2)  # installs the CRDs
+    spec = {"objectAPIVersion": "v1", "objectKind": "Pod", "objectName": "a"}
+    kube.custom.create_namespaced_custom_object(group, version, ns, "objectsyncs", manifest({
+        "apiVersion": f"{group}/{version}", "kind": "ObjectSync",
+        "metadata": {"name": f"{node}.ua", "namespace": ns}, "spec": spec}))  # fmt: skip
+    kube.custom.patch_namespaced_custom_object_status(
+        group, version, ns, "objectsyncs", f"{node}.ua",
+        {"status": {"objectResourceVersion": "30"}})  # fmt: skip
+    world.put(node, pod("a", "ua", ns, rv=30))
+    world.put(node, pod("b", "ub", ns, rv=31))
+    cloud, port = start_cloud(make_hive, probe, world, kube=kube)
+    edge = start_edge(make_hive, port, node, tmp_path / "ke.db")
+    assert eventually(lambda: stored(edge) == {"b": 31})  # the resync's answer has been taken
+    assert eventually(lambda: node_row(cloud, node)["acked"] == 1)
+    assert node_row(cloud, node)["sent"] == 1  # b only: a is held, as KubeEdge recorded
+    assert eventually(lambda: synced_rv(kube, node, "ub") == 31)
+    assert synced_rv(kube, node, "ua") == 30  # now in our records
+    assert eventually(lambda: not kube.custom.list_namespaced_custom_object(
+        group, version, ns, "objectsyncs")["items"])  # and KubeEdge's deleted  # fmt: skip
 
 
 def test_a_second_connection_for_a_node_replaces_the_first(make_hive, probe, world):
