@@ -157,3 +157,31 @@ def test_sigkill_mid_sync_converges_and_resends_nothing_already_recorded(world: 
     )
     resent = [key for key, count in before.items() if world.seen[key] > count]
     assert resent == [], f"versions already acked and recorded were sent again: {resent}"
+
+
+def test_sigkill_while_deletes_are_acked_and_recorded_loses_no_delete(world: World) -> None:
+    ns, node = "default", "edge-k"
+    world.start_cloudcore()
+    world.edge.start()
+    assert eventually(lambda: bool(world.core.list_node().items), timeout=WAIT)  # edge registered
+    made = [
+        world.core.create_namespaced_pod(ns, pod_manifest(f"d{i}", nodeName=node))
+        for i in range(20)
+    ]
+    uids = [p.metadata.uid for p in made]
+    assert eventually(lambda: all(world.acked(uid) for uid in uids), timeout=WAIT)
+
+    # Deletes acked (their entries leaving the records) when cloudcore is killed, and more
+    # while it is down: whatever the records said at the kill, the edge ends up empty.
+    for i in range(20):
+        world.core.delete_namespaced_pod(f"d{i}", ns, grace_period_seconds=0)
+        if i == 9:
+            assert eventually(lambda: "d0" not in world.stored(), timeout=WAIT)
+            world.kill_cloudcore()
+    world.start_cloudcore()
+
+    assert eventually(lambda: world.stored() == world.pods(ns) == {}, timeout=WAIT), (
+        world.stored(),
+        world.pods(ns),
+    )
+    assert eventually(lambda: not any(world.acked(uid) for uid in uids), timeout=WAIT)
