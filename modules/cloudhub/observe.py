@@ -10,8 +10,6 @@ and the problems of ``cloudhub.health`` / ``cloudhub.ready`` (`modules.probes`).
 from __future__ import annotations
 
 import collections
-import time
-from collections.abc import Callable
 from typing import Any
 
 from websockets.http11 import Request, Response
@@ -50,13 +48,10 @@ class Observer:
         server: CountingTransport,
         *,
         tls: cloud_tls.HubTLS | None,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._core = hub  # read on the loop thread only
         self._server = server  # runs reads on its loop
         self._tls = tls  # certificates whose expiry is reported
-        self._clock = clock
-        self._behind_since: float | None = None  # when a scrape first saw the writer behind
 
     def snapshot(self, nodes: list[str], *, timeout: float) -> dict[str, Any]:
         """The totals, the handshakes and the certificates (see the module docstring).
@@ -76,18 +71,13 @@ class Observer:
         return data
 
     def object_sync(self, writer: ObjectSyncWriter | None) -> dict[str, Any] | None:
-        """The writer's backlog, and how long it has been behind as scrapes saw it: the
-        writer has no accessor for the age of its oldest op (objectsync.py)."""
+        """The writer's backlog (records with changes not written) and lag (how long the
+        oldest change has waited), from its own stats."""
         if writer is None:
             return None
-        pending, now = writer.pending(), self._clock()
-        if writer.flush(0):  # nothing waiting and nothing being written
-            self._behind_since = None
-        elif self._behind_since is None:
-            self._behind_since = now
-        lag = now - self._behind_since if self._behind_since is not None else 0.0
-        return {"pending": pending, "lag": lag, "writes": writer.writes,
-                "failures": writer.failures}  # fmt: skip
+        stats = writer.stats()
+        return {"pending": writer.pending(), "lag": stats["lag"], "writes": writer.writes,
+                "failures": stats["failures"]}  # fmt: skip
 
     def health(self, timeout: float = 1.0) -> list[str]:
         """Healthy while the event loop answers within `timeout`."""
