@@ -1,10 +1,13 @@
 """End-to-end benchmark: Kubernetes API -> cloudcore -> 1,000 fleet edges, against the watch floor.
 
 Run: python bench/e2e_bench.py [--nodes 1000] [--pods-per-node 10] [--kubeconfig PATH] [--quick]
+     [--plain]
 
 Processes: the API server (`beehive kube-api`, unless --kubeconfig names one), cloudcore
-(`beehive run` on a generated config: edgecontroller + cloudhub, pointed at the API by
-kubeconfig) and the fleet (`beehive fleet --control`, driven over its stdin). Driver
+(`beehive run` on a generated config: certserver, edgecontroller and cloudhub, pointed
+at the API by kubeconfig) and the fleet (`beehive fleet --control`, driven over its
+stdin). As in production, edges connect over mutual TLS: the fleet enrols every node
+with cloudcore's join token first (not timed); `--plain` runs plain websockets instead. Driver
 threads here call the API and record when each call returned; the fleet records when
 each object arrived at its node (both on the system-wide monotonic clock).
 
@@ -46,9 +49,12 @@ Returned = dict[str, tuple[str, int | None, float]]  # key -> (node, rv, when th
 CLOUDCORE = """kube: {{mode: kubeconfig, kubeconfig: "{kubeconfig}"}}
 hive: {{admin: {{address: "off"}}}}
 modules:
-  edgecontroller: {{}}
+{certserver}  edgecontroller: {{}}
   cloudhub:
-    settings: {{address: 127.0.0.1, port: {port}, node_limit: {limit}}}
+    settings: {{address: 127.0.0.1, port: {port}, node_limit: {limit}, tls: {tls}}}
+"""
+CERTSERVER = """  certserver:
+    settings: {{address: 127.0.0.1, port: {port}, advertise_addresses: [127.0.0.1]}}
 """
 
 
@@ -301,11 +307,15 @@ class Bench:
         return name
 
     def start_cloudcore(self) -> None:
-        port = free_port()
+        port, tls = free_port(), not self.args.plain
+        self.cert_port = free_port()
         path = self.tmp / "cloudcore.yaml"
-        path.write_text(
-            CLOUDCORE.format(kubeconfig=self.kubeconfig, port=port, limit=self.args.nodes + 10)
-        )
+        certserver = CERTSERVER.format(port=self.cert_port) if tls else ""
+        path.write_text(CLOUDCORE.format(
+            kubeconfig=self.kubeconfig, port=port, limit=self.args.nodes + 10,
+            certserver=certserver, tls=str(tls).lower(),
+        ))  # fmt: skip
+        self.config = path
         command = [sys.executable, "-m", self.args.cloudcore_module, "run", str(path)]
         self.procs["cloudcore"] = spawn(command, self.tmp / "cloudcore.log")
         self.cloud = f"127.0.0.1:{port}"
@@ -318,9 +328,9 @@ class Bench:
 
     def start_fleet(self) -> None:
         args = [*BEEHIVE, "fleet", "--cloud", self.cloud, "--nodes", str(self.args.nodes),
-                "--plain", "--prefix", self.args.prefix, "--kubeconfig", self.kubeconfig,
+                "--prefix", self.args.prefix, "--kubeconfig", self.kubeconfig,
                 "--control", "--no-progress", "--no-pod-status", "--status-interval", "60",
-                "--json"]  # fmt: skip
+                "--json", *self.fleet_auth()]  # fmt: skip
         proc = spawn(args, self.tmp / "fleet.log", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.procs["fleet"] = proc
         self.fleet = FleetControl(proc)
@@ -328,6 +338,23 @@ class Bench:
         wait_until(
             lambda: fleet.ask("stats")["connected"] == self.args.nodes, 300, "fleet connected"
         )
+
+    def fleet_auth(self) -> list[str]:
+        """--plain, or the join token and a certificate folder for this run's CA."""
+        if self.args.plain:
+            return ["--plain"]
+        read = [*BEEHIVE, "token", "-c", str(self.config)]
+        token = ""
+
+        def issued() -> bool:
+            nonlocal token
+            done = subprocess.run(read, capture_output=True, text=True, check=False)
+            token = done.stdout.strip()
+            return done.returncode == 0 and bool(token)
+
+        wait_until(issued, 60, "cloudcore's join token")
+        return ["--token", token, "--certs", str(self.tmp / "certs"),
+                "--cert-server", f"https://127.0.0.1:{self.cert_port}"]  # fmt: skip
 
     def calls(self, verb: str, prefix: str, per_node: int) -> list[tuple[str, str, str]]:
         return [(verb, n, f"{prefix}-{n}-{i}") for i in range(per_node) for n in self.nodes]
@@ -463,8 +490,10 @@ def idle_memory(bench: Bench) -> dict[str, float]:
     bench.start_fleet()
     time.sleep(3)  # registrations and first status reports drain
     after = proc.memory_info().rss
+    fleet = psutil.Process(bench.procs["fleet"].pid).memory_info().rss
     return {"before_mib": round(before / 2**20, 1), "after_mib": round(after / 2**20, 1),
-            "per_node_kib": round((after - before) / bench.args.nodes / 1024, 1)}  # fmt: skip
+            "per_node_kib": round((after - before) / bench.args.nodes / 1024, 1),
+            "fleet_mib": round(fleet / 2**20, 1)}  # fmt: skip
 
 
 def keep_logs(tmp: Path, dest: Path) -> None:
@@ -500,7 +529,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 stop(bench.procs.get(name))
             if args.logs:
                 keep_logs(Path(tmp), Path(args.logs))
-    return {"nodes": args.nodes, "pods_per_node": args.pods_per_node, "floor": floor,
+    return {"nodes": args.nodes, "pods_per_node": args.pods_per_node, "plain": args.plain,
+            "floor": floor,
             "cloudcore": phases, "idle_memory": memory, "storm": storm,
             "fleet_errors": summary.get("errors")}  # fmt: skip
 
@@ -508,7 +538,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def report(result: dict[str, Any]) -> str:
     head = "phase              arrived s   msg/s  p50 ms  p90 ms  p99 ms  max ms  dup  x floor"
     lines = [
-        f"workload: {result['nodes']} nodes x {result['pods_per_node']} pods",
+        f"workload: {result['nodes']} nodes x {result['pods_per_node']} pods over"
+        f" {'plain websockets' if result['plain'] else 'mutual TLS'}",
         head + "  cpu s api/cloudcore/fleet/driver, cloudcore peak MiB",
     ]
     for floor, edge in zip(result["floor"], result["cloudcore"], strict=True):
@@ -520,7 +551,9 @@ def report(result: dict[str, Any]) -> str:
     mem, storm = result["idle_memory"], result["storm"]
     lines.append(
         f"idle cloudcore: {mem['before_mib']} MiB, {mem['after_mib']} MiB with every node"
-        f" connected: {mem['per_node_kib']} KiB per node"
+        f" connected: {mem['per_node_kib']} KiB per node; the fleet's process:"
+        f" {mem['fleet_mib']} MiB, {mem['fleet_mib'] * 1024 / result['nodes']:.1f} KiB per node"
+        " (all of it)"
     )
     lat = storm["latency_ms"]
     lines.append(
@@ -554,6 +587,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--prefix", default="", help="node name prefix (default: unique per run)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds a phase may take")
     parser.add_argument("--quick", action="store_true", help="20 nodes x 3 pods, 4 drivers")
+    parser.add_argument("--plain", action="store_true", help="plain websockets, no TLS")
     parser.add_argument(
         "--cloudcore-module",
         default="modules.cli",

@@ -14,15 +14,19 @@ no websocket pings (liveness is the application keepalive), and no small size li
 With TLS (cloudhub/servers/server.go), the handshake requires a client certificate
 signed by the CA; the upgrade is then refused with 403 and the reason unless the
 certificate names the node of the ``node_id`` header (`modules.certs.tls.check_peer`),
-and the session's node is the certificate's. Against slowloris, a connection must
-finish its TLS handshake within `handshake_timeout` and then its upgrade request
-within `handshake_timeout`, and at most `max_pending_handshakes` may be pending at
+and the session's node is the certificate's. TLS runs over memory BIOs
+(`modules.hub.tlslayer`), not asyncio's TLS with its 256 KiB buffer per connection,
+and handshakes run on `handshake_threads` worker threads, off the loop. Against
+slowloris, a connection must finish its TLS handshake within `handshake_timeout` and
+then its upgrade request within `handshake_timeout`, and at most
+`max_pending_handshakes` may be pending at
 once (`modules.cloudhub.gate`); more are closed at accept, before any TLS work.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import http
@@ -41,7 +45,7 @@ from beehive.message import Message
 from modules.certs import cloud as cloud_tls
 from modules.certs import tls as certs_tls
 from modules.cloudhub import core, gate, objects
-from modules.hub import errors, eventloop, handshake, wsconn
+from modules.hub import errors, eventloop, handshake, tlslayer, wsconn
 
 log = logging.getLogger("modules.cloudhub.transport")
 
@@ -74,6 +78,7 @@ class ServerTransport:
         handshake_timeout: float = 10.0,
         max_pending_handshakes: int = 128,
         max_write_buffer: int = 64 * 1024 * 1024,
+        handshake_threads: int = 2,
     ) -> None:
         self.core = hub  # all logic; used on the loop thread only
         self.address = address  # host to bind
@@ -93,6 +98,8 @@ class ServerTransport:
         self._tls = tls  # mutual TLS, or None for plain websocket
         self._handshake_timeout = handshake_timeout  # seconds for TLS and upgrade together
         self._max_write_buffer = max_write_buffer  # bytes per connection before it is closed
+        self._handshake_threads = handshake_threads  # TLS handshakes off the loop (0: on it)
+        self.tls_failures: collections.Counter[str] = collections.Counter()  # by reason
         self.gate = gate.HandshakeGate(
             limit=max_pending_handshakes, timeout=handshake_timeout, clock=time.monotonic
         )  # pending handshakes (loop thread)
@@ -175,19 +182,38 @@ class ServerTransport:
         self._stop = asyncio.Event()
         listener = _listen(self.address, self.port, self.gate)
         listener.loop = loop
-        tls = self._tls.context if self._tls else None
-        server = await loop.create_server(
-            self._connection,
-            sock=listener,
-            ssl=tls,
-            ssl_handshake_timeout=self._handshake_timeout if tls else None,
-        )
+        workers = None
+        if self._tls is not None and self._handshake_threads:
+            workers = tlslayer.HandshakeWorkers(self._handshake_threads)
+        server = await loop.create_server(self._protocol(workers), sock=listener)
         self.port = listener.getsockname()[1]
         self._ready.set()
         ticker = asyncio.create_task(self._tick())
         await self._stop.wait()
         ticker.cancel()
         await self._shut_down(server, listener)
+        if workers is not None:
+            workers.close()
+
+    def _protocol(
+        self, workers: tlslayer.HandshakeWorkers | None
+    ) -> Callable[[], asyncio.Protocol]:
+        """What serves an accepted socket: the websocket connection, under TLS if set."""
+        if self._tls is None:
+            return self._connection
+        context = self._tls.context
+
+        def tls() -> asyncio.Protocol:
+            return tlslayer.TLSLayer(
+                self._connection, context, server_side=True,
+                handshake_timeout=self._handshake_timeout, workers=workers,
+                on_failed=self._tls_failed,
+            )  # fmt: skip
+
+        return tls
+
+    def _tls_failed(self, exc: BaseException) -> None:
+        self.tls_failures[tlslayer.failure_reason(exc)] += 1
 
     async def _shut_down(self, server: asyncio.Server, listener: _GatedSocket) -> None:
         server.close()

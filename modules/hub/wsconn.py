@@ -32,7 +32,7 @@ from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
-from modules.hub import framing
+from modules.hub import framing, tlslayer
 
 # websockets logs every opening handshake at INFO; in a reconnect storm that is a
 # measurable share of the loop, so our connections' logger starts at WARNING.
@@ -434,14 +434,23 @@ async def connect(
         )
         return conn
 
+    layer: tlslayer.TLSLayer | None = None
     try:
         async with asyncio.timeout(timeout):
-            await loop.create_connection(
-                make, parsed.host, parsed.port, ssl=ssl_context if parsed.secure else None
-            )
+            if parsed.secure and ssl_context is not None:
+                layer = tlslayer.TLSLayer(
+                    make, ssl_context, server_side=False, server_hostname=parsed.host,
+                    handshake_timeout=timeout,
+                )  # fmt: skip
+                await loop.create_connection(lambda: layer, parsed.host, parsed.port)
+                await layer.handshake_done
+            else:
+                await loop.create_connection(make, parsed.host, parsed.port)
             assert conn is not None
             await conn.opened
     except BaseException:
+        if layer is not None and layer.transport is not None:
+            layer.transport.abort()
         if conn is not None:
             conn.abort()
             if not conn.opened.done():
