@@ -60,6 +60,8 @@ class CloudHub(Module):
             tls=hub_tls,
             handshake_timeout=settings.handshake_timeout,
             max_pending_handshakes=settings.max_pending_handshakes,
+            max_queued_handshakes=settings.max_queued_handshakes,
+            handshake_threads=settings.handshake_threads,
             max_write_buffer=settings.max_write_buffer,
         )
         try:

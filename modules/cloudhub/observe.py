@@ -108,7 +108,12 @@ class Observer:
         data["handshakes"] = {
             "accepted": data.pop("handshakes_accepted"),
             "refused": refused,
-            "failed": {"incomplete": gate.incomplete},
+            "failed": {
+                "incomplete": gate.incomplete,
+                "queue_timeout": gate.given_up,
+                **self._server.tls_failures,
+            },
         }
         data["pending_handshakes"] = gate.pending
+        data["queued_handshakes"] = gate.waiting
         return dict(data)

@@ -48,6 +48,9 @@ class CloudHubSettings:
     dns_names: list[str] = dataclasses.field(default_factory=list)  # makes the server cert
     handshake_timeout: float = dataclasses.field(default=10.0, metadata=_min(0.01))
     max_pending_handshakes: int = dataclasses.field(default=128, metadata=_min(1))
+    # TLS: connections past max_pending_handshakes wait in line (none wait over plain ws).
+    max_queued_handshakes: int = dataclasses.field(default=4096, metadata=_min(0))
+    handshake_threads: int = dataclasses.field(default=2, metadata=_min(0))  # 0: on the loop
 
     def limits(self) -> core.HubLimits:
         return core.HubLimits(

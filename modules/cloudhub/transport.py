@@ -19,8 +19,10 @@ and the session's node is the certificate's. TLS runs over memory BIOs
 and handshakes run on `handshake_threads` worker threads, off the loop. Against
 slowloris, a connection must finish its TLS handshake within `handshake_timeout` and
 then its upgrade request within `handshake_timeout`, and at most
-`max_pending_handshakes` may be pending at
-once (`modules.cloudhub.gate`); more are closed at accept, before any TLS work.
+`max_pending_handshakes` may be pending at once (`modules.cloudhub.gate`); over TLS,
+up to `max_queued_handshakes` more wait in line for a slot (at most
+`handshake_timeout`), reading nothing, before any TLS work; beyond that, and over
+plain websockets, more are closed at accept.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 from websockets.http11 import Request, Response
@@ -79,6 +81,7 @@ class ServerTransport:
         max_pending_handshakes: int = 128,
         max_write_buffer: int = 64 * 1024 * 1024,
         handshake_threads: int = 2,
+        max_queued_handshakes: int = 4096,
     ) -> None:
         self.core = hub  # all logic; used on the loop thread only
         self.address = address  # host to bind
@@ -101,8 +104,11 @@ class ServerTransport:
         self._handshake_threads = handshake_threads  # TLS handshakes off the loop (0: on it)
         self.tls_failures: collections.Counter[str] = collections.Counter()  # by reason
         self.gate = gate.HandshakeGate(
-            limit=max_pending_handshakes, timeout=handshake_timeout, clock=time.monotonic
-        )  # pending handshakes (loop thread)
+            limit=max_pending_handshakes, timeout=handshake_timeout, clock=time.monotonic,
+            queue_limit=max_queued_handshakes if tls is not None else 0,
+            queue_timeout=handshake_timeout,
+        )  # fmt: skip  # pending handshakes (loop thread)
+        self._admission = _LoggedGate(self.gate)  # TLS connections enter through it
 
     # Any thread.
 
@@ -180,7 +186,9 @@ class ServerTransport:
     async def _main(self) -> None:
         self._loop = loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        listener = _listen(self.address, self.port, self.gate)
+        # Over TLS the gate admits in the protocol (connections may wait in line there);
+        # plain websockets are gated at accept.
+        listener = _listen(self.address, self.port, None if self._tls else self.gate)
         listener.loop = loop
         workers = None
         if self._tls is not None and self._handshake_threads:
@@ -207,7 +215,7 @@ class ServerTransport:
             return tlslayer.TLSLayer(
                 self._connection, context, server_side=True,
                 handshake_timeout=self._handshake_timeout, workers=workers,
-                on_failed=self._tls_failed,
+                on_failed=self._tls_failed, admission=self._admission,
             )  # fmt: skip
 
         return tls
@@ -269,6 +277,7 @@ class ServerTransport:
                 wake = min(wake, max(deadline, now + _RESEND_GRANULARITY))
             await asyncio.sleep(max(wake - now, 0.0))
             if time.monotonic() >= next_tick:
+                self.gate.expire()
                 self.core.tick()
                 next_tick = time.monotonic() + self._tick_interval
             self._after()
@@ -368,9 +377,7 @@ class _GatedSocket(socket.socket):
         self.accepted.add(conn)
         if self.gate is not None and not self.gate.admit(peer):
             conn.close()
-            if self.gate.refused in (1, 10) or self.gate.refused % 100 == 0:
-                log.warning("%d handshakes pending: closed a connection from %s (%d so far)",
-                            self.gate.limit, peer, self.gate.refused)  # fmt: skip
+            _log_refused(self.gate, peer)
             raise ConnectionAbortedError  # asyncio ends this accept round and tries again
         return conn, peer
 
@@ -378,7 +385,30 @@ class _GatedSocket(socket.socket):
         self.taken = 0
 
 
-def _listen(address: str, port: int, handshakes: gate.HandshakeGate) -> _GatedSocket:
+class _LoggedGate:
+    """The gate as a TLS connection's admission, logging refusals as accept does."""
+
+    def __init__(self, handshakes: gate.HandshakeGate) -> None:
+        self._gate = handshakes
+
+    def enter(self, peer: Hashable, start: Callable[[], object], cut: Callable[[], object]) -> bool:
+        if self._gate.enter(peer, start, cut):
+            return True
+        _log_refused(self._gate, peer)
+        return False
+
+    def done(self, peer: Hashable) -> None:
+        self._gate.done(peer)
+
+
+def _log_refused(handshakes: gate.HandshakeGate, peer: object) -> None:
+    refused = handshakes.refused
+    if refused in (1, 10) or refused % 100 == 0:
+        log.warning("%d handshakes pending, %d waiting: closed a connection from %s (%d so far)",
+                    handshakes.limit, handshakes.waiting, peer, refused)  # fmt: skip
+
+
+def _listen(address: str, port: int, handshakes: gate.HandshakeGate | None) -> _GatedSocket:
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     plain = socket.create_server((address, port), family=family, backlog=512)
     listener = _GatedSocket(plain.family, plain.type, plain.proto, fileno=plain.detach())

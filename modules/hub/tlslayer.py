@@ -15,6 +15,10 @@ OpenSSL releases the GIL while it works, so on a second core handshakes go on wh
 the loop serves sessions. One step at a time per connection: bytes that arrive
 meanwhile wait, and the memory BIOs are touched by one thread at a time.
 
+With an `Admission` (cloudhub's handshake gate), a connection starts its handshake
+only once admitted: it may wait in line first, reading nothing but what the client
+sent before it (bounded), and the admission hears when the connection ends.
+
 The connection above is made once the handshake succeeded (`app_factory`), and sees
 a transport (`_AppTransport`) with the plain transport's buffer and flow control and
 the ``ssl_object`` and ``peercert`` extra info. A handshake that fails or outlasts
@@ -29,13 +33,24 @@ import concurrent.futures
 import contextlib
 import logging
 import ssl
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import Any, Protocol
 
 log = logging.getLogger("modules.hub.tlslayer")
 
 _READ = 64 * 1024  # most plaintext bytes taken from OpenSSL per read call
-_HANDSHAKING, _OPEN, _CLOSED = "handshaking", "open", "closed"
+_HELLO = 16 * 1024  # bytes read from a connection waiting in line before reading pauses
+_WAITING, _HANDSHAKING, _OPEN, _CLOSED = "waiting", "handshaking", "open", "closed"
+
+
+class Admission(Protocol):
+    """Who may start a handshake now (see `modules.cloudhub.gate.HandshakeGate`)."""
+
+    def enter(self, peer: Hashable, start: Callable[[], object], cut: Callable[[], object]) -> bool:
+        """`start` now or later, or `cut` after waiting too long; False: refused."""
+
+    def done(self, peer: Hashable) -> None:
+        """The connection from `peer` ended (or no longer needs its slot)."""
 
 
 class HandshakeWorkers:
@@ -66,6 +81,7 @@ class TLSLayer(asyncio.Protocol):
         handshake_timeout: float,
         workers: HandshakeWorkers | None = None,
         on_failed: Callable[[BaseException], object] = lambda exc: None,
+        admission: Admission | None = None,
     ) -> None:
         self._app_factory = app_factory
         self._context = context
@@ -74,10 +90,12 @@ class TLSLayer(asyncio.Protocol):
         self._handshake_timeout = handshake_timeout  # seconds, from the TCP connection
         self._workers = workers  # None: handshake steps on the loop
         self._on_failed = on_failed  # a failed handshake's reason, for counting
+        self._admission = admission  # None: every handshake starts at once
+        self._peer: Hashable = None
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         self._ssl: ssl.SSLObject | None = None
-        self._state = _HANDSHAKING
+        self._state = _WAITING
         self._transport: asyncio.Transport | None = None
         self._app: asyncio.Protocol | None = None
         self._app_transport = _AppTransport(self)
@@ -98,9 +116,25 @@ class TLSLayer(asyncio.Protocol):
             self._incoming, self._outgoing, server_side=self._server_side,
             server_hostname=self._server_hostname,
         )  # fmt: skip
+        self._peer = transport.get_extra_info("peername")
+        if self._admission is None:
+            self._begin()
+        elif not self._admission.enter(self._peer, self._begin, self._abort):
+            self._state = _CLOSED
+            transport.abort()
+
+    def _begin(self) -> None:
+        """Admitted: the handshake starts, and its deadline runs from now."""
+        if self._state != _WAITING or self._transport is None:
+            return
+        self._state = _HANDSHAKING
         self._timer = self._loop.call_later(self._handshake_timeout, self._timed_out)
-        if not self._server_side:
-            self._handshake(b"")  # the client speaks first
+        waiting, self._waiting = b"".join(self._waiting), []
+        if self._transport.is_closing():
+            return
+        self._transport.resume_reading()
+        if waiting or not self._server_side:  # the client speaks first
+            self._handshake(waiting)
 
     def data_received(self, data: bytes) -> None:
         if self._state == _OPEN:
@@ -108,6 +142,10 @@ class TLSLayer(asyncio.Protocol):
             self._read()
         elif self._state == _HANDSHAKING:
             self._handshake(data)
+        elif self._state == _WAITING and self._transport is not None:
+            self._waiting.append(data)
+            if sum(map(len, self._waiting)) >= _HELLO:
+                self._transport.pause_reading()
 
     def eof_received(self) -> bool | None:
         if self._state == _OPEN and self._app is not None:
@@ -118,7 +156,9 @@ class TLSLayer(asyncio.Protocol):
         state, self._state = self._state, _CLOSED
         if self._timer is not None:
             self._timer.cancel()
-        if state == _HANDSHAKING:
+        if self._admission is not None:
+            self._admission.done(self._peer)
+        if state in (_WAITING, _HANDSHAKING):
             self._failed(exc or ConnectionResetError("closed during the TLS handshake"))
         elif self._app is not None:
             self._app.connection_lost(exc)

@@ -76,7 +76,9 @@ FAMILIES: tuple[Family, ...] = (
        " list or resync) to the node's ack, for objects"),
     _f("cloudhub", "beehive_cloudhub_handshakes_total", "counter", "result reason",
        "Connections by outcome: accepted (reason ok); refused (node_limit, pending_limit,"
-       " bad_request, forbidden); failed (incomplete: no upgrade request in time)"),
+       " bad_request, forbidden); failed (incomplete: no upgrade request in time;"
+       " queue_timeout: waited in line for a slot too long; certificate, timeout, closed,"
+       " protocol: the TLS handshake)"),
     _f("cloudhub", "beehive_cloudhub_handshakes_pending", "gauge", "",
        "Connections accepted whose upgrade request has not come yet"),
     _f("cloudhub", "beehive_cloudhub_upstream_dropped_total", "counter", "",

@@ -3,8 +3,11 @@ sync), and each way it is refused, with the error the user sees."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import socket
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -120,3 +123,36 @@ def test_a_certificate_for_one_node_cannot_connect_as_another(make_hive, probe, 
         assert eventually(lambda: node_row(cloud.hive, "edge-a").get("connected", False))
     finally:
         conn.close()
+
+
+def test_a_burst_over_the_pending_limit_waits_in_line_and_every_edge_connects(
+    make_hive, probe, world, kube
+):
+    cloud = start_secure_cloud(make_hive, probe, world, kube, max_pending_handshakes=2,
+                               max_queued_handshakes=100)  # fmt: skip
+    nodes = [f"edge-q{i}" for i in range(24)]
+    pairs = {node: node_pair(cloud.ca(), node) for node in nodes}
+    with ThreadPoolExecutor(len(nodes)) as pool:  # all at once, as after an outage
+        conns = list(pool.map(lambda node: connect(cloud, pairs[node], node, timeout=10), nodes))
+    try:
+        assert eventually(lambda: all(node_row(cloud.hive, n).get("connected") for n in nodes))
+        metrics = cloud.hive.commands["cloudhub.metrics"]()
+        assert metrics["handshakes"]["refused"]["pending_limit"] == 0
+        assert metrics["handshakes"]["accepted"] >= len(nodes)
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+def test_past_the_line_connections_are_refused_and_counted(make_hive, probe, world, kube):
+    cloud = start_secure_cloud(make_hive, probe, world, kube, max_pending_handshakes=1,
+                               max_queued_handshakes=1, handshake_timeout=5)  # fmt: skip
+    held = [socket.create_connection(("127.0.0.1", cloud.port), timeout=5) for _ in range(3)]
+    try:  # one holds the slot, one waits in line, the third is closed at once
+        with contextlib.suppress(ConnectionResetError):
+            assert held[2].recv(10) == b""
+        counts = cloud.hive.commands["cloudhub.metrics"]()["handshakes"]
+        assert counts["refused"]["pending_limit"] == 1
+    finally:
+        for sock in held:
+            sock.close()
