@@ -68,6 +68,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         self.close_connection = True
+        try:
+            result = self._answer()
+        except OSError:
+            raise  # the connection failed: _serve_one logs it
+        except Exception:  # a bug must not kill the connection's thread unanswered
+            log.exception("certserver: %s %s failed", self.command, self.path[:64])
+            result = Response(500, b"internal error\n")
+        if result is not None:
+            self._send(result)
+
+    def _answer(self) -> Response | None:
+        """The service's answer, reading the body if it asks for it; None when the
+        client went away or ran out of time before sending all of it."""
         peer = self.connection.getpeercert(binary_form=True)
         try:
             length: int | None = int(self.headers.get("Content-Length", ""))
@@ -86,11 +99,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if isinstance(result, Authorized):
             body = self.rfile.read(result.length)
             if len(body) < result.length:
-                return  # the client went away or ran out of time
-            result = service.issue(result, body)
-        elif length and length <= self.server.settings.max_body:
+                return None  # the client went away or ran out of time
+            return service.issue(result, body)
+        if length and length <= self.server.settings.max_body:
             self.rfile.read(length)  # drained, or the close would reset the client's read
-        self._send(result)
+        return result
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
 

@@ -15,8 +15,10 @@ import datetime
 import hashlib
 import hmac
 import logging
+import math
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import jwt
 
@@ -74,26 +76,30 @@ def check_ca_hash(digest: str, ca_der: bytes) -> None:
 
 
 def verify_jwt(ca: KeyPair, signed: str, *, now: datetime.datetime) -> datetime.datetime:
-    """Check the JWT's HS256 signature with `ca`'s key and its expiry; returns the expiry.
+    """Check the JWT's HS256 signature with `ca`'s key, its time claims and its expiry;
+    returns the expiry.
 
     Raises:
-        TokenError: malformed, bad signature (signed by another CA's key) or expired.
+        TokenError: malformed (a time claim that is not a date: see `_dates`), bad
+            signature (signed by another CA's key), not yet valid, or expired.
     """
     try:
         claims = jwt.decode(
             signed,
             ca.key_der,
             algorithms=["HS256"],
-            options={"verify_exp": False, "require": ["exp"]},  # expiry checked against `now`
+            # times are checked by _dates and against `now`, not PyJWT's clock
+            options={"verify_exp": False, "verify_nbf": False, "verify_iat": False},
         )
     except jwt.InvalidSignatureError:
         raise errors.TokenError("bad signature (not signed by this cloud's CA key)") from None
     except jwt.InvalidTokenError as exc:
         raise errors.TokenError(f"malformed JWT ({type(exc).__name__})") from None
-    exp = claims["exp"]
-    if not isinstance(exp, int | float):
-        raise errors.TokenError("malformed JWT (exp is not a number)")
-    expiry = datetime.datetime.fromtimestamp(exp, datetime.UTC)
+    dates = _dates(claims)
+    for claim in ("nbf", "iat"):
+        if claim in dates and dates[claim] > now:
+            raise errors.TokenError(f"not valid before {dates[claim].isoformat()} ({claim})")
+    expiry = dates["exp"]
     if now >= expiry:
         raise errors.TokenError(
             f"expired at {expiry.isoformat()}; get a fresh token from the cloud"
@@ -107,16 +113,45 @@ def check_unexpired(signed: str, *, now: datetime.datetime) -> None:
     instead of the certificate server's bare 401.
 
     Raises:
-        TokenError: unreadable, or expired.
+        TokenError: unreadable, a time claim that is not a date, or expired.
     """
     try:
-        claims = jwt.decode(signed, options={"verify_signature": False, "require": ["exp"]})
+        claims = jwt.decode(signed, options={"verify_signature": False})
     except jwt.InvalidTokenError as exc:
         raise errors.TokenError(f"malformed JWT ({type(exc).__name__})") from None
-    exp = claims["exp"]
-    if isinstance(exp, int | float) and now >= datetime.datetime.fromtimestamp(exp, datetime.UTC):
-        expiry = datetime.datetime.fromtimestamp(exp, datetime.UTC).isoformat()
-        raise errors.TokenError(f"expired at {expiry}; get a fresh one with `beehive token`")
+    expiry = _dates(claims)["exp"]
+    if now >= expiry:
+        raise errors.TokenError(
+            f"expired at {expiry.isoformat()}; get a fresh one with `beehive token`"
+        )
+
+
+def _dates(claims: dict[str, Any]) -> dict[str, datetime.datetime]:
+    """The time claims as dates: ``exp`` (required), ``nbf`` and ``iat`` if present.
+
+    Each must be a JSON number (not a boolean) of seconds that is a date this platform
+    can hold; a signed token may still carry anything (1e30, NaN, a list), and none of
+    it may escape as an OverflowError or a TypeError.
+
+    Raises:
+        TokenError: naming the claim and what is wrong with it.
+    """
+    dates: dict[str, datetime.datetime] = {}
+    for claim in ("exp", "nbf", "iat"):
+        value = claims.get(claim)
+        if value is None:
+            if claim == "exp":
+                raise errors.TokenError("malformed JWT (exp is missing)")
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise errors.TokenError(f"malformed JWT ({claim} is not a number)")
+        try:
+            if not math.isfinite(value):
+                raise ValueError(value)
+            dates[claim] = datetime.datetime.fromtimestamp(value, datetime.UTC)
+        except (OverflowError, ValueError, OSError):
+            raise errors.TokenError(f"malformed JWT ({claim} is out of range)") from None
+    return dates
 
 
 def verify_token(ca: KeyPair, token: str, *, now: datetime.datetime) -> datetime.datetime:
