@@ -17,7 +17,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from modules import hollow
+from modules import hollow, private
 from modules.certs import enroll, errors, tls
 from modules.fleet.options import FleetOptions
 from modules.fleet.stats import Counters
@@ -30,9 +30,16 @@ class JoinError(Exception):
 async def enroll_all(options: FleetOptions, counters: Counters) -> list[ssl.SSLContext]:
     """A client context per node, in node order, enrolling those without a valid certificate.
 
+    The certificate folder is made 0700 if missing (each node's folder in it is 0700,
+    its files 0600: `modules.certs.enroll`).
+
     Raises:
-        JoinError: naming the node and the enrolment step that failed.
+        JoinError: naming the node and the enrolment step that failed, or the folder.
     """
+    try:
+        private.make_dir(options.certs)
+    except OSError as exc:
+        raise JoinError(f"certificate folder {options.certs}: {exc}") from None
     gate = asyncio.Semaphore(options.enroll_concurrency)
 
     async def one(name: str) -> ssl.SSLContext:

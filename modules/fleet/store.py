@@ -18,7 +18,7 @@ import enum
 from pathlib import Path
 
 from beehive.message import Message, Operation
-from modules import contract
+from modules import contract, private
 from modules.metamanager.store import Applied, MetaStore, StoreError
 
 CHANGES = frozenset({Operation.INSERT, Operation.UPDATE, Operation.DELETE})
@@ -106,7 +106,7 @@ class SqliteNodeStore(MemoryNodeStore):
 
     def __init__(self, path: Path, held: collections.Counter[str] | None = None) -> None:
         super().__init__(held)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private.make_dir(path.parent)  # 0700 if made here; the file is 0600 (MetaStore)
         self._meta = MetaStore(path)  # the node's sqlite file; raises StoreError
 
     def apply(self, message: Message, now: float) -> Verdict:

@@ -24,7 +24,7 @@ from enum import StrEnum
 
 from beehive import errors
 from beehive.message import JsonValue, Message, Operation
-from modules import contract
+from modules import contract, private
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -100,13 +100,17 @@ class MetaStore:
     """A sqlite meta store owned by one thread at a time (the metamanager actor)."""
 
     def __init__(self, path: str | os.PathLike[str], *, max_tombstones: int = 10_000) -> None:
-        """Open (or create) the store at `path`.
+        """Open (or create) the store at `path`, owner-only (0600, as sqlite's files beside it).
 
         Raises:
             StoreError: the file cannot be opened as a database.
         """
         self.path = os.fspath(path)  # the sqlite file
         self._max_tombstones = max_tombstones  # deleted uids remembered, newest kept
+        try:
+            private.sqlite_database(self.path)  # what the cloud sent includes Secrets
+        except OSError as exc:
+            raise StoreError(self.path, f"cannot open database: {exc}") from exc
         try:
             # Created on one thread, then used by the actor's: hence check_same_thread.
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
