@@ -3,11 +3,11 @@
 Pure functions over JSON dicts that `strategy.py` calls, as
 pkg/registry/certificates/certificates/strategy.go and
 pkg/apis/certificates/validation/validation.go: a create records who asked (this server
-has no authentication, so the requester is `REQUESTER`) and starts with an empty status;
-the object itself then only changes its metadata, `/status` only the certificate and
-conditions other than Approved and Denied (adding or removing those is refused), and
-`/approval` only the conditions. Each validator returns field causes that `strategy.py`
-raises as one 422.
+has one credential, its bearer token, so every requester is `REQUESTER`) and starts
+with an empty status; the object itself then only changes its metadata, `/status` only
+the certificate and conditions other than Approved and Denied (adding or removing those
+is refused), and `/approval` only the conditions. Each validator returns field causes
+that `strategy.py` raises as one 422.
 """
 
 from __future__ import annotations

@@ -31,7 +31,10 @@ def register(
     parser.add_argument("--port", type=int, required=True, help="TCP port (0: any free port)")
     parser.add_argument("--host", default="127.0.0.1", help="listen address (default: %(default)s)")
     parser.add_argument("--data", default="", help="sqlite file to keep state in (default: memory)")
-    parser.add_argument("--kubeconfig", required=True, help="where to write a kubeconfig for it")
+    parser.add_argument(
+        "--kubeconfig", required=True,
+        help="where to write a kubeconfig for it (0600: it holds the server's token)",
+    )  # fmt: skip
     parser.set_defaults(func=run)
     return parser
 

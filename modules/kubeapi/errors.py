@@ -16,6 +16,7 @@ JsonObj = dict[str, Any]
 
 # The subset of metav1.StatusReason values this server produces.
 BAD_REQUEST = "BadRequest"
+UNAUTHORIZED = "Unauthorized"
 NOT_FOUND = "NotFound"
 ALREADY_EXISTS = "AlreadyExists"
 CONFLICT = "Conflict"
@@ -65,6 +66,11 @@ def _details(kind: str, name: str, group: str = "") -> JsonObj:
 def qualified(plural: str, group: str) -> str:
     """`pods`, or `rules.rules.kubeedge.io` for a grouped resource, as errors name them."""
     return f"{plural}.{group}" if group else plural
+
+
+def unauthorized() -> ApiError:
+    """No credentials, or wrong ones: kube-apiserver's 401, which says nothing more."""
+    return ApiError(401, UNAUTHORIZED, "Unauthorized")
 
 
 def not_found(plural: str, group: str, name: str) -> ApiError:

@@ -8,15 +8,28 @@ are answered in order. A watch (`?watch=true` or a /watch/ path) moves its conne
 a thread of its own, which streams `WatchStream`'s batches as HTTP chunks with blocking
 sends and hands the connection back to the loop when the watch ends. So requests cost no
 thread switch, and a slow watcher delays only itself. The client and kubectl send
-Content-Length bodies: chunked request bodies and `Expect` are not supported.
+Content-Length bodies: chunked request bodies and `Expect` are not supported. A
+connection refused for its framing (400, 413) is half-closed and read on (up to 16 MiB,
+dropped), so that a client still sending the refused body gets to read the answer.
+
+With an `ssl.SSLContext` every connection is TLS: the loop runs each handshake without
+blocking, then reads and writes through the TLS layer (a watch thread sends through it
+with blocking sends; the loop then peeks at the raw socket only, to see the client go).
+
+Each request must carry ``Authorization: Bearer <the server's token>`` (compared in
+constant time), else it is answered 401 with kube-apiserver's `Status` before anything
+else looks at it; only the health and version paths, which kube-apiserver shows to
+anyone (its system:public-info-viewer role), are served without it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hmac
 import queue
 import selectors
 import socket
+import ssl
 import threading
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
@@ -29,10 +42,12 @@ from modules.kubeapi.watch import WatchStream
 _TRUE = frozenset({"true", "1"})
 _MAX_HEAD = 64 * 1024  # request line and headers
 _RECV = 256 * 1024  # bytes read per readiness event
+_LINGER = 16 * 1024 * 1024  # bytes still read and dropped after refusing a request
 _REASONS = {
     200: "OK",
     201: "Created",
     400: "Bad Request",
+    401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
@@ -43,6 +58,7 @@ _REASONS = {
     422: "Unprocessable Entity",
     500: "Internal Server Error",
 }
+_OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version", "/version/"})
 _CLOSE = "Connection: close\r\n"
 _WATCH_HEAD = (
     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -59,6 +75,7 @@ class Request:
     content_type: str
     body: bytes
     keep_alive: bool
+    authorization: str = ""  # the Authorization header, "" without one
 
     @property
     def watch(self) -> bool:
@@ -99,7 +116,15 @@ def take_request(inbox: bytearray) -> Request | None:
     keep_alive = connection != "close" and (parts[2] != "HTTP/1.0" or connection == "keep-alive")
     path, _, text = parts[1].partition("?")
     query = dict(parse_qsl(text, keep_blank_values=True)) if text else {}
-    return Request(parts[0], path, query, headers.get("content-type", ""), body, keep_alive)
+    return Request(
+        parts[0],
+        path,
+        query,
+        headers.get("content-type", ""),
+        body,
+        keep_alive,
+        headers.get("authorization", ""),
+    )
 
 
 def _content_length(text: str) -> int:
@@ -132,14 +157,22 @@ class _Connection:
         self.inbox = bytearray()  # received, not yet parsed
         self.outbox = b""  # answered, not yet taken by the socket
         self.closing = False  # close once the outbox is empty
+        self.linger = False  # on closing, read and drop what the client still sends
+        self.draining = 0  # bytes left to drop while lingering; 0 when not lingering
         self.watch: WatchStream | None = None  # streamed by a watch thread, or None
+        self.handshaking = isinstance(sock, ssl.SSLSocket)  # TLS handshake not done yet
 
 
 class KubeHTTPServer:
     """Serves one `KubeApi` on `address` once `serve_forever` runs (on a thread of its own)."""
 
-    def __init__(self, address: tuple[str, int], api: KubeApi) -> None:
+    def __init__(
+        self, address: tuple[str, int], api: KubeApi, *, token: str,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:  # fmt: skip
         self.api = api  # what requests are answered from
+        self._token = token.encode()  # the bearer token every request must carry
+        self._tls = ssl_context  # wraps every accepted connection, or None for plain HTTP
         self._listener = socket.create_server(address)  # accepting socket
         self._listener.setblocking(False)
         self._selector = selectors.DefaultSelector()  # the loop's readiness source
@@ -156,7 +189,8 @@ class KubeHTTPServer:
         return str(host), int(port)
 
     def serve_forever(self) -> None:
-        """Run the loop until `shutdown`; closes the connections it owns on the way out."""
+        """Run the loop until `shutdown`; closes the listening socket and the connections
+        it owns on the way out."""
         self._selector.register(self._listener, selectors.EVENT_READ, None)
         self._selector.register(self._waker, selectors.EVENT_READ, None)
         try:
@@ -170,11 +204,17 @@ class KubeHTTPServer:
                         self._resume()
                     elif key.data.watch is not None:
                         self._check_watcher(key.data)
+                    elif key.data.handshaking:
+                        self._handshake(key.data)
+                    elif key.data.draining:
+                        self._drain(key.data)
                     elif events & selectors.EVENT_WRITE:
                         self._flush(key.data)
                     else:
                         self._receive(key.data)
         finally:
+            self._selector.unregister(self._listener)
+            self._listener.close()  # no more connections queue up unanswered
             for key in list(self._selector.get_map().values()):
                 if isinstance(key.data, _Connection):
                     self._close(key.data)
@@ -192,7 +232,9 @@ class KubeHTTPServer:
             conns = list(self._connections)
         for conn in conns:
             with contextlib.suppress(OSError):
-                conn.sock.shutdown(socket.SHUT_RDWR)
+                # the plain socket's: a TLS socket's own would drop its TLS state under
+                # the watch thread that may be sending on it
+                socket.socket.shutdown(conn.sock, socket.SHUT_RDWR)
 
     def server_close(self) -> None:
         """Close every socket, including connections a watch thread still holds (their
@@ -217,15 +259,45 @@ class KubeHTTPServer:
                 return
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setblocking(False)
+            if self._tls is not None:
+                try:
+                    sock = self._tls.wrap_socket(
+                        sock, server_side=True, do_handshake_on_connect=False
+                    )
+                except (OSError, ValueError):
+                    sock.close()
+                    continue
             conn = _Connection(sock)
             with self._lock:
                 self._connections.add(conn)
             self._selector.register(sock, selectors.EVENT_READ, conn)
 
+    def _handshake(self, conn: _Connection) -> None:
+        """Take the TLS handshake a step further; wait for what it wants next."""
+        assert isinstance(conn.sock, ssl.SSLSocket)
+        try:
+            conn.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._selector.modify(conn.sock, selectors.EVENT_READ, conn)
+            return
+        except ssl.SSLWantWriteError:
+            self._selector.modify(conn.sock, selectors.EVENT_WRITE, conn)
+            return
+        except (OSError, ValueError):  # not TLS, a certificate it refuses, gone
+            self._selector.unregister(conn.sock)
+            self._close(conn)
+            return
+        conn.handshaking = False
+        self._selector.modify(conn.sock, selectors.EVENT_READ, conn)
+        if conn.sock.pending():  # a request read with the handshake: select will not say
+            self._receive(conn)
+
     def _receive(self, conn: _Connection) -> None:
         try:
             data = conn.sock.recv(_RECV)
-        except (BlockingIOError, InterruptedError):
+            while isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending():
+                data += conn.sock.recv(_RECV)  # decrypted already: select will not say
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return
         except OSError:
             data = b""
@@ -242,11 +314,15 @@ class KubeHTTPServer:
             try:
                 request = take_request(conn.inbox)
             except errors.ApiError as exc:
-                conn.closing = True
+                conn.closing = conn.linger = True  # the rest of its body may be on the way
                 self._send(conn, response_bytes(exc, close=True))
                 return
             if request is None:
                 return
+            if not self._authenticated(request):
+                conn.closing = not request.keep_alive
+                self._send(conn, response_bytes(errors.unauthorized(), close=conn.closing))
+                continue
             if request.watch:
                 self._start_watch(conn, request)
                 return
@@ -256,17 +332,50 @@ class KubeHTTPServer:
             conn.closing = not request.keep_alive
             self._send(conn, response_bytes(response, close=conn.closing))
 
+    def _authenticated(self, request: Request) -> bool:
+        """The request carries the token (or asks for a path open to anyone)."""
+        if request.path in _OPEN_PATHS:
+            return True
+        scheme, _, given = request.authorization.partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        # latin-1, as the header was decoded: any text encodes, and only the token matches
+        return hmac.compare_digest(given.strip().encode("latin-1"), self._token)
+
     def _send(self, conn: _Connection, data: bytes) -> None:
         try:
             sent = conn.sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            sent = 0  # TLS: retried with the same bytes, as OpenSSL requires
         except OSError:
             sent = len(data)  # the peer is gone; the next read sees it
         conn.outbox = data[sent:]
         if conn.outbox:
             self._selector.modify(conn.sock, selectors.EVENT_WRITE, conn)
+        elif conn.closing and conn.linger:
+            self._start_draining(conn)
         elif conn.closing:
+            self._selector.unregister(conn.sock)
+            self._close(conn)
+
+    def _start_draining(self, conn: _Connection) -> None:
+        """End our side but read on, as net/http's closeWriteAndWait: a client still
+        sending the body we refused (413) then reads our answer, which a close with its
+        bytes unread would destroy (the kernel answers them with a reset)."""
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(conn.sock, socket.SHUT_WR)
+        conn.draining = _LINGER
+        self._selector.modify(conn.sock, selectors.EVENT_READ, conn)
+
+    def _drain(self, conn: _Connection) -> None:
+        try:  # raw bytes, TLS records included: nothing of it is answered
+            data = socket.socket.recv(conn.sock, _RECV)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        conn.draining = max(conn.draining - len(data), 0) if data else 0
+        if not conn.draining:
             self._selector.unregister(conn.sock)
             self._close(conn)
 
@@ -318,8 +427,8 @@ class KubeHTTPServer:
 
     def _check_watcher(self, conn: _Connection) -> None:
         """A watching client sent EOF (end the watch) or data (stop looking until it ends)."""
-        try:
-            peek = conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        try:  # the plain socket's recv: TLS records are not ours to read on this thread
+            peek = socket.socket.recv(conn.sock, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:

@@ -3,7 +3,9 @@
 Input: the `Event`s the store queued for each write; output: rows committed before the
 server replies, so an acknowledged write survives a crash of the process. On start,
 `load()` hands every stored object and the last resourceVersion back to the store.
-The service account signing key (`tokens.py`) is kept here too (`load_key`/`save_key`).
+The service account signing key (`tokens.py`), the server's bearer token and its serving
+CA (`server.py`) are kept here too (`load_key`/`save_key`/`keep_key`), so the file is
+owner-only (0600, as are the -wal and -shm files sqlite makes beside it).
 The event history is not persisted (as etcd compaction, a restart forgets it), so a
 watch from a version older than the restart is answered 410 Gone.
 
@@ -17,6 +19,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 
+from modules import private
 from modules.kubeapi.store import Event
 
 _SCHEMA = """
@@ -32,6 +35,13 @@ class SqlitePersistence:
     """Objects of every type in one table, keyed by (resource, namespace, name)."""
 
     def __init__(self, path: str) -> None:
+        """Open (or create, 0600) the file at `path`.
+
+        Raises:
+            OSError: the file cannot be created.
+            sqlite3.Error: it is not a database.
+        """
+        private.sqlite_database(path)  # before sqlite, which copies its mode to the sidecars
         # One connection used from request threads, always under the server's lock.
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -85,6 +95,14 @@ class SqlitePersistence:
         """Keep a key (committed on return)."""
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO keys VALUES (?, ?)", (name, pem))
+
+    def keep_key(self, name: str, pem: bytes) -> bytes:
+        """The value saved under `name`, saving `pem` first if there is none (so two
+        servers starting on one file agree on the value)."""
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO keys VALUES (?, ?)", (name, pem))
+            row = self._db.execute("SELECT pem FROM keys WHERE name = ?", (name,)).fetchone()
+        return bytes(row[0])
 
     def close(self) -> None:
         with self._lock:

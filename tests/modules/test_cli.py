@@ -78,5 +78,5 @@ def test_embedded_mode_writes_its_kubeconfig_where_asked(tmp_path: Path) -> None
     with services(cfg) as shared:
         assert (
             shared["kube"].kubeconfig_path == target
-            and "server: http://127.0.0.1:" in target.read_text()
+            and "server: https://127.0.0.1:" in target.read_text()
         )

@@ -44,7 +44,7 @@ class Env:
         if server is None:
             api_client = config.new_client_from_config(config_file=str(self.kubeconfig))
         else:
-            api_client = client.ApiClient(client.Configuration(host=server.url))
+            api_client = config.new_client_from_config_dict(server.kubeconfig())
         return client.CoreV1Api(api_client), api_client
 
     def restart(self) -> None:
@@ -130,7 +130,7 @@ def test_an_api_unreachable_at_start_is_logged_and_retried(
     hive = start_hive(env, probe)
     try:
         assert eventually(lambda: phases(hive) == {"backoff"}, WAIT)
-        assert f"Kubernetes API at http://127.0.0.1:{env.port} failed" in caplog.text
+        assert f"Kubernetes API at https://127.0.0.1:{env.port} failed" in caplog.text
         env.restart()
         core, api_client = env.core()
         core.create_node(edge_node("late"))

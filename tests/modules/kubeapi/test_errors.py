@@ -33,6 +33,7 @@ def test_malformed_json_is_a_bad_request(kube: KubeTestCluster, kube_namespace: 
             f"/api/v1/namespaces/{kube_namespace}/configmaps",
             body="{not json",
             header_params={"Content-Type": "application/json"},
+            auth_settings=["BearerToken"],
         )
     )
     assert response.status == 400

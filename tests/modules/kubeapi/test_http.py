@@ -1,9 +1,10 @@
-"""HTTP framing of the embedded server: request parsing without I/O, then raw sockets."""
+"""HTTP framing of the embedded server: request parsing without I/O, then raw TLS sockets."""
 
 from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 
@@ -11,8 +12,10 @@ import pytest
 
 from modules.kubeapi import EmbeddedKubeAPI, errors
 from modules.kubeapi.http import take_request
+from tests.modules.kubeapi.helpers import address, tls_socket
 
 GET = b"GET /api/v1/namespaces/default HTTP/1.1\r\nHost: x\r\n\r\n"
+WATCH = b"GET /api/v1/namespaces?watch=true%s HTTP/1.1\r\n\r\n"
 
 
 def test_an_incomplete_request_is_left_in_the_buffer() -> None:
@@ -70,15 +73,38 @@ def test_bad_requests_are_refused(raw: bytes, code: int) -> None:
     assert info.value.code == code
 
 
+class Conn:
+    """A TLS connection to a fresh server; `request` adds the server's token to a head."""
+
+    def __init__(self, server: EmbeddedKubeAPI, sock: ssl.SSLSocket | None = None) -> None:
+        self.sock = sock or tls_socket(server)
+        self._auth = b"Authorization: Bearer %s\r\n" % server.token.encode()
+
+    def request(self, head: bytes) -> bytes:
+        line, _, rest = head.partition(b"\r\n")
+        return line + b"\r\n" + self._auth + rest
+
+    def sendall(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def recv(self, size: int) -> bytes:
+        return self.sock.recv(size)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 @pytest.fixture
-def conn() -> Iterator[socket.socket]:
+def conn() -> Iterator[Conn]:
     with EmbeddedKubeAPI() as server:
-        host, port = server.url.removeprefix("http://").split(":")
-        with socket.create_connection((host, int(port)), timeout=5) as sock:
-            yield sock
+        opened = Conn(server)
+        try:
+            yield opened
+        finally:
+            opened.close()
 
 
-def read_response(sock: socket.socket, buffer: bytearray) -> tuple[int, bytes]:
+def read_response(sock: Conn | socket.socket, buffer: bytearray) -> tuple[int, bytes]:
     """One Content-Length response from `sock`, leaving what follows in `buffer`."""
     while b"\r\n\r\n" not in buffer:
         buffer += sock.recv(65536)
@@ -90,40 +116,69 @@ def read_response(sock: socket.socket, buffer: bytearray) -> tuple[int, bytes]:
     return int(head.split()[1]), rest[:length]
 
 
-def test_pipelined_requests_on_a_socket_are_answered_in_order(conn: socket.socket) -> None:
-    conn.sendall(GET + GET.replace(b"default", b"missing"))
+def test_pipelined_requests_on_a_socket_are_answered_in_order(conn: Conn) -> None:
+    conn.sendall(conn.request(GET) + conn.request(GET.replace(b"default", b"missing")))
     buffer = bytearray()
     code, body = read_response(conn, buffer)
     assert (code, json.loads(body)["metadata"]["name"]) == (200, "default")
     assert read_response(conn, buffer)[0] == 404
 
 
-def test_a_request_sent_in_pieces_is_answered(conn: socket.socket) -> None:
-    for piece in (GET[:5], GET[5:30], GET[30:]):
+def test_a_request_sent_in_pieces_is_answered(conn: Conn) -> None:
+    whole = conn.request(GET)
+    for piece in (whole[:5], whole[5:30], whole[30:]):
         conn.sendall(piece)
     assert read_response(conn, bytearray())[0] == 200
 
 
-def test_a_malformed_request_is_answered_400_and_closed(conn: socket.socket) -> None:
+def test_a_malformed_request_is_answered_400_and_closed(conn: Conn) -> None:
     conn.sendall(b"nonsense\r\n\r\n")
     assert read_response(conn, bytearray())[0] == 400
     assert conn.recv(1) == b""
 
 
-def test_the_connection_serves_again_after_a_watch_ends(conn: socket.socket) -> None:
-    conn.sendall(b"GET /api/v1/namespaces?watch=true&timeoutSeconds=0 HTTP/1.1\r\n\r\n")
+def test_the_connection_serves_again_after_a_watch_ends(conn: Conn) -> None:
+    conn.sendall(conn.request(WATCH % b"&timeoutSeconds=0"))
     received = b""
     while not received.endswith(b"\r\n0\r\n\r\n"):
         received += conn.recv(65536)
     assert received.startswith(b"HTTP/1.1 200 OK") and b"kube-system" in received
-    conn.sendall(GET)
+    conn.sendall(conn.request(GET))
     assert read_response(conn, bytearray())[0] == 200
 
 
-def test_a_watch_ends_when_its_client_goes_away(conn: socket.socket) -> None:
-    conn.sendall(b"GET /api/v1/namespaces?watch=true HTTP/1.1\r\n\r\n")
+def test_a_watch_ends_when_its_client_goes_away(conn: Conn) -> None:
+    conn.sendall(conn.request(WATCH % b""))
     assert conn.recv(65536).startswith(b"HTTP/1.1 200 OK")
     conn.close()
     for thread in [t for t in threading.enumerate() if t.name == "kubeapi-watch"]:
         thread.join(5)
         assert not thread.is_alive()
+
+
+def test_plain_http_on_the_tls_port_gets_no_answer() -> None:
+    with EmbeddedKubeAPI() as server:
+        host, port = address(server)
+        with socket.create_connection((host, port), timeout=5) as plain:
+            plain.sendall(GET)
+            assert not read_all(plain).startswith(b"HTTP/")
+
+
+def test_a_client_silent_in_the_handshake_holds_up_no_one() -> None:
+    with EmbeddedKubeAPI() as server:
+        host, port = address(server)
+        with socket.create_connection((host, port), timeout=5), tls_socket(server) as sock:
+            conn = Conn(server, sock)
+            conn.sendall(conn.request(GET))
+            assert read_response(conn, bytearray())[0] == 200
+
+
+def read_all(sock: socket.socket) -> bytes:
+    """What the peer sends until it closes (a reset ends it too)."""
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    return received
