@@ -130,7 +130,7 @@ class Record:
     index: int
     resource_version: str
     nodes: Nodes
-    broken: bool  # not our shape: never written, its readable entries still count
+    broken: bool  # not our shape: nothing in it is read, and it is never written
 
 
 def parse(item: Any) -> Record | None:
