@@ -13,13 +13,13 @@ its own QPS.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 from typing import Any
 
 from modules.edgecontroller import reports
 from modules.edgecontroller.reports import ReportError, forbidden
 from modules.hub.ratelimit import TokenBucket
+from modules.kube.correlator import LRU
 
 Obj = dict[str, Any]
 PodLookup = Any  # (namespace, name) -> the pod as the watch has it, or None
@@ -100,8 +100,9 @@ class EventGate:
         self._rate = rate  # Events per second per node
         self._burst = burst
         self._buckets: dict[str, TokenBucket] = {}
-        self._written: collections.OrderedDict[tuple[str, str], int] = collections.OrderedDict()
-        self._remember = remember  # Events whose count is kept (oldest forgotten first)
+        # The last count written per Event; `remember` are kept, least recently used
+        # forgotten first (the LRU that cloudcore's own Events are correlated with).
+        self._written: LRU[tuple[str, str], int] = LRU(remember)
         self.dropped = 0  # over a node's rate
         self.duplicates = 0  # already written at that count
 
@@ -121,11 +122,7 @@ class EventGate:
         return ""
 
     def written(self, report: EventReport) -> None:
-        key = (report.namespace, report.name)
-        self._written[key] = report.count
-        self._written.move_to_end(key)
-        while len(self._written) > self._remember:
-            self._written.popitem(last=False)
+        self._written.put((report.namespace, report.name), report.count)
 
 
 def creatable(event: Obj) -> Obj:
