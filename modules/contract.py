@@ -21,9 +21,27 @@ Resources between cloud modules are ``node/<node>/<namespace>/<type>/<name>``
    ``request.error_reply(text)``), resource unchanged (still ``node/<node>/...``);
    cloudhub delivers them to that node only.
 4. Session notices, cloudhub -> edgecontroller: operation ``connected`` /
-   ``disconnected`` / ``keepalive`` on resource ``node/<node>`` (source ``cloudhub``,
-   group ``resource``); ``keepalive`` for every keepalive an edge sends, so
-   edgecontroller can renew the node's Lease while it is connected.
+   ``disconnected`` / ``keepalive`` / ``refused`` / ``behind`` on resource
+   ``node/<node>`` (source ``cloudhub``, group ``resource``), content
+   ``{"event_type": <operation>, "client_id": <node>}``; ``keepalive`` for every
+   keepalive an edge sends, so edgecontroller can renew the node's Lease while it is
+   connected. The others add ``"reason"`` (one of the constants below) and
+   ``"message"`` (the details, for people), from which edgecontroller writes the
+   node's Events (`modules.edgecontroller.nodeevents`):
+
+   - ``disconnected``: why the session ended: ``closed`` (the edge closed it; the
+     message has its close code), ``lost`` (the connection broke without a close),
+     ``keepalive`` (no keepalive within keepalive_timeout), ``write_buffer`` (the edge
+     did not read what it was sent), ``replaced`` (a newer connection of the node),
+     ``deleted`` (the Node was deleted), ``stopping`` (cloudhub is stopping);
+   - ``refused``: a connection for the node was refused: ``node_limit``,
+     ``forbidden`` (403: a certificate of another node) or ``bad_request`` (400);
+     only where the request names a valid node name (header or certificate), and at
+     most 20 a second over all nodes (burst 100: a refused fleet retries at once);
+   - ``behind``: the node falls behind: ``queue`` (more than cloudhub's
+     behind_threshold objects wait for it; sent once until its queue is down to half
+     of that) or ``resync`` (more than max_objects waited: changes were refused and a
+     resync follows, item 5).
 5. Resync, on every (re)connect of a node: cloudhub sends operation ``resync`` on
    ``node/<node>``; edgecontroller answers from its caches by sending ``update`` (as
    in 1.) for every object the node should have now, then operation ``resynced`` on
@@ -83,6 +101,23 @@ NULL_NAMESPACE = "null"  # namespace token of cluster-scoped objects
 # Operations between cloud modules beyond beehive.Operation's.
 RESYNC = "resync"
 RESYNCED = "resynced"
+REFUSED = "refused"  # session notice: a connection for the node was refused
+BEHIND = "behind"  # session notice: the node falls behind
+
+# The ``reason`` of a ``disconnected`` notice: why the session ended (item 4).
+ENDED_CLOSED = "closed"
+ENDED_LOST = "lost"
+ENDED_KEEPALIVE = "keepalive"
+ENDED_WRITE_BUFFER = "write_buffer"
+ENDED_REPLACED = "replaced"
+ENDED_DELETED = "deleted"
+ENDED_STOPPING = "stopping"
+# The ``reason`` of a ``refused`` notice, and of a ``behind`` notice.
+REFUSED_NODE_LIMIT = "node_limit"
+REFUSED_FORBIDDEN = "forbidden"
+REFUSED_BAD_REQUEST = "bad_request"
+BEHIND_QUEUE = "queue"
+BEHIND_RESYNC = "resync"
 
 # Labels and names Kubernetes uses for edge nodes.
 EDGE_NODE_LABEL = "node-role.kubernetes.io/edge"

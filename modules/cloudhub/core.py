@@ -1,8 +1,9 @@
 """cloudhub's logic without I/O: dispatch between the sessions, the queues and edgecontroller.
 
 Input, all on one thread (the transport's event loop): connections that open
-(`open`), their frames (`receive`) and their end (`lost`), downstream messages
-from edgecontroller (`downstream`), and clock ticks (`tick`, `pump`).
+(`open`), their frames (`receive`) and their end (`lost`, with why), upgrade requests
+refused for a named node (`refused`), downstream messages from edgecontroller
+(`downstream`), and clock ticks (`tick`, `pump`).
 Output (`take_outputs`): frames to write per connection, connections to close
 with a code and reason, messages for edgecontroller (upstream traffic and the
 session notices and resync requests of modules/contract.py items 2, 4 and 5),
@@ -37,6 +38,7 @@ from modules.cloudhub.sessions import (
     CLOSE_TRY_AGAIN,
 )
 from modules.hub import errors, events
+from modules.hub.ratelimit import TokenBucket
 
 __all__ = [
     "CLOSE_GOING_AWAY",
@@ -52,6 +54,9 @@ __all__ = [
 log = logging.getLogger("modules.cloudhub")
 
 _SAMPLE_PERIOD = 0.5  # seconds between rate samples of every node (`debug nodes` rates)
+# Refused notices over all nodes: a fleet refused at the node limit retries at once, and
+# each refusal would otherwise be a message for edgecontroller (contract item 4).
+_REFUSED_RATE, _REFUSED_BURST = 20.0, 100
 
 
 class CloudHubCore:
@@ -74,6 +79,9 @@ class CloudHubCore:
         self.read_delay = self._sessions.read_delay
         self._owed: set[str] = set()  # nodes whose queue refused a message: resync owed
         self._echoes = echo.NodeEchoes()  # status-only Node updates are not sent again
+        self._behind: set[str] = set()  # nodes noticed as behind (queue over the threshold)
+        self._refusals = TokenBucket(rate=_REFUSED_RATE, burst=_REFUSED_BURST, now=clock())
+        self.refusals_unnoticed = 0  # refused notices over the rate, not sent
         self._next_sample = 0.0  # when tick next samples every node's rates
         self.more = False  # pump stopped at its budget: call it again soon
 
@@ -95,6 +103,8 @@ class CloudHubCore:
     def open(self, conn: int, node_id: str) -> bool:
         """A connection for `node_id` completed its handshake; False if refused (see outputs)."""
         if not self._sessions.open(conn, node_id):
+            limit = self.limits.node_limit
+            self.refused(node_id, contract.REFUSED_NODE_LIMIT, f"node limit of {limit} reached")
             return False
         self._scheduler.connect(node_id)
         self._notice(node_id, Operation.CONNECTED)
@@ -109,9 +119,20 @@ class CloudHubCore:
         session.protocol.receive_data(data)
         self._handle_events(session)
 
-    def lost(self, conn: int) -> None:
-        """Connection `conn` ended (the peer closed it, or it broke)."""
-        self._sessions.lost(conn)
+    def lost(
+        self, conn: int, ended: str = contract.ENDED_LOST, details: str = "the connection ended"
+    ) -> None:
+        """Connection `conn` ended (the peer closed it, or it broke); `ended` says why
+        (contract ``ENDED_*``), `details` for people."""
+        self._sessions.lost(conn, ended, details)
+
+    def refused(self, node_id: str, reason: str, details: str) -> None:
+        """A connection naming `node_id` was refused (contract ``REFUSED_*``): a notice,
+        within the rate over all nodes."""
+        if not self._refusals.take(self._clock()):
+            self.refusals_unnoticed += 1
+            return
+        self._notice(node_id, contract.REFUSED, reason=reason, message=details)
 
     def close_all(self, reason: str) -> None:
         """End every session (cloudhub is stopping)."""
@@ -149,6 +170,8 @@ class CloudHubCore:
             session.protocol.check_timers()
             self._handle_events(session)
         connected = self._sessions.by_node
+        for node_id in [n for n in self._behind if not self._still_behind(n)]:
+            self._behind.discard(node_id)
         for node_id in [n for n in self._owed if n in connected]:
             node_queue = self._scheduler.node_queue(node_id)
             if not node_queue.needs_resync:
@@ -258,8 +281,10 @@ class CloudHubCore:
         needs_ack = classify.requires_ack(message, kind)  # once per message: the queue takes it
         uid = classify.object_uid(message)
         outcome = self._scheduler.enqueue(node_id, message, needs_ack=needs_ack, uid=uid)
-        if outcome is queue.Outcome.FULL:
-            self._owed.add(node_id)
+        if outcome is queue.Outcome.QUEUED and node_id not in self._behind:
+            self._check_behind(node_id)
+        elif outcome is queue.Outcome.FULL:
+            self._owe(node_id)
             log.warning("queue of node %s is full: %s refused, a resync will follow",
                         node_id, message.msg_id)  # fmt: skip
         elif outcome is queue.Outcome.INVALID:
@@ -288,7 +313,7 @@ class CloudHubCore:
         gone = self._records.unwanted(node_id, {uid for uid in uids if isinstance(uid, str)})
         for ref in gone:
             if self._scheduler.enqueue(node_id, ref.delete_message(node_id)) is queue.Outcome.FULL:
-                self._owed.add(node_id)
+                self._owe(node_id)
         if gone:
             log.info("resync of node %s: %d object(s) to delete", node_id, len(gone))
 
@@ -298,6 +323,7 @@ class CloudHubCore:
         self._sessions.remove(node_id)
         self._scheduler.remove(node_id)
         self._owed.discard(node_id)
+        self._behind.discard(node_id)
         self._echoes.forget(node_id)
         self._records.forget(node_id)
 
@@ -340,20 +366,49 @@ class CloudHubCore:
             self._records.acked(node_id, versions)
         self._sessions.flush(session)
 
-    def _session_ended(self, node_id: str) -> None:
+    def _session_ended(self, node_id: str, ended: str, details: str) -> None:
         """The node's current session ended (SessionTable's `on_end`)."""
         self._scheduler.disconnect(node_id)
-        self._notice(node_id, Operation.DISCONNECTED)
+        self._notice(node_id, Operation.DISCONNECTED, reason=ended, message=details)
 
-    def _notice(self, node_id: str, operation: str) -> None:
-        """Contract items 4 and 5: a session notice or resync request on ``node/<node>``."""
+    def _owe(self, node_id: str) -> None:
+        """The node's queue refused a message: a resync is owed (noticed the first time)."""
+        if node_id in self._owed:
+            return
+        self._owed.add(node_id)
+        most = self.limits.max_objects
+        self._notice(node_id, contract.BEHIND, reason=contract.BEHIND_RESYNC,
+                     message=f"more than max_objects ({most}) objects waited for it: changes"
+                     " were refused and it will be resynced")  # fmt: skip
+
+    def _check_behind(self, node_id: str) -> None:
+        """A connected node with more than behind_threshold objects waiting: noticed once,
+        until its queue is down to half of that (`tick`)."""
+        threshold = self.limits.behind_threshold
+        if not threshold or node_id not in self._sessions.by_node:
+            return
+        if self._scheduler.node_queue(node_id).depth > threshold:
+            self._behind.add(node_id)
+            # What does not vary (not the depth), so that its Event counts the repeats.
+            self._notice(node_id, contract.BEHIND, reason=contract.BEHIND_QUEUE,
+                         message=f"more than behind_threshold ({threshold}) objects wait for"
+                         " it: it acks more slowly than they come")  # fmt: skip
+
+    def _still_behind(self, node_id: str) -> bool:
+        if node_id not in self._sessions.by_node or not self._scheduler.has_node(node_id):
+            return False
+        return self._scheduler.node_queue(node_id).depth > self.limits.behind_threshold // 2
+
+    def _notice(self, node_id: str, operation: str, **more: str) -> None:
+        """Contract items 4 and 5: a session notice or resync request on ``node/<node>``
+        (`more`: the notice's reason and message)."""
         self._out.upstream.append(
             Message.new(
                 source=contract.CLOUDHUB,
                 group=contract.GROUP_RESOURCE,
                 operation=operation,
                 resource=contract.build_resource(node_id),
-                content={"event_type": operation, "client_id": node_id},
+                content={"event_type": operation, "client_id": node_id, **more},
             )
         )
 

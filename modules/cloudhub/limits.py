@@ -15,6 +15,7 @@ class HubLimits:
     node_limit: int = 1000  # most connected nodes (cloudHub.nodeLimit)
     window: int = 32  # unacked messages per node
     max_objects: int = 4096  # waiting objects per node before a resync is owed
+    behind_threshold: int = 1024  # waiting objects past which a node is noticed as behind
     retry: queue.RetryPolicy = dataclasses.field(default_factory=queue.RetryPolicy)
     keepalive_timeout: float = 30.0  # a session silent this long is ended
     rate: float = 30.0  # upstream messages per second per node

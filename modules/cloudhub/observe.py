@@ -1,10 +1,14 @@
-"""cloudhub seen from outside: the metrics snapshot, health and readiness.
+"""cloudhub seen from outside: the metrics snapshot, health and readiness, and what the
+core learns from the transport for the nodes' Events.
 
 Input: the core's running totals (`CloudHubCore.metrics`, read on the loop thread
 through `ServerTransport.call`), the handshake gate's counts, the upgrade requests
 refused (`CountingTransport`), the ObjectSync writer's backlog and the TLS
 certificates. Output: the JSON-ready snapshot of the ``cloudhub.metrics`` command
 and the problems of ``cloudhub.health`` / ``cloudhub.ready`` (`modules.probes`).
+`CountingTransport` also tells the core, on the loop thread, why a connection ended
+(the edge's close frame, none, or our own close of a connection that did not read)
+and which named node an upgrade refusal was for (contract item 4's notices).
 """
 
 from __future__ import annotations
@@ -14,17 +18,20 @@ from typing import Any
 
 from websockets.http11 import Request, Response
 
+from modules import contract
 from modules.certs import cloud as cloud_tls
 from modules.cloudhub import core, transport
 from modules.cloudhub.objectsync import ObjectSyncWriter
-from modules.hub import errors, wsconn
+from modules.hub import errors, handshake, wsconn
 
 # Upgrade requests refused by cloudhub, by the status of the refusal.
 _REFUSAL_REASONS = {400: "bad_request", 403: "forbidden"}
+_NOT_READING = "not reading"  # how wsconn's close of a connection that does not read begins
 
 
 class CountingTransport(transport.ServerTransport):
-    """The websocket server, counting the upgrade requests it refuses by status."""
+    """The websocket server, counting the upgrade requests it refuses by status, and
+    telling the core why connections end and whom refusals were for."""
 
     def __init__(self, hub: core.CloudHubCore, **kwargs: Any) -> None:
         super().__init__(hub, **kwargs)
@@ -36,7 +43,40 @@ class CountingTransport(transport.ServerTransport):
         response = super().check_request(connection, request)
         if response is not None:
             self.refusals[response.status_code] += 1
+            node = _named_node(request)
+            reason = _REFUSAL_REASONS.get(response.status_code)
+            if node and reason:
+                details = (response.body or b"").decode("utf-8", "replace").strip()
+                self.core.refused(node, reason, details)
         return response
+
+    def on_close(self, conn: wsconn.Connection) -> None:
+        self.core.lost(conn.key, *_why_ended(conn))  # the base's lost then finds no session
+        super().on_close(conn)
+
+
+def _named_node(request: Request) -> str:
+    """The node an upgrade request names in its header, if that is a valid node name."""
+    headers = {key.lower(): value for key, value in request.headers.raw_items()}
+    try:
+        return handshake.check_node_id(headers.get(handshake.NODE_ID_HEADER, "").strip())
+    except errors.HandshakeError:
+        return ""
+
+
+def _why_ended(conn: wsconn.Connection) -> tuple[str, str]:
+    """Why a connection ended, unless the core ended it (then it knows): the edge's close,
+    our close of a connection that did not read (wsconn), or no close at all."""
+    protocol = conn.protocol
+    received, sent = protocol.close_rcvd, protocol.close_sent
+    if received is not None and (sent is None or protocol.close_rcvd_then_sent):
+        text = f"close code {received.code}"
+        return contract.ENDED_CLOSED, f"{text}: {received.reason}" if received.reason else text
+    if sent is not None and sent.reason.startswith(_NOT_READING):  # (no byte count: it varies)
+        return contract.ENDED_WRITE_BUFFER, "more than max_write_buffer bytes waited for it"
+    if sent is not None:
+        return contract.ENDED_LOST, f"closed with code {sent.code}: {sent.reason}"
+    return contract.ENDED_LOST, "the connection broke without a close frame"
 
 
 class Observer:

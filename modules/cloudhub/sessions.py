@@ -4,7 +4,8 @@ Opens (refused at the node limit, 1013; a node's older session replaced, 1000),
 ends (lost, closed, timed out), keepalive timeouts, the per-node upstream rate
 limit (a 429 reply, then a pause in reading), and each node's counters, kept
 across its sessions. Frames and closes go to the shared `Outputs`; `on_end` tells
-the dispatcher that a node's current session ended.
+the dispatcher that a node's current session ended, and why (one of contract's
+``ENDED_*`` reasons and the details).
 """
 
 from __future__ import annotations
@@ -50,12 +51,12 @@ class SessionTable:
         limits: HubLimits,
         clock: Callable[[], float],
         out: Outputs,
-        on_end: Callable[[str], None],
+        on_end: Callable[[str, str, str], None],
     ) -> None:
         self._limits = limits
         self._clock = clock
         self._out = out
-        self._on_end = on_end  # a node's current session ended
+        self._on_end = on_end  # a node's current session ended: (node, reason, details)
         self.by_node: dict[str, Session] = {}  # node -> its current session
         self.by_conn: dict[int, Session] = {}  # connection id -> session
         self.stats: dict[str, stats.NodeStats] = {}  # node -> counters and rate samples
@@ -75,7 +76,8 @@ class SessionTable:
             return False
         if old is not None:
             log.debug("node %s connected again: replacing its older connection", node_id)
-            self.close(old, CLOSE_NORMAL, "replaced by a newer connection of this node")
+            self.close(old, CLOSE_NORMAL, "replaced by a newer connection of this node",
+                       ended=contract.ENDED_REPLACED)  # fmt: skip
         protocol = HubProtocol(
             side=Side.CLOUD,
             node_id=node_id,
@@ -89,29 +91,32 @@ class SessionTable:
         self.node_stats(node_id).connected(self._clock())
         return True
 
-    def lost(self, conn: int) -> None:
-        """Connection `conn` ended (the peer closed it, or it broke)."""
+    def lost(self, conn: int, ended: str, details: str) -> None:
+        """Connection `conn` ended (the peer closed it, or it broke): `ended` is why."""
         session = self.by_conn.get(conn)
         if session is not None:
-            log.debug("node %s disconnected", session.node_id)
-            self._end(session)
+            log.debug("node %s disconnected (%s: %s)", session.node_id, ended, details)
+            self._end(session, ended, details)
 
-    def close(self, session: Session, code: int, reason: str) -> None:
-        """Write what the session has left, close its connection and end it."""
+    def close(
+        self, session: Session, code: int, reason: str, *, ended: str, details: str = ""
+    ) -> None:
+        """Write what the session has left, close its connection and end it (`reason`
+        goes to the edge; `ended` and `details`, else `reason`, to the notice)."""
         self.flush(session)
         self._out.closes.append(Close(session.conn, code, reason))
-        self._end(session)
+        self._end(session, ended, details or reason)
 
     def close_all(self, reason: str) -> None:
         """End every session (cloudhub is stopping)."""
         for session in list(self.by_node.values()):
-            self.close(session, CLOSE_GOING_AWAY, reason)
+            self.close(session, CLOSE_GOING_AWAY, reason, ended=contract.ENDED_STOPPING)
 
     def remove(self, node_id: str) -> None:
         """The node was deleted: end its session and drop its counters."""
         session = self.by_node.get(node_id)
         if session is not None:
-            self.close(session, CLOSE_NORMAL, "the node was deleted")
+            self.close(session, CLOSE_NORMAL, "the node was deleted", ended=contract.ENDED_DELETED)
         self.stats.pop(node_id, None)
 
     def flush(self, session: Session) -> None:
@@ -130,7 +135,9 @@ class SessionTable:
         """The session's protocol saw no keepalive for `idle` seconds: close it."""
         reason = f"no keepalive for {idle:.1f} s"
         log.warning("node %s: %s; ending the session", session.node_id, reason)
-        self.close(session, CLOSE_POLICY, reason)
+        # The notice says what does not vary, so that its Event counts the repeats.
+        details = f"no keepalive within keepalive_timeout ({self._limits.keepalive_timeout:g} s)"
+        self.close(session, CLOSE_POLICY, reason, ended=contract.ENDED_KEEPALIVE, details=details)
 
     # The upstream rate limit.
 
@@ -170,13 +177,13 @@ class SessionTable:
             found = self.stats[node_id] = stats.NodeStats()
         return found
 
-    def _end(self, session: Session) -> None:
+    def _end(self, session: Session, ended: str, details: str) -> None:
         session.protocol.close()
         self.by_conn.pop(session.conn, None)
         if self.by_node.get(session.node_id) is session:
             del self.by_node[session.node_id]
             self.node_stats(session.node_id).disconnected(self._clock())
-            self._on_end(session.node_id)
+            self._on_end(session.node_id, ended, details)
 
 
 def _is_due(deadline: float | None, now: float) -> bool:

@@ -23,6 +23,11 @@ class CloudHubSettings:
     keepalive_timeout: float = dataclasses.field(default=30.0, metadata=_min(0.01))
     window: int = dataclasses.field(default=32, metadata=_min(1))  # unacked per node
     max_objects: int = dataclasses.field(default=4096, metadata=_min(1))  # waiting per node
+    # Objects waiting for a connected node past which it is reported as falling behind
+    # (Event EdgeFallingBehind; 0: never): a quarter of max_objects, so the warning comes
+    # well before an overflow forces a resync, and far above what a node that keeps up
+    # has waiting (a few changes; a whole resync of an edge's own objects is usually tens).
+    behind_threshold: int = dataclasses.field(default=1024, metadata=_min(0))
     resend_initial: float = dataclasses.field(default=5.0, metadata=_min(0.001))
     resend_factor: float = dataclasses.field(default=2.0, metadata=_min(1))
     resend_max: float = dataclasses.field(default=60.0, metadata=_min(0.001))
@@ -57,6 +62,7 @@ class CloudHubSettings:
             node_limit=self.node_limit,
             window=self.window,
             max_objects=self.max_objects,
+            behind_threshold=self.behind_threshold,
             retry=queue.RetryPolicy(self.resend_initial, self.resend_factor, self.resend_max),
             keepalive_timeout=self.keepalive_timeout,
             rate=self.message_qps,

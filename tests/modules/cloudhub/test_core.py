@@ -245,7 +245,7 @@ def test_a_node_over_the_limit_is_refused_with_1013_and_may_come_back_when_one_l
     assert not core.open(2, "edge-2")
     out = core.take_outputs()
     assert out.closes == [Close(2, CLOSE_TRY_AGAIN, "node limit of 1 reached; try again later")]
-    assert out.upstream == []
+    assert notices(out) == [("refused", "node/edge-2")]  # for its Event (test_notices.py)
     assert not core.is_connected("edge-2")
     assert core.open(3, "edge-1")  # a reconnect of a connected node is no new node
     core.take_outputs()
@@ -492,7 +492,7 @@ def test_a_full_queue_of_one_object_still_gets_its_resync() -> None:
     core.downstream(pod("b", 1))  # refused: the queue is full
     core.tick()
     out = core.take_outputs()
-    assert notices(out) == []
+    assert notices(out) == [("behind", "node/edge-1")]  # no resync yet (test_notices.py)
     [delivered] = written(out)
     ack(core, delivered)
     core.tick()
