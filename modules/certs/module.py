@@ -5,10 +5,12 @@ Input: the ``kube`` service (a `modules.kube.connection.KubeConnection`) and
 the Secrets of `settings.namespace` (`modules.certs.ca`), writes a join token to
 Secret ``tokensecret`` and rotates it (`modules.certs.token`), and serves
 ``/ca.crt`` and ``/edge.crt`` on `settings.port` (`modules.certs.https`), as
-cloudhub's start sequence (cloudhub.go, steps 3-5). Output: certificates to edges
-and the admin command ``certserver`` (CA hash, token expiry, counts; never the
-token or a key), and ``certserver.metrics`` (expiry times, for the metrics module;
-`modules.probes`). It handles no messages.
+cloudhub's start sequence (cloudhub.go, steps 3-5). Output: certificates to edges,
+the node's Event ``CertificateIssued`` for each (with its expiry; written by an
+`EventRecorder` on the thread ``beehive-certserver-events``), the admin command
+``certserver`` (CA hash, token expiry, counts; never the token or a key), and
+``certserver.metrics`` (expiry times, for the metrics module; `modules.probes`). It
+handles no messages.
 """
 
 from __future__ import annotations
@@ -27,10 +29,13 @@ from modules.certs.https import CertHTTPSServer
 from modules.certs.server import CertService
 from modules.certs.settings import CertSettings
 from modules.certs.store import SecretStore
+from modules.kube.correlator import NORMAL, Occurrence
+from modules.kube.recorder import ApiSink, EventRecorder
 
 log = logging.getLogger("modules.certs")
 
 ADMIN_COMMAND = "certserver"
+ISSUED = "CertificateIssued"  # the node's Event for a certificate issued or renewed
 
 
 class CertServer(Module):
@@ -49,7 +54,13 @@ class CertServer(Module):
         )
         refresh = datetime.timedelta(hours=s.token_refresh_hours)
         self._rotator = token.TokenRotator(store, self._ca, refresh=refresh)
-        self._service = CertService(self._ca, validity_days=s.validity_days, max_body=s.max_body)
+        self._events: EventRecorder | None = None  # the nodes' Events, unless turned off
+        if s.node_events:
+            self._events = EventRecorder(ApiSink(self._api), owner=self.module_name,
+                                         queue_size=s.node_event_queue)  # fmt: skip
+            self._events.start()
+        self._service = CertService(self._ca, validity_days=s.validity_days, max_body=s.max_body,
+                                    on_issued=self._issued)  # fmt: skip
         context = tls.server_context(
             ca_pem=self._ca.cert_pem,
             cert=server_pair.cert_pem,
@@ -70,11 +81,24 @@ class CertServer(Module):
         for stop in (
             getattr(self, "_https", None),
             getattr(self, "_rotator", None),
+            getattr(self, "_events", None),
         ):
             if stop is not None:
                 stop.stop()
         if getattr(self, "_api", None) is not None:
             self._api.close()
+
+    def _issued(self, node: str, via: str, expires: datetime.datetime) -> None:
+        """A certificate was signed (a connection thread): the node's Event, queued."""
+        if self._events is None:
+            return
+        what = "Issued a certificate (join token)" if via == "token" else (
+            "Renewed the certificate (with the current one)")  # fmt: skip
+        until = expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+        message = f"{what}, expires {until}"
+        event = Occurrence(kind="Node", name=node, uid=node, type=NORMAL, reason=ISSUED,
+                           message=message)  # fmt: skip
+        self._events.record(event)
 
     @property
     def port(self) -> int:
@@ -104,5 +128,6 @@ class CertServer(Module):
             "token_expires": expires.isoformat() if expires else None,
             "certificates_issued": self._service.issued,
             "requests_refused": self._service.refused,
+            "node_events": self._events.stats() if self._events is not None else None,
             **self._https.stats,
         }

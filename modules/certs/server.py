@@ -12,7 +12,9 @@ Routes, as cloudhub/servers/httpserver/server.go:
   that node (rotation, mutual TLS). Answers a node certificate (DER).
 
 Everything else is 404 for everyone; KubeEdge's ``/node/{name}`` (a node-existence
-oracle) and its unauthenticated task endpoints are deliberately absent. Failed
+oracle) and its unauthenticated task endpoints are deliberately absent. Each
+certificate issued is also handed to `on_issued` (the module writes the node's
+``CertificateIssued`` Event from it). Failed
 authentication is 401 with one generic text; the reason is logged, never the token.
 Unlike signcerts.go the signed subject, SANs and usages never come from the CSR.
 """
@@ -20,9 +22,10 @@ Unlike signcerts.go the signed subject, SANs and usages never come from the CSR.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -38,6 +41,8 @@ log = logging.getLogger("modules.certs.server")
 CA_PATH, EDGE_PATH = "/ca.crt", "/edge.crt"
 DER = "application/octet-stream"
 UNAUTHORIZED = "unauthorized: present a valid join token or node certificate"
+# Told of each certificate issued: (node, "token" or "certificate", when it expires).
+OnIssued = Callable[[str, str, datetime.datetime], None]
 _CURVES = (ec.SECP256R1, ec.SECP384R1)
 
 
@@ -66,12 +71,13 @@ class CertService:
 
     def __init__(
         self, ca: ca_mod.KeyPair, *, validity_days: int, max_body: int,
-        clock: token.Clock = token.utc_now,
+        clock: token.Clock = token.utc_now, on_issued: OnIssued | None = None,
     ) -> None:  # fmt: skip
         self.ca = ca  # signs node certificates; its key checks join tokens
         self.validity_days = validity_days  # lifetime of node certificates
         self.max_body = max_body  # largest CSR accepted (413 above)
         self.clock = clock  # "now" for token expiry and certificate validity
+        self.on_issued = on_issued  # told of each certificate issued (must not block)
         self.issued = 0  # node certificates signed
         self.refused = 0  # /edge.crt requests refused (401, 403, 400, 411, 413)
         self._lock = threading.Lock()  # guards the counters
@@ -120,6 +126,8 @@ class CertService:
             "certserver: issued a certificate for node %s (%s), serial %x, expires %s",
             request.node, request.via, cert.serial_number, cert.not_valid_after_utc.isoformat(),
         )  # fmt: skip
+        if self.on_issued is not None:
+            self.on_issued(request.node, request.via, cert.not_valid_after_utc)
         return Response(200, cert.public_bytes(serialization.Encoding.DER), DER)
 
     def _authenticate(

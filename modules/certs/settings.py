@@ -27,3 +27,7 @@ class CertSettings:
     max_connections: int = dataclasses.field(default=64, metadata={"min": 1})  # open at once
     handshake_timeout: float = dataclasses.field(default=5.0, metadata={"min": 0.01})  # seconds
     request_timeout: float = dataclasses.field(default=10.0, metadata={"min": 0.01})  # seconds
+    # The node's Event CertificateIssued for each certificate signed, and how many may wait
+    # for the writer thread (more are dropped and counted).
+    node_events: bool = True
+    node_event_queue: int = dataclasses.field(default=256, metadata={"min": 1})

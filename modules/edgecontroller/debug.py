@@ -1,6 +1,7 @@
 """``beehive debug watches``: the edgecontroller's watch state per resource.
 
-Input: the ``watches`` admin command of a running process (registered by the module);
+Input: the ``watches`` admin command of a running process (registered by the module:
+watches, queues, refusals and the counts of the nodes' Events);
 output: a table (or ``--json``) on stdout.
 """
 
@@ -54,4 +55,12 @@ def watches_view(state: dict[str, Any]) -> str:
     refusals = f", refused {state.get('upstream_refused', 0)}" + (
         f" ({by_node})" if by_node else ""
     )
-    return f"{render(head, rows)}\n{queues}{refusals}"
+    events = state.get("node_events")
+    recorded = (
+        f"node events: recorded {events['recorded']}, created {events['created']}, patched"
+        f" {events['patched']}, dropped {events['dropped_full']} (queue full) and"
+        f" {events['dropped_spam']} (spam filter), failed {events['failed']}\n"
+        if events
+        else ""
+    )
+    return f"{render(head, rows)}\n{recorded}{queues}{refusals}"

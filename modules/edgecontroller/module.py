@@ -2,9 +2,11 @@
 
 Input: the Kubernetes API (through `services["kube"]`) and cloudhub's messages in this
 module's mailbox; output: messages to cloudhub (objects for nodes, replies, resynced
-notices) and writes to the API. Threads: one reflector per watched resource, one
-downstream thread draining the keyed queue, and the upstream worker pool; all named
-``beehive-edgecontroller-*`` and stopped in `on_stop`. Admin commands: ``watches``
+notices) and writes to the API, among them the edge nodes' Events from cloudhub's
+session notices (`nodeevents`, written by an `EventRecorder`). Threads: one reflector
+per watched resource, one downstream thread draining the keyed queue, the upstream
+worker pool and the Event writer; all named ``beehive-edgecontroller-*`` and stopped
+in `on_stop`. Admin commands: ``watches``
 (`beehive debug watches`), and ``edgecontroller.metrics``, ``.health`` and ``.ready``
 for the metrics module (`modules.probes`): ready once every watch has listed.
 """
@@ -20,7 +22,7 @@ from typing import Any
 from beehive import Message, Module, errors
 from beehive.message import now_ms
 from modules import contract, probes
-from modules.edgecontroller import kinds
+from modules.edgecontroller import kinds, nodeevents
 from modules.edgecontroller.downstream import Downstream, Obj, build_message, uids
 from modules.edgecontroller.kinds import Kind
 from modules.edgecontroller.location import LocationCache
@@ -30,6 +32,7 @@ from modules.edgecontroller.settings import EdgeControllerSettings
 from modules.edgecontroller.upstream import Upstream
 from modules.hub import redact
 from modules.kube import metered
+from modules.kube.recorder import ApiSink, EventRecorder
 
 log = logging.getLogger("modules.edgecontroller")
 
@@ -83,6 +86,12 @@ class EdgeController(Module):
             location=self._location,
             lookup=self._lookup,
         )
+        self._events_api = self._requests.instrument(kube.api_client())  # the Event writer's
+        self._events: EventRecorder | None = None  # the nodes' Events, unless turned off
+        if settings.node_events:
+            self._events = EventRecorder(ApiSink(self._events_api), owner=self.module_name,
+                                         queue_size=settings.node_event_queue)  # fmt: skip
+            self._events.start()
         self._thread = threading.Thread(
             target=self._drain, name="beehive-edgecontroller-downstream", daemon=True
         )
@@ -101,6 +110,9 @@ class EdgeController(Module):
             reflector.stop()
         self._upstream.stop()
         self._thread.join(5)
+        if self._events is not None:
+            self._events.stop()
+        self._events_api.close()
         self._api_client.close()
 
     def on_message(self, message: Message) -> None:
@@ -115,8 +127,11 @@ class EdgeController(Module):
         operation = message.route.operation
         if not resource.type and operation == contract.RESYNC:
             self._queue.put(("resync", resource.node), ("resync", resource.node))
-        elif not resource.type and operation in SESSION_OPERATIONS:
-            self._upstream.session(resource.node, operation)
+        elif not resource.type and operation in SESSION_OPERATIONS | nodeevents.NOTICES:
+            if operation in SESSION_OPERATIONS:
+                self._upstream.session(resource.node, operation)
+            if operation in nodeevents.NOTICES:
+                self._record(resource.node, operation, message.content)
         else:
             self._upstream.submit(resource.node, message)
 
@@ -130,6 +145,7 @@ class EdgeController(Module):
             "upstream_refused": self._upstream.refused,
             "upstream_unchanged": self._upstream.unchanged,
             "refused_by_node": dict(self._upstream.refused_by_node),
+            "node_events": self._events.stats() if self._events is not None else None,
         }
 
     def _metrics(self, nodes: list[str] | None = None) -> dict[str, Any]:
@@ -141,6 +157,7 @@ class EdgeController(Module):
             "upstream_queued": self._upstream.queued(),
             "reports": self._upstream.report_counts(),
             "kube_requests": self._requests.snapshot(),
+            "node_events": self._events.stats() if self._events is not None else None,
         }
 
     def _health(self, timeout: float = 1.0) -> list[str]:
@@ -151,6 +168,16 @@ class EdgeController(Module):
         """``edgecontroller.ready``: every watch has listed (its first list is handed on)."""
         waiting = [r.kind.plural for r in self._reflectors.values() if not r.synced]
         return [f"{plural} not listed yet" for plural in waiting]
+
+    def _record(self, node: str, operation: str, content: Any) -> None:
+        """A session notice as the node's Event (`nodeevents`); queued, never waited for."""
+        if self._events is None:
+            return
+        found = self._lookup(contract.NODE, "", node)
+        event = nodeevents.occurrence(node, operation, content, found=found,
+                                      instance=self._events.instance)  # fmt: skip
+        if event is not None:
+            self._events.record(event)
 
     # --- reflector callbacks (reflector threads) -------------------------------------
 

@@ -46,6 +46,11 @@ class EdgeControllerSettings:
     # dropped (counted in `beehive debug watches`), as a kubelet's recorder drops them.
     event_qps: float = dataclasses.field(default=5.0, metadata={"min": 0.01})
     event_burst: int = dataclasses.field(default=25, metadata={"min": 1})
+    # Events cloudcore writes about edge nodes (EdgeConnected, EdgeDisconnected, EdgeRefused,
+    # EdgeFallingBehind; README "Events"), and how many may wait for their writer thread:
+    # more are dropped and counted (a reconnect storm of a whole fleet, say).
+    node_events: bool = True
+    node_event_queue: int = dataclasses.field(default=1024, metadata={"min": 1})
     # Node Lease duration (kubelet default 40 s) and least seconds between renewals.
     lease_duration: int = dataclasses.field(default=40, metadata={"min": 1})
     lease_renew_interval: float = dataclasses.field(default=10.0, metadata={"min": 0})
