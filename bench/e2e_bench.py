@@ -33,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -44,11 +45,14 @@ import psutil
 from kubernetes import client, config
 
 BEEHIVE = [sys.executable, "-m", "modules.cli"]  # the project's console script
+WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 Expected = dict[str, dict[str, int | None]]  # node -> key -> resourceVersion (None: deleted)
 Returned = dict[str, tuple[str, int | None, float]]  # key -> (node, rv, when the call returned)
 CLOUDCORE = """kube: {{mode: kubeconfig, kubeconfig: "{kubeconfig}"}}
 hive: {{admin: {{address: "off"}}}}
 modules:
+  metrics:
+    settings: {{address: 127.0.0.1, port: {metrics_port}}}
 {certserver}  edgecontroller: {{}}
   cloudhub:
     settings: {{address: 127.0.0.1, port: {port}, node_limit: {limit}, tls: {tls}}}
@@ -308,12 +312,12 @@ class Bench:
 
     def start_cloudcore(self) -> None:
         port, tls = free_port(), not self.args.plain
-        self.cert_port = free_port()
+        self.cert_port, self.metrics_port = free_port(), free_port()
         path = self.tmp / "cloudcore.yaml"
         certserver = CERTSERVER.format(port=self.cert_port) if tls else ""
         path.write_text(CLOUDCORE.format(
             kubeconfig=self.kubeconfig, port=port, limit=self.args.nodes + 10,
-            certserver=certserver, tls=str(tls).lower(),
+            certserver=certserver, tls=str(tls).lower(), metrics_port=self.metrics_port,
         ))  # fmt: skip
         self.config = path
         command = [sys.executable, "-m", self.args.cloudcore_module, "run", str(path)]
@@ -363,6 +367,7 @@ class Bench:
               waiter: Callable[[Returned], dict[str, float]]) -> dict[str, Any]:  # fmt: skip
         """Run the calls, wait for every arrival; timing, latency and CPU of the phase."""
         cpu0 = cpu_seconds(self.pids())
+        writes0 = self.api_writes()
         dup0 = self.fleet.ask("stats")["duplicates"] if self.fleet else 0
         cloudcore = self.procs.get("cloudcore")
         with peak_rss(cloudcore.pid if cloudcore else os.getpid()) as peak:
@@ -370,6 +375,8 @@ class Bench:
             returned = driver.run(calls)
             arrived = waiter(returned)
         cpu1 = cpu_seconds(self.pids())
+        wait_until(lambda: self.records_written(), 30, "the ObjectSync records written")
+        writes = {k: v - writes0.get(k, 0) for k, v in self.api_writes().items()}
         latencies = [arrived[k] - t for k, (_, _, t) in returned.items()]
         elapsed = max(arrived.values()) - start
         return {
@@ -379,7 +386,39 @@ class Bench:
             "duplicates": (self.fleet.ask("stats")["duplicates"] - dup0) if self.fleet else 0,
             "cpu_seconds": {p: round(cpu1[p] - cpu0.get(p, 0.0), 2) for p in cpu1},
             "cloudcore_peak_mib": round(peak[0] / 2**20, 1) if cloudcore else None,
+            "api_writes": {k: v for k, v in sorted(writes.items()) if v},
+            "api_writes_per_object": round(sum(writes.values()) / len(calls), 3),
         }  # fmt: skip
+
+    def scrape(self) -> dict[str, float]:
+        """cloudcore's /metrics as {series with labels: value} ({} without cloudcore)."""
+        if "cloudcore" not in self.procs:
+            return {}
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        values = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                values[name] = float(value)
+        return values
+
+    def api_writes(self) -> dict[str, float]:
+        """cloudcore's own API writes so far, by verb and resource (not its reads)."""
+        writes: dict[str, float] = {}
+        for series, value in self.scrape().items():
+            if series.startswith("beehive_kube_requests_total{"):
+                labels = dict(part.split("=", 1) for part in series[28:-1].split(","))
+                verb, resource = labels["verb"].strip('"'), labels["resource"].strip('"')
+                if verb in WRITE_VERBS:
+                    key = f"{verb} {resource}"
+                    writes[key] = writes.get(key, 0.0) + value
+        return writes
+
+    def records_written(self) -> bool:
+        """Nothing waits to be written to the ObjectSync records."""
+        return self.scrape().get("beehive_objectsync_pending", 0.0) == 0.0
 
     def floor_waiter(self, watch: FloorWatch) -> Callable[[Returned], dict[str, float]]:
         def wait(returned: Returned) -> dict[str, float]:
@@ -439,7 +478,9 @@ class Bench:
         driver = Driver(self.kubeconfig, namespace, self.args.drivers)
         try:
             self.fleet_waiter(driver.run(self.calls("create", "s", 1)))
-            connects = self.fleet.ask("stats")["connects"]
+            before = self.fleet.ask("stats")
+            connects, failures0 = before["connects"], before["connect_failures"]
+            cpu0 = cpu_seconds(self.pids())
             start = time.monotonic()
             dropped = self.fleet.ask("storm")["dropped"]
             done: dict[str, Returned] = {}
@@ -450,6 +491,8 @@ class Bench:
             worker.join(self.args.timeout)
             returned = done["r"]
             arrived, lost = self._storm_arrivals(returned)
+            cpu1 = cpu_seconds(self.pids())
+            failed = self.fleet.ask("stats")["connect_failures"] - failures0
         finally:
             driver.close()
         end = max(arrived.values()) if arrived else time.monotonic()
@@ -460,7 +503,8 @@ class Bench:
                 "reconnected_seconds": round(reconnected, 3),
                 "converged_seconds": round(end - start, 3),
                 "after_last_update_seconds": round(end - last_call, 3),
-                "latency_ms": quantiles}  # fmt: skip
+                "latency_ms": quantiles, "connects_failed": failed,
+                "cpu_seconds": {p: round(cpu1[p] - cpu0.get(p, 0.0), 2) for p in cpu1}}  # fmt: skip
 
     def _reconnected(self, connects: int) -> float:
         """When every session is back (polled): the fleet made `connects` connections."""
@@ -560,20 +604,30 @@ def report(result: dict[str, Any]) -> str:
         f"storm: {storm['dropped']} sessions dropped, {storm['updates']} updates; every session"
         f" back in {storm['reconnected_seconds']} s; converged in {storm['converged_seconds']} s"
         f" ({storm['after_last_update_seconds']} s after the last update returned), latency"
-        f" p50/p99/max {lat['p50']}/{lat['p99']}/{lat['max']} ms, lost {storm['lost']}"
+        f" p50/p99/max {lat['p50']}/{lat['p99']}/{lat['max']} ms, lost {storm['lost']};"
+        f" {storm['connects_failed']} connection attempts failed (refused or cut) on the way;"
+        f" cpu s {_cpus(storm['cpu_seconds'])}"
     )
+    for edge in result["cloudcore"]:
+        kinds = ", ".join(f"{k} {v:.0f}" for k, v in edge["api_writes"].items())
+        lines.append(f"cloudcore's API writes, {edge['phase']}:"
+                     f" {edge['api_writes_per_object']} per object ({kinds})")  # fmt: skip
     return "\n".join(lines)
 
 
 def _row(row: dict[str, Any], floor_seconds: float) -> str:
     lat, cpu = row["latency_ms"], row["cpu_seconds"]
     ratio = row["seconds"] / floor_seconds if floor_seconds else 0.0
-    cpus = "/".join(str(cpu.get(p, "-")) for p in ("api", "cloudcore", "fleet", "driver"))
+    cpus = _cpus(cpu)
     figures = (
         f"{row['seconds']:>10.2f}{row['messages_per_second']:>8.0f}{lat['p50']:>8.1f}"
         f"{lat['p90']:>8.1f}{lat['p99']:>8.1f}{lat['max']:>8.1f}{row['duplicates']:>5}"
     )
     return f"{figures}{ratio:>9.2f}  {cpus}, {row['cloudcore_peak_mib'] or '-'}"
+
+
+def _cpus(cpu: dict[str, float]) -> str:
+    return "/".join(str(cpu.get(p, "-")) for p in ("api", "cloudcore", "fleet", "driver"))
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

@@ -22,6 +22,7 @@ from modules.fleet import join, stats
 from modules.fleet import store as store_mod
 from modules.fleet.options import FleetOptions
 from modules.fleet.session import EdgeSession, sleep_or_stop
+from modules.hub import tlslayer
 
 log = logging.getLogger("modules.fleet")
 
@@ -42,6 +43,7 @@ class Fleet:
         self._rng = random.Random(options.seed)  # chooses what `drop` drops
         self._tasks: list[asyncio.Task[None]] = []  # sessions, ticker, faults
         self._held: collections.Counter[str] = collections.Counter()  # all stores' tally
+        self._workers: tlslayer.HandshakeWorkers | None = None  # TLS handshake threads
 
     async def run(self, *, duration: float = 0.0) -> dict[str, Any]:
         """Join, connect and serve until `stop` is set or `duration` (if > 0) ends.
@@ -67,10 +69,14 @@ class Fleet:
 
     def _start_sessions(self, contexts: list[ssl.SSLContext | None]) -> None:
         gate = asyncio.Semaphore(self.options.connect_concurrency)
+        if not self.options.plain and self.options.handshake_threads:
+            # Handshakes beside the sessions' traffic: OpenSSL works without the GIL.
+            self._workers = tlslayer.HandshakeWorkers(self.options.handshake_threads)
         for index, context in enumerate(contexts):
             session = EdgeSession(
                 index=index, options=self.options, counters=self.counters,
                 node_store=self._new_store(index), gate=gate, ssl_context=context,
+                handshake_workers=self._workers,
             )  # fmt: skip
             self.sessions.append(session)
             self._tasks.append(asyncio.create_task(session.run(self.stop)))
@@ -118,6 +124,8 @@ class Fleet:
             task.cancel()
         for session in self.sessions:
             session.store.close()
+        if self._workers is not None:
+            self._workers.close()
 
     # Fault orders.
 

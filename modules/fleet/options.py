@@ -52,6 +52,7 @@ class FleetOptions:
     store: str = "memory"  # "memory" or "sqlite" (one MetaStore file per node)
     store_dir: Path = Path("fleet-store")  # where the sqlite files go
     connect_concurrency: int = 64  # connection handshakes in progress at once
+    handshake_threads: int = 2  # threads for TLS handshakes (0: on the loop)
     enroll_concurrency: int = 8  # enrolments in progress at once
     connect_timeout: float = 10.0  # seconds per websocket handshake
     reconnect_max: float = 10.0  # seconds, cap of the backoff after a failed connection

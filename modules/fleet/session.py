@@ -25,7 +25,7 @@ from modules.edgehub.core import EdgeCore
 from modules.fleet import store as store_mod
 from modules.fleet.options import FleetOptions
 from modules.fleet.stats import Counters
-from modules.hub import errors, handshake, wsconn
+from modules.hub import errors, handshake, tlslayer, wsconn
 from modules.hub.ratelimit import TokenBucket
 from modules.metamanager.store import StoreError
 
@@ -51,6 +51,7 @@ class EdgeSession:
         self, *, index: int, options: FleetOptions, counters: Counters,
         node_store: store_mod.MemoryNodeStore, gate: asyncio.Semaphore,
         ssl_context: ssl.SSLContext | None = None,
+        handshake_workers: tlslayer.HandshakeWorkers | None = None,
     ) -> None:  # fmt: skip
         self.node_id = options.node_name(index)
         self._options = options  # what the fleet was asked to do
@@ -58,6 +59,7 @@ class EdgeSession:
         self.store = node_store  # what this node holds
         self._gate = gate  # bounds handshakes in progress across the fleet
         self._ssl = ssl_context  # this node's client certificate context, None for ws://
+        self._handshake_workers = handshake_workers  # threads for TLS handshakes, shared
         self._rng = random.Random(f"{options.seed}:{index}")  # jitter and fault choices
         faults = options.faults
         self._malformed = index < faults.malformed_nodes  # send bad frames on connect
@@ -144,6 +146,7 @@ class EdgeSession:
                     ssl_context=self._ssl,
                     max_size=self._options.max_size,
                     timeout=self._options.connect_timeout,
+                    handshake_workers=self._handshake_workers,
                 )
             except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
                 self._counters.connect_failures += 1

@@ -415,8 +415,10 @@ class ClientConnection(Connection):
 async def connect(
     handler: Handler, uri: str, *, headers: Mapping[str, str], ssl_context: ssl.SSLContext | None,
     max_size: int, timeout: float, close_timeout: float = 1.0,
+    handshake_workers: tlslayer.HandshakeWorkers | None = None,
 ) -> ClientConnection:  # fmt: skip
-    """Open a websocket connection to `uri` (``ws://`` or ``wss://``).
+    """Open a websocket connection to `uri` (``ws://`` or ``wss://``; its TLS handshake
+    on `handshake_workers` if given, else on the loop).
 
     Raises:
         OSError: the TCP (or TLS) connection failed.
@@ -440,7 +442,7 @@ async def connect(
             if parsed.secure and ssl_context is not None:
                 layer = tlslayer.TLSLayer(
                     make, ssl_context, server_side=False, server_hostname=parsed.host,
-                    handshake_timeout=timeout,
+                    handshake_timeout=timeout, workers=handshake_workers,
                 )  # fmt: skip
                 await loop.create_connection(lambda: layer, parsed.host, parsed.port)
                 await layer.handshake_done
