@@ -55,7 +55,8 @@ modules:
     settings: {{address: 127.0.0.1, port: {metrics_port}}}
 {certserver}  edgecontroller: {{}}
   cloudhub:
-    settings: {{address: 127.0.0.1, port: {port}, node_limit: {limit}, tls: {tls}}}
+    settings: {{address: 127.0.0.1, port: {port}, node_limit: {limit}, tls: {tls},
+                handshake_threads: {handshake_threads}}}
 """
 CERTSERVER = """  certserver:
     settings: {{address: 127.0.0.1, port: {port}, advertise_addresses: [127.0.0.1]}}
@@ -318,6 +319,7 @@ class Bench:
         path.write_text(CLOUDCORE.format(
             kubeconfig=self.kubeconfig, port=port, limit=self.args.nodes + 10,
             certserver=certserver, tls=str(tls).lower(), metrics_port=self.metrics_port,
+            handshake_threads=self.args.handshake_threads,
         ))  # fmt: skip
         self.config = path
         command = [sys.executable, "-m", self.args.cloudcore_module, "run", str(path)]
@@ -334,7 +336,9 @@ class Bench:
         args = [*BEEHIVE, "fleet", "--cloud", self.cloud, "--nodes", str(self.args.nodes),
                 "--prefix", self.args.prefix, "--kubeconfig", self.kubeconfig,
                 "--control", "--no-progress", "--no-pod-status", "--status-interval", "60",
-                "--json", *self.fleet_auth()]  # fmt: skip
+                "--json", "--handshake-threads", str(self.args.fleet_handshake_threads),
+                "--connect-concurrency", str(self.args.connect_concurrency),
+                *self.fleet_auth()]  # fmt: skip
         proc = spawn(args, self.tmp / "fleet.log", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.procs["fleet"] = proc
         self.fleet = FleetControl(proc)
@@ -553,18 +557,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             if not bench.kubeconfig:
                 bench.start_api()
-            floor_ns = bench.namespace(f"floor-{bench.run_id}")
-            watch = FloorWatch(bench.kubeconfig, floor_ns)
-            try:
-                floor = bench.workload(bench.floor_waiter(watch), floor_ns)
-            finally:
-                watch.close()
+            floor: list[dict[str, Any]] = []
+            if not args.storm_only:
+                floor_ns = bench.namespace(f"floor-{bench.run_id}")
+                watch = FloorWatch(bench.kubeconfig, floor_ns)
+                try:
+                    floor = bench.workload(bench.floor_waiter(watch), floor_ns)
+                finally:
+                    watch.close()
             bench.start_cloudcore()
             memory = idle_memory(bench)
             edge_ns = bench.namespace(f"edge-{bench.run_id}")
             pid, prefix = bench.procs["cloudcore"].pid, args.profile
+            phases: list[dict[str, Any]] = []
             with profiled(pid, f"{prefix}-workload.txt" if prefix else ""):
-                phases = bench.workload(bench.fleet_waiter, edge_ns)
+                if not args.storm_only:
+                    phases = bench.workload(bench.fleet_waiter, edge_ns)
             with profiled(pid, f"{prefix}-storm.txt" if prefix else ""):
                 storm = bench.storm(edge_ns)
             summary = bench.fleet.ask("stats") if bench.fleet else {}
@@ -642,6 +650,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=300, help="seconds a phase may take")
     parser.add_argument("--quick", action="store_true", help="20 nodes x 3 pods, 4 drivers")
     parser.add_argument("--plain", action="store_true", help="plain websockets, no TLS")
+    parser.add_argument("--storm-only", action="store_true", help="no floor, no workload")
+    parser.add_argument("--handshake-threads", type=int, default=2, metavar="N",
+                        help="cloudhub's TLS handshake threads (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--fleet-handshake-threads", type=int, default=2, metavar="N")
+    parser.add_argument(
+        "--connect-concurrency", type=int, default=1000, metavar="N",
+        help="the fleet's handshakes at once: as many as there are edges, which do not"
+        " wait for each other (default: %(default)s)",
+    )  # fmt: skip
     parser.add_argument(
         "--cloudcore-module",
         default="modules.cli",

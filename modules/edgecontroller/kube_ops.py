@@ -156,32 +156,38 @@ class KubeOps:
     # --- leases ----------------------------------------------------------------------
 
     def renew_lease(self, node: str) -> Obj:
-        """Renew (or create) ``kube-node-lease/<node>``, as the kubelet's lease controller."""
+        """Renew (or create) ``kube-node-lease/<node>``, as the kubelet's lease controller.
+
+        Plain JSON (`modules.kube.raw`): a renewal per connected node every heartbeat is
+        the most frequent write cloudcore makes, and the generated client's validation
+        cost more CPU than the request."""
         spec = {
             "holderIdentity": node,
             "leaseDurationSeconds": self._settings.lease_duration,
             "renewTime": micro_time(),
         }
         ns = contract.LEASE_NAMESPACE
+        leases = f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
+        api = self._api_client
         try:
-            return self._plain(
-                self._leases.patch_namespaced_lease(
-                    node, ns, {"spec": spec}, _content_type=MERGE, _preload_content=False
-                )
+            found: Obj = raw.request(
+                api, "PATCH", f"{leases}/{node}", body={"spec": spec}, content_type=MERGE
             )
+            return found
         except client.ApiException as exc:
             if exc.status != 404:
                 raise
-        body = {"metadata": {"name": node, "namespace": ns}, "spec": spec}
+        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": node, "namespace": ns}, "spec": spec}  # fmt: skip
         try:
-            return self._plain(
-                self._leases.create_namespaced_lease(ns, body, _preload_content=False)
-            )
+            created: Obj = raw.request(api, "POST", leases, body=body)
+            return created
         except client.ApiException as exc:
             if exc.status != 404:
                 raise
         self._ensure_namespace(ns)
-        return self._plain(self._leases.create_namespaced_lease(ns, body, _preload_content=False))
+        created = raw.request(api, "POST", leases, body=body)
+        return created
 
     def read_lease(self, node: str) -> Obj:
         return self._plain(

@@ -105,6 +105,13 @@ def register(
         help="handshakes at once (default: %(default)s)",
     )
     add(
+        "--handshake-threads",
+        type=int,
+        default=2,
+        metavar="N",
+        help="threads for TLS handshakes, 0: on the event loop (default: %(default)s)",
+    )
+    add(
         "--enroll-concurrency",
         type=int,
         default=8,
@@ -170,6 +177,7 @@ def options_from(args: argparse.Namespace) -> FleetOptions:
         status_interval=args.status_interval, pod_status=not args.no_pod_status,
         store=args.store, store_dir=args.store_dir,
         connect_concurrency=args.connect_concurrency,
+        handshake_threads=args.handshake_threads,
         enroll_concurrency=args.enroll_concurrency, seed=args.seed, faults=faults,
     )  # fmt: skip
 
