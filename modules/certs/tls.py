@@ -48,7 +48,7 @@ def server_context(
     _harden(context)
     context.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
     context.load_verify_locations(cadata=ca_pem.decode("ascii"))
-    _load_chain(context, cert, key)
+    load_chain(context, cert, key)
     return context
 
 
@@ -67,7 +67,7 @@ def client_context(
     context.check_hostname = check_hostname
     context.load_verify_locations(cadata=ca_pem.decode("ascii"))
     if cert is not None and key is not None:
-        _load_chain(context, cert, key)
+        load_chain(context, cert, key)
     return context
 
 
@@ -86,7 +86,7 @@ def _harden(context: ssl.SSLContext) -> None:
     context.set_ciphers(TLS12_CIPHERS)
 
 
-def _load_chain(context: ssl.SSLContext, cert: PemOrPath, key: PemOrPath) -> None:
+def load_chain(context: ssl.SSLContext, cert: PemOrPath, key: PemOrPath) -> None:
     """Load a certificate and key; in-memory PEM goes through owner-only temporary
     files that are removed at once (ssl loads chains only from files)."""
     if isinstance(cert, Path) and isinstance(key, Path):

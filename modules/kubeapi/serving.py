@@ -17,14 +17,14 @@ import dataclasses
 import datetime
 import ipaddress
 import json
-import os
 import ssl
-import tempfile
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from modules.certs import tls
 
 CA_KEY = "serving-ca"  # the name the CA is kept under in the data file
 _CA_LIFETIME = datetime.timedelta(days=3650)
@@ -77,7 +77,7 @@ def serving(ca_blob: bytes, host: str) -> Serving:
     )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    _load_chain(context, _pem(cert) + _pem(ca_cert), _key_pem(key))
+    tls.load_chain(context, _pem(cert) + _pem(ca_cert), _key_pem(key))
     return Serving(_pem(ca_cert), context)
 
 
@@ -128,16 +128,3 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-
-
-def _load_chain(context: ssl.SSLContext, chain: bytes, key: bytes) -> None:
-    """ssl loads a chain only from files: owner-only ones in a 0700 folder, removed at once."""
-    with tempfile.TemporaryDirectory(prefix="beehive-kubeapi-") as tmp:
-        paths = []
-        for name, data in (("chain.pem", chain), ("key.pem", key)):
-            path = os.path.join(tmp, name)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            paths.append(path)
-        context.load_cert_chain(paths[0], paths[1])
