@@ -36,6 +36,9 @@ CATALOGUE: dict[str, str] = {
     "edgehub": "modules.edgehub:EdgeHub",
     "metamanager": "modules.metamanager:MetaManager",
     "metrics": "modules.metrics:Metrics",
+    "router": "modules.router:Router",
+    "eventbus": "modules.eventbus:EventBus",
+    "servicebus": "modules.servicebus:ServiceBus",
 }
 
 SECTIONS: dict[str, type[Any]] = {"kube": KubeSettings}

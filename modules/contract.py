@@ -68,6 +68,7 @@ EDGECONTROLLER = "edgecontroller"
 CLOUDHUB = "cloudhub"
 EDGEHUB = "edgehub"
 METAMANAGER = "metamanager"
+ROUTER = "router"
 
 # Wire groups: Kubernetes object messages and every reply from the cloud; what edged
 # asks of the cloud (KubeEdge's metaclient); the edge's function calls.

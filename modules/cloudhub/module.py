@@ -48,7 +48,9 @@ class CloudHub(Module):
         self._api: client.ApiClient | None = None  # for ObjectSync records, if kept
         self._requests = metered.RequestStats()  # the API requests made through _api
         self._writer: ObjectSyncWriter | None = None
-        self._upstream = _Upstream(self, settings.upstream_module, settings.upstream_queue)
+        self._upstream = _Upstream(
+            self, settings.upstream_module, settings.upstream_queue, router=settings.router_module
+        )
         hub_tls = self._load_tls(settings)
         self._transport = observe.CountingTransport(
             self._core,
@@ -172,6 +174,8 @@ class CloudHub(Module):
         return {"address": self._transport.address, "port": self._transport.port}
 
 
+_USER = "user"  # the router's group (modules.userbus)
+_SESSIONS = frozenset({Operation.CONNECTED, Operation.DISCONNECTED})
 # Session notices (contract items 4 and 5) the hand-off keeps even when full.
 _KEPT = frozenset({contract.RESYNC, Operation.CONNECTED, Operation.DISCONNECTED})
 
@@ -183,9 +187,10 @@ class _Upstream:
     message); the bound counts messages.
     """
 
-    def __init__(self, owner: Module, target: str, size: int) -> None:
+    def __init__(self, owner: Module, target: str, size: int, *, router: str = "") -> None:
         self._owner = owner
         self._target = target  # module that receives edge traffic and notices
+        self._router = router  # module that receives group ``user`` and a copy of sessions
         self._size = size  # most messages waiting
         self._batches: collections.deque[list[Message]] = collections.deque()  # oldest first
         self._waiting = 0  # messages in _batches
@@ -238,8 +243,29 @@ class _Upstream:
                     continue
                 batch = self._batches.popleft()
                 self._waiting -= len(batch)
+            if self._router:
+                batch = self._to_router(batch)
+            if not batch:
+                continue
             try:  # waits while edgecontroller's mailbox is full; gives up only to stop
                 self._owner.hive.send_all(self._target, batch, stop=self._stopping)
             except beehive_errors.BeehiveError as exc:
                 log.error("cannot pass %d message(s) to %s (from %s on): %s",
                           len(batch), self._target, batch[0].msg_id, exc)  # fmt: skip
+
+    def _to_router(self, batch: list[Message]) -> list[Message]:
+        """Hand the router what is its (as DispatchUpstream sends group ``user`` to the
+        router, notes 4.8): the edges' ``user`` messages, and a copy of connected and
+        disconnected notices; the rest stays for the target. A hive without the router
+        gets it all, as before."""
+        theirs = [m for m in batch if m.route.group == _USER or m.route.operation in _SESSIONS]
+        if not theirs:
+            return batch
+        try:
+            self._owner.hive.send_all(self._router, theirs, stop=self._stopping)
+        except beehive_errors.UnknownModuleError:
+            self._router = ""  # no router in this hive
+            return batch
+        except beehive_errors.BeehiveError as exc:
+            log.error("cannot pass %d message(s) to %s: %s", len(theirs), self._router, exc)
+        return [m for m in batch if m.route.group != _USER]

@@ -38,6 +38,9 @@ class CloudHubSettings:
     max_write_buffer: int = dataclasses.field(default=64 * 1024 * 1024, metadata=_min(65536))
     tick_interval: float = dataclasses.field(default=0.5, metadata=_min(0.001))
     upstream_module: str = contract.EDGECONTROLLER  # where edge traffic and notices go
+    # Where the edges' ``user``-group messages (router replies and uploads) go, with a
+    # copy of connected/disconnected notices; "" or a module not in the hive: nowhere.
+    router_module: str = contract.ROUTER
     upstream_queue: int = dataclasses.field(default=10_000, metadata=_min(1))
     object_sync: bool = True  # keep records of what nodes acked (needs the ``kube`` service)
     install_crds: bool = True  # create KubeEdge's CRDs and ours if missing

@@ -72,9 +72,8 @@ class Downstream:
             return self._object(rtype, event, obj)
         if rtype == contract.NODE:
             return self._node(event, obj)
-        # Rules and ruleendpoints go to KubeEdge's `router` module, which is not part
-        # of this cloudcore: they are watched (for `debug watches`) but not delivered.
-        log.debug("%s %s %s: not delivered (no router module)", rtype, event, _ref(rtype, obj))
+        # Rules and ruleendpoints go to the router module (the edgecontroller module
+        # hands them over before this), never to nodes.
         return []
 
     def resync(self, node: str) -> list[Send]:

@@ -44,6 +44,8 @@ REQUIRED = frozenset({contract.NODE, contract.POD, contract.CONFIGMAP, contract.
 DRAIN_BATCH = 256
 SEND_BATCH = 512
 LIST_CHUNK = 256  # a list's events per queue entry
+ROUTER_KINDS = frozenset({contract.RULE, contract.RULEENDPOINT})  # handed to the router
+_ROUTER_OPERATIONS = {"ADDED": "insert", "MODIFIED": "update", "DELETED": "delete"}
 
 
 class EdgeController(Module):
@@ -222,7 +224,9 @@ class EdgeController(Module):
                 self._send(out)
 
     def _process(self, item: tuple[Any, ...], out: list[Message]) -> None:
-        if item[0] == "event":
+        if item[0] in ("event", "list") and item[1] in ROUTER_KINDS:
+            self._to_router(item)
+        elif item[0] == "event":
             _, rtype, event, obj, stamp = item
             sends = self._downstream.apply(rtype, event, obj)
             out += [build_message(send, stamp=stamp) for send in sends]
@@ -246,6 +250,25 @@ class EdgeController(Module):
             self._resync(item[1], out)
         else:
             self._pending.add(item[1])  # answered once the first lists are in
+
+    def _to_router(self, item: tuple[Any, ...]) -> None:
+        """Rules and RuleEndpoints go to the router module, not to nodes (as KubeEdge's
+        downstream.go: ``rule/<name>``, ``ruleendpoint/<name>``; MODIFIED as ``update``,
+        which the router ignores when the spec is unchanged). Without a router: dropped."""
+        rtype = item[1]
+        events = [(item[2], item[3])] if item[0] == "event" else item[2]
+        messages = [
+            Message.new(source=contract.EDGECONTROLLER, group=contract.GROUP_RESOURCE,
+                        operation=_ROUTER_OPERATIONS.get(event, "update"),
+                        resource=f"{rtype}/{obj['metadata'].get('name', '')}", content=obj)
+            for event, obj in events
+        ]  # fmt: skip
+        try:
+            self.hive.send_all(contract.ROUTER, messages, stop=self._halt)
+        except errors.UnknownModuleError:
+            log.debug("%d %s event(s): not delivered (no router module)", len(messages), rtype)
+        except errors.BeehiveError as exc:
+            log.error("could not send %d %s(s) to the router: %s", len(messages), rtype, exc)
 
     def _resync(self, node: str, out: list[Message]) -> None:
         """Contract item 5: ``update`` every object the node should have, then ``resynced``."""

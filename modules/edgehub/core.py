@@ -32,13 +32,24 @@ from collections.abc import Callable
 from beehive.message import Message
 from modules import contract, hollow, replies
 from modules.hub import errors, events
-from modules.hub.protocol import DEFAULT_MAX_FRAME_SIZE, HubProtocol, KeepaliveSettings, Side
+from modules.hub.protocol import (
+    DEFAULT_MAX_FRAME_SIZE,
+    KNOWN_OPERATIONS,
+    HubProtocol,
+    KeepaliveSettings,
+    Side,
+)
 
 log = logging.getLogger("modules.edgehub")
 
 _OWN_REQUESTS = 64  # ids of our own registration/status messages remembered
 _GROUPS = frozenset({contract.GROUP_RESOURCE, contract.GROUP_FUNC})  # handed to modules
-_REPLY_GROUPS = _GROUPS | {"user"}  # replies are also handed over in these
+_USER = "user"
+# The router's servicebus requests carry the HTTP method as their operation.
+_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_OPERATIONS = KNOWN_OPERATIONS | _HTTP_METHODS
+_REPLY_GROUPS = _GROUPS | {_USER}  # replies are also handed over in these
+_BUS_SOURCES = frozenset({"router_eventbus", "router_servicebus"})  # modules.userbus
 
 
 @dataclasses.dataclass(slots=True)
@@ -47,6 +58,7 @@ class Inbound:
 
     store: list[Message] = dataclasses.field(default_factory=list)  # for metamanager
     replies: list[Message] = dataclasses.field(default_factory=list)  # for send_resp
+    bus: list[Message] = dataclasses.field(default_factory=list)  # for eventbus/servicebus
 
 
 class EdgeCore:
@@ -95,6 +107,7 @@ class EdgeCore:
             project_id=self.project_id,
             keepalive=KeepaliveSettings(interval=self._heartbeat),
             max_frame_size=self._max_frame_size,
+            operations=_OPERATIONS,
         )
         self.connects += 1
         self._protocol.check_timers()
@@ -172,6 +185,9 @@ class EdgeCore:
     def _route(self, message: Message, inbound: Inbound) -> None:
         self.received += 1
         group, parent = message.route.group, message.parent_msg_id
+        if group == _USER and not parent and message.route.source in _BUS_SOURCES:
+            inbound.bus.append(message)  # the router's: by source to eventbus or servicebus
+            return
         if group not in (_REPLY_GROUPS if parent else _GROUPS):
             self.unhandled += 1
             log.warning("edge %s: no handler found for the message %s (group %r, %s %s):"

@@ -200,6 +200,14 @@ class EdgeHub(Module):
             except beehive_errors.BeehiveError as exc:
                 log.error("cannot pass %s to %s: %s", message.msg_id,
                           self._settings.store_module, exc)  # fmt: skip
+        for message in inbound.bus:
+            target = (self._settings.servicebus_module if message.route.source ==
+                      "router_servicebus" else self._settings.eventbus_module)  # fmt: skip
+            try:
+                self.hive.send(target, message)
+            except beehive_errors.BeehiveError as exc:
+                log.error("cannot pass %s (%s %s) to %s: %s", message.msg_id,
+                          message.route.operation, message.route.resource, target, exc)  # fmt: skip
         for reply in inbound.replies:
             failed = replies.error_text(reply)
             if self.hive.is_awaiting(reply.parent_msg_id):

@@ -31,6 +31,8 @@ class EdgeHubSettings:
     outbox_size: int = dataclasses.field(default=1000, metadata=_min(1))  # waiting for a token
     max_frame_size: int = dataclasses.field(default=DEFAULT_MAX_FRAME_SIZE, metadata=_min(1024))
     store_module: str = contract.METAMANAGER  # where messages from the cloud go
+    eventbus_module: str = "eventbus"  # where the router's eventbus messages go
+    servicebus_module: str = "servicebus"  # where the router's servicebus requests go
     max_upgrade_response: int = dataclasses.field(default=1024 * 1024, metadata=_min(1024))
     # Mutual TLS (edgeHub.tls* and the certificate manager); edgecore.yaml sets ``tls: true``.
     tls: bool = False  # plain websocket when false: loopback demos only
