@@ -55,12 +55,14 @@ class EventBus(Module):
         self._topics: set[str] = set()  # subscribed topics, made again on each connect
         self.published = 0  # routed publishes handed to the broker
         self.uploaded = 0  # messages on subscribed topics sent up
+        self.failed_connects = 0  # connection attempts failed since the last connect
         client_id = self._settings.client_id or f"beehive-eventbus-{self._settings.node_name}"
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
         self._client.reconnect_delay_set(max(1, round(self._settings.reconnect_initial)),
                                          max(1, round(self._settings.reconnect_max)))  # fmt: skip
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_connect_fail = self._on_connect_fail
         self._client.on_message = self._on_mqtt
         self._client.connect_async(host or "127.0.0.1", int(port), self._settings.keepalive)
         self._client.loop_start()  # retries the first connection too
@@ -129,12 +131,19 @@ class EventBus(Module):
             log.warning("eventbus: broker %s refused the connection: %s",
                         self._settings.broker, reason)  # fmt: skip
             return
+        self.failed_connects = 0
         with self._lock:
             topics = sorted(self._topics)
         log.info("eventbus %s: connected to %s (%d subscription(s))",
                  self._settings.node_name, self._settings.broker, len(topics))  # fmt: skip
         for topic in topics:
             client.subscribe(topic, qos=self._settings.qos)
+
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
+        self.failed_connects += 1  # paho waits reconnect_initial, doubling to reconnect_max
+        log.warning("eventbus %s: MQTT broker %s is unreachable (%d failed attempt(s)); "
+                    "retrying", self._settings.node_name, self._settings.broker,
+                    self.failed_connects)  # fmt: skip
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any,
                        reason: Any, _properties: Any) -> None:  # fmt: skip
@@ -156,4 +165,5 @@ class EventBus(Module):
             topics = sorted(self._topics)
         return {"broker": self._settings.broker, "connected": self._client.is_connected(),
                 "topics": topics, "published": self.published,
-                "uploaded": self.uploaded}  # fmt: skip
+                "uploaded": self.uploaded,
+                "failed_connects": self.failed_connects}  # fmt: skip

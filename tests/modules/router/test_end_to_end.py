@@ -245,6 +245,8 @@ def test_the_edge_keeps_running_while_the_broker_is_down(tmp_path: Path) -> None
             r["connected"] for r in s.hive.commands["cloudhub.nodes"]()), timeout=WAIT)  # fmt: skip
         status, body = s.call("/edge-r/default/pub", b"x")
         assert status == 503 and b"unreachable" in body
+        assert eventually(lambda: s.hive.commands["eventbus.state"]()["failed_connects"] >= 1,
+                          timeout=WAIT)  # fmt: skip
         broker = start_broker(tmp_path, port)
         try:
             assert eventually(lambda: s.call("/edge-r/default/pub", b"x")[0] == 200, timeout=WAIT)
