@@ -1,12 +1,14 @@
 """cloudhub benchmark (issue 5): 1,000 fleet edges against cloudhub alone, and the floor.
 
-Run: python bench/cloudhub_bench.py [--nodes 1000] [--updates 10000] [--quick]
+Run: python bench/cloudhub_bench.py [--nodes 1000] [--updates 10000] [--quick] [--plain]
 
 Processes: cloudhub (`beehive run` with edgecontroller swapped for `Injector`, which
 builds object messages itself on orders read from its stdin, so no API server is
 involved) and this one, which holds the edges (the fleet's `EdgeSession`s). The
 floor is a bare `websockets` server in its own process that sends frames of the same
 size to the same number of connections. Times are the system-wide monotonic clock.
+As in production, every connection is mutual TLS (the floor's too): a CA, cloudhub's
+certificate and one per edge are made here first; `--plain` for plain websockets.
 
 Prints: (a) fan-out of `--updates` updates, delivered and acked, from cloudhub
 receiving the first until the edges hold the last, beside the floor (`--repeat`
@@ -33,6 +35,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -50,6 +53,8 @@ from beehive import codec, runtime
 from beehive.message import JsonValue, Message
 from beehive.module import Module
 from modules import contract
+from modules.certs import ca as ca_mod
+from modules.certs import enroll, tls, token
 from modules.fleet import fleet as fleet_mod
 from modules.fleet.options import FleetOptions
 
@@ -58,8 +63,55 @@ CONFIG = """hive: {{admin: {{address: "off"}}}}
 modules:
   edgecontroller: {{impl: "cloudhub_bench:Injector"}}
   cloudhub:
-    settings: {{address: 127.0.0.1, port: {port}, node_limit: {limit}, object_sync: false}}
+    settings: {{address: 127.0.0.1, port: {port}, node_limit: {limit}, object_sync: false,
+                {tls}}}
 """
+TLS = 'tls: true, tls_ca_file: "{ca}", tls_cert_file: "{cert}", tls_key_file: "{key}"'
+
+
+class BenchCerts:
+    """A CA, cloudhub's server certificate and each edge's, as files (`beehive fleet
+    --certs` layout: <folder>/<node>/ca.crt, node.crt, node.key)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.ca = folder / "ca.crt"
+        self.cert = folder / "server.crt"
+        self.key = folder / "server.key"
+
+    @classmethod
+    def create(cls, folder: Path, nodes: list[str]) -> BenchCerts:
+        """Make them all now (the floor's server only loads them: `BenchCerts(folder)`)."""
+        certs, now = cls(folder), token.utc_now()
+        ca = ca_mod.generate_ca(now)
+        server = ca_mod.generate_server_cert(ca, ips=["127.0.0.1"], dns_names=[], now=now)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        files = [(certs.ca, ca.cert_pem), (certs.cert, server.cert_pem),
+                 (certs.key, server.key_pem)]  # fmt: skip
+        for name in nodes:
+            key = ca_mod.new_key()
+            pair = ca_mod.KeyPair(
+                ca_mod.sign_node(ca, key.public_key(), name, days=1, now=now), key
+            )
+            paths = enroll.EdgeCertPaths.in_directory(folder / name)
+            paths.cert.parent.mkdir(mode=0o700, exist_ok=True)
+            files += [(paths.ca, ca.cert_pem), (paths.cert, pair.cert_pem),
+                      (paths.key, pair.key_pem)]  # fmt: skip
+        for path, data in files:
+            path.write_bytes(data)
+        return certs
+
+    def config(self) -> str:
+        return TLS.format(ca=self.ca, cert=self.cert, key=self.key)
+
+    def server_context(self) -> ssl.SSLContext:
+        return tls.server_context(ca_pem=self.ca.read_bytes(), cert=self.cert, key=self.key)
+
+    def client_context(self, node: str) -> ssl.SSLContext:
+        paths = enroll.EdgeCertPaths.in_directory(self.folder / node)
+        return tls.client_context(ca_pem=self.ca.read_bytes(), cert=paths.cert, key=paths.key)
+
+
 Sent = list[tuple[str, str, int, float]]  # (node, key, resourceVersion, when queued)
 BATCH = 512  # messages the injector hands to cloudhub at once (edgecontroller's SEND_BATCH)
 
@@ -177,9 +229,10 @@ def profiled(prefix: str, phase: str, pids: dict[str, int]) -> Iterator[None]:
 class CloudHub:
     """The cloudhub process and its injector's order channel."""
 
-    def __init__(self, tmp: Path, port: int, nodes: int) -> None:
+    def __init__(self, tmp: Path, port: int, nodes: int, certs: BenchCerts | None) -> None:
         path = tmp / "cloudhub.yaml"
-        path.write_text(CONFIG.format(port=port, limit=nodes + 10))
+        tls_settings = certs.config() if certs is not None else "tls: false"
+        path.write_text(CONFIG.format(port=port, limit=nodes + 10, tls=tls_settings))
         env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "modules.cli", "run", str(path)], env=env,
@@ -206,9 +259,10 @@ class CloudHub:
 class KeptFleet:
     """`--keep` edges in a `beehive fleet --control` process of their own."""
 
-    def __init__(self, tmp: Path, port: int, nodes: int) -> None:
+    def __init__(self, tmp: Path, port: int, nodes: int, certs: BenchCerts | None) -> None:
+        auth = ["--certs", str(certs.folder)] if certs is not None else ["--plain"]
         args = [sys.executable, "-m", "modules.cli", "fleet", "--cloud", f"127.0.0.1:{port}",
-                "--nodes", str(nodes), "--prefix", "kept", "--plain", "--control",
+                "--nodes", str(nodes), "--prefix", "kept", *auth, "--control",
                 "--no-progress", "--no-pod-status", "--status-interval", "60",
                 "--json"]  # fmt: skip
         self.proc = subprocess.Popen(
@@ -333,12 +387,15 @@ async def storm(hub: CloudHub, fleet: fleet_mod.Fleet, kept: KeptFleet, names: l
 
 async def run_hub(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     port = free_port()
-    hub = CloudHub(tmp, port, args.nodes + args.keep)
+    names = [f"bench-{i}" for i in range(args.nodes)] + [f"kept-{i}" for i in range(args.keep)]
+    certs = None if args.plain else BenchCerts.create(tmp / "certs", names)
+    hub = CloudHub(tmp, port, args.nodes + args.keep, certs)
     try:
         await asyncio.sleep(3)  # start-up (bounded)
         idle_before = hub.ps.memory_info().rss
         options = FleetOptions(cloud=f"127.0.0.1:{port}", nodes=args.nodes, prefix="bench",
-                               plain=True, pod_status=False, heartbeat=15.0)  # fmt: skip
+                               plain=certs is None, certs=tmp / "certs", pod_status=False,
+                               heartbeat=15.0, connect_concurrency=args.nodes)  # fmt: skip
         fleet = fleet_mod.Fleet(options)
         task = asyncio.create_task(fleet.run())
         await asyncio.wait_for(fleet.all_connected.wait(), args.timeout)
@@ -355,7 +412,7 @@ async def run_hub(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         for i in range(args.repeat):  # fan-out and floor in turn: the machine's pace drifts
             with profiled(args.profile, f"fan-out-{i + 1}", pids):
                 runs.append(await fan_out(hub, fleet, names, per_node, args.timeout))
-            floors.append(await floor(args.nodes, per_node, frame_size()))
+            floors.append(await floor(args.nodes, per_node, frame_size(), certs))
         result["fan_out"] = max(runs, key=lambda run: run["per_second"])
         result["floor"] = max(floors, key=lambda run: run["per_second"])
         result["fan_out_shares"] = [
@@ -366,7 +423,7 @@ async def run_hub(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                                     args.nodes or 1, args.timeout)  # fmt: skip
         result["latency_ms"] = percentiles(latencies(sent, times))
         result["latency_updates"] = len(sent)
-        kept = KeptFleet(tmp, port, args.keep)
+        kept = KeptFleet(tmp, port, args.keep, certs)
         try:
             await kept.connected(args.timeout)
             with profiled(args.profile, "storm", {**pids, "kept": kept.proc.pid}):
@@ -389,9 +446,12 @@ def free_port() -> int:
 # The floor: a bare websockets server sending same-size frames.
 
 
-async def floor_server(port: int, nodes: int, frames: int, size: int) -> None:
-    """Serve until `nodes` connections are in, send each `frames` frames round robin."""
+async def floor_server(port: int, nodes: int, frames: int, size: int, certs: str) -> None:
+    """Serve until `nodes` connections are in, send each `frames` frames round robin
+    (over mutual TLS with the certificates in `certs`, if given)."""
     from websockets.asyncio.server import ServerConnection, serve
+
+    context = BenchCerts(Path(certs)).server_context() if certs else None
 
     conns: list[ServerConnection] = []
     ready = asyncio.Event()
@@ -403,7 +463,8 @@ async def floor_server(port: int, nodes: int, frames: int, size: int) -> None:
             ready.set()
         await ws.wait_closed()
 
-    async with serve(handler, "127.0.0.1", port, compression=None, ping_interval=None):
+    async with serve(handler, "127.0.0.1", port, compression=None, ping_interval=None,
+                     ssl=context):  # fmt: skip
         print("listening", flush=True)
         await asyncio.wait_for(ready.wait(), 120)
         print(time.monotonic(), flush=True)
@@ -413,27 +474,32 @@ async def floor_server(port: int, nodes: int, frames: int, size: int) -> None:
         await asyncio.wait_for(asyncio.gather(*(ws.wait_closed() for ws in conns)), 120)
 
 
-async def floor(nodes: int, frames: int, size: int) -> dict[str, Any]:
+async def floor(nodes: int, frames: int, size: int, certs: BenchCerts | None) -> dict[str, Any]:
     from websockets.asyncio.client import ClientConnection, connect
 
     port = free_port()
-    args = [sys.executable, __file__, "--floor-server", f"{port},{nodes},{frames},{size}"]
+    folder = str(certs.folder) if certs is not None else ""
+    args = [sys.executable, __file__, "--floor-server", f"{port},{nodes},{frames},{size},{folder}"]
+    scheme = "wss" if certs is not None else "ws"
+    contexts = [certs.client_context(f"bench-{i}") for i in range(nodes)] if certs else None
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     proc.stdout.readline()
     sem = asyncio.Semaphore(64)
 
-    async def client() -> float:
+    async def client(index: int) -> float:
         async with sem:
-            ws: ClientConnection = await connect(f"ws://127.0.0.1:{port}", compression=None,
-                                                 ping_interval=None, max_size=None)  # fmt: skip
+            ws: ClientConnection = await connect(
+                f"{scheme}://127.0.0.1:{port}", compression=None, ping_interval=None,
+                max_size=None, ssl=contexts[index] if contexts else None,
+            )  # fmt: skip
         for _ in range(frames):
             await ws.recv()
         done = time.monotonic()
         await ws.close()
         return done
 
-    ends = await asyncio.wait_for(asyncio.gather(*(client() for _ in range(nodes))), 300)
+    ends = await asyncio.wait_for(asyncio.gather(*(client(i) for i in range(nodes))), 300)
     start = float(await asyncio.to_thread(proc.stdout.readline))
     proc.wait(30)
     seconds = max(ends) - start
@@ -482,6 +548,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--timeout", type=float, default=120, help="seconds a step may take")
     parser.add_argument("--quick", action="store_true", help="50 nodes, 500 updates")
+    parser.add_argument("--plain", action="store_true", help="plain websockets, no TLS")
     parser.add_argument("--json", default="", metavar="PATH", help="also write the results here")
     parser.add_argument(
         "--profile", default="", metavar="PREFIX",
@@ -497,8 +564,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.floor_server:
-        port, nodes, frames, size = (int(x) for x in args.floor_server.split(","))
-        asyncio.run(floor_server(port, nodes, frames, size))
+        *numbers, certs = args.floor_server.split(",")
+        port, nodes, frames, size = (int(x) for x in numbers)
+        asyncio.run(floor_server(port, nodes, frames, size, certs))
         return 0
     runtime.tune_gc(runtime.DEFAULT_GC_THRESHOLD)  # this process holds the edges: as beehive fleet
     result = asyncio.run(main_async(args))
