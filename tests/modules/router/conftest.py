@@ -1,4 +1,6 @@
-"""A real MQTT broker for the router tests: mosquitto when installed, else amqtt."""
+"""A real MQTT broker for the router tests: mosquitto on a free port; the tests that need
+one are skipped where it is not installed (amqtt, the Python broker, pins an older
+websockets than ours)."""
 
 from __future__ import annotations
 
