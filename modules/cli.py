@@ -2,7 +2,9 @@
 
 Adds the built-in module names, the ``kube:`` config section (a config that has one
 gets a Kubernetes connection as the ``kube`` service, starting an embedded API
-server in ``mode: embedded``) and the ``kube-api`` subcommand.
+server in ``mode: embedded``), the ``replica:`` section (with ``kube:``, this process
+is one of several replicas: its Leases as the ``replica`` service,
+`modules.replicas.service.Replica`) and the ``kube-api`` subcommand.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from modules.kube.connection import open_kube
 from modules.kube.settings import KubeSettings
 from modules.kubeapi import cli as kubeapi_cli
 from modules.metamanager import debug as metamanager_debug
+from modules.replicas.service import Replica
+from modules.replicas.settings import ReplicaSettings
 
 log = logging.getLogger("modules.cli")
 
@@ -41,7 +45,7 @@ CATALOGUE: dict[str, str] = {
     "servicebus": "modules.servicebus:ServiceBus",
 }
 
-SECTIONS: dict[str, type[Any]] = {"kube": KubeSettings}
+SECTIONS: dict[str, type[Any]] = {"kube": KubeSettings, "replica": ReplicaSettings}
 
 
 @contextlib.contextmanager
@@ -54,9 +58,26 @@ def services(config: Config) -> Iterator[Mapping[str, Any]]:
     try:
         with open_kube(settings) as kube:
             log.info("kube: %s mode, kubeconfig %s", settings.mode, kube.kubeconfig_path)
-            yield {"kube": kube}
+            if "replica" not in config.given:
+                yield {"kube": kube}
+                return
+            with _replica(kube, config.sections["replica"], config.path) as replica:
+                yield {"kube": kube, "replica": replica}
     except OSError as exc:
         raise errors.BeehiveError(f"kube ({settings.mode} mode): {exc}") from None
+
+
+@contextlib.contextmanager
+def _replica(kube: Any, settings: ReplicaSettings, path: str) -> Iterator[Replica]:
+    """This replica's Leases, held while the hive runs and released after."""
+    settings.check(path)
+    with kube.api_client() as api_client:
+        replica = Replica(api_client, settings)
+        replica.start()
+        try:
+            yield replica
+        finally:
+            replica.stop()
 
 
 def _load(path: str) -> Config:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import ipaddress
+from collections.abc import Callable
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -199,10 +200,24 @@ def issued_by(cert: x509.Certificate, ca: x509.Certificate, now: datetime.dateti
     return cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
 
 
-def load_or_create_ca(store: SecretStore, now: datetime.datetime) -> KeyPair:
-    """The CA from the Secret, creating both (and the namespace) if missing.
+def load_ca(store: SecretStore) -> KeyPair | None:
+    """The CA from its Secret, or None when the Secret does not exist.
 
-    Two replicas racing here both end with whichever CA was created first.
+    Raises:
+        CAStoreError: the Secret exists but holds no usable CA.
+    """
+    data = store.read(CA_SECRET)
+    return None if data is None else _ca_from(data)
+
+
+def load_or_create_ca(
+    store: SecretStore, now: datetime.datetime, *, on_create: Callable[[], None] | None = None
+) -> KeyPair:
+    """The CA from the Secret, creating both (and the namespace) if missing;
+    `on_create` is called when the Secret this process created is the one kept.
+
+    Two replicas racing here both end with whichever CA was created first (with
+    several replicas only the leader calls this: `modules.certs.module`).
 
     Raises:
         CAStoreError: the Secret exists but holds no usable CA.
@@ -211,9 +226,14 @@ def load_or_create_ca(store: SecretStore, now: datetime.datetime) -> KeyPair:
     if data is None:
         store.ensure_namespace()
         fresh = generate_ca(now)
-        data = store.create_or_read(
-            CA_SECRET, {CA_CERT_KEY: fresh.cert_der, CA_KEY_KEY: fresh.key_der}
-        )
+        wanted = {CA_CERT_KEY: fresh.cert_der, CA_KEY_KEY: fresh.key_der}
+        data = store.create_or_read(CA_SECRET, wanted)
+        if data == wanted and on_create is not None:
+            on_create()
+    return _ca_from(data)
+
+
+def _ca_from(data: dict[str, bytes]) -> KeyPair:
     if CA_CERT_KEY not in data or CA_KEY_KEY not in data:
         raise errors.CAStoreError(f"Secret {CA_SECRET} lacks {CA_CERT_KEY} or {CA_KEY_KEY}")
     return KeyPair.from_der(data[CA_CERT_KEY], data[CA_KEY_KEY])

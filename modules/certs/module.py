@@ -11,6 +11,14 @@ the node's Event ``CertificateIssued`` for each (with its expiry; written by an
 ``certserver`` (CA hash, token expiry, counts; never the token or a key), and
 ``certserver.metrics`` (expiry times, for the metrics module; `modules.probes`). It
 handles no messages.
+
+With several replicas (the ``replica`` service, `modules.replicas.service.Replica`)
+only the leader creates the CA and writes and rotates the join token: exactly one CA,
+ever (KubeEdge #5922 is two replicas each making one). A replica that is not the
+leader waits for the CA Secret (up to the replica settings' ``ca_wait``) and loads
+it; its token rotator reads the leader's token and takes over the schedule if it
+becomes the leader. A replica that fenced itself (its member Lease's renewal is
+overdue) refuses to sign with 503 and reports not ready.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from kubernetes import client
 from beehive import Module
 from modules import probes
 from modules.certs import ca as ca_mod
-from modules.certs import tls, token
+from modules.certs import errors, tls, token
 from modules.certs.https import CertHTTPSServer
 from modules.certs.server import CertService
 from modules.certs.settings import CertSettings
@@ -48,19 +56,25 @@ class CertServer(Module):
         self._api = self.context.services["kube"].api_client()  # closed in on_stop
         store = SecretStore(client.CoreV1Api(self._api), s.namespace)
         now = token.utc_now()
-        self._ca = ca_mod.load_or_create_ca(store, now)  # shared by every replica
+        self._replica: Any = self.context.services.get("replica")  # None: a single replica
+        self._created_ca = False  # True when this process created the CA
+        self._ca = self._load_ca(store, now)  # shared by every replica
         self._server_pair = server_pair = ca_mod.load_or_create_server_cert(
             store, self._ca, ips=s.advertise_addresses, dns_names=s.dns_names, now=now
         )
         refresh = datetime.timedelta(hours=s.token_refresh_hours)
-        self._rotator = token.TokenRotator(store, self._ca, refresh=refresh)
+        leader = self._replica.is_leader if self._replica is not None else None
+        self._rotator = token.TokenRotator(
+            store, self._ca, refresh=refresh, leader=leader,
+            poll=self._replica.settings.retry_period if self._replica is not None else 1.0,
+        )  # fmt: skip
         self._events: EventRecorder | None = None  # the nodes' Events, unless turned off
         if s.node_events:
             self._events = EventRecorder(ApiSink(self._api), owner=self.module_name,
                                          queue_size=s.node_event_queue)  # fmt: skip
             self._events.start()
         self._service = CertService(self._ca, validity_days=s.validity_days, max_body=s.max_body,
-                                    on_issued=self._issued)  # fmt: skip
+                                    on_issued=self._issued, refuse_when=self._fenced)  # fmt: skip
         context = tls.server_context(
             ca_pem=self._ca.cert_pem,
             cert=server_pair.cert_pem,
@@ -71,7 +85,7 @@ class CertServer(Module):
         self._rotator.start()
         self._https.start()
         self.hive.register_command(ADMIN_COMMAND, self.status)
-        probes.offer(self.hive, self.module_name, metrics=self._metrics)
+        probes.offer(self.hive, self.module_name, metrics=self._metrics, ready=self._ready)
         log.info(
             "certserver: serving on %s:%d, CA sha256 %s",
             s.address, self._https.port, token.ca_hash(self._ca.cert_der),
@@ -87,6 +101,42 @@ class CertServer(Module):
                 stop.stop()
         if getattr(self, "_api", None) is not None:
             self._api.close()
+
+    def _load_ca(self, store: SecretStore, now: datetime.datetime) -> ca_mod.KeyPair:
+        """The CA: created here only by a single replica or the leader (see the module
+        docstring).
+
+        Raises:
+            CAStoreError: no CA Secret appeared within ``ca_wait`` seconds.
+        """
+        replica = self._replica
+        if replica is None:
+            return ca_mod.load_or_create_ca(store, now)
+        found: list[ca_mod.KeyPair] = []
+
+        def ready() -> bool:
+            if replica.is_leader():
+                found.append(ca_mod.load_or_create_ca(store, now, on_create=self._mark_created))
+            else:
+                found.extend(filter(None, [ca_mod.load_ca(store)]))
+            return bool(found)
+
+        if not replica.wait_for(ready, timeout=replica.settings.ca_wait):
+            raise errors.CAStoreError(
+                f"no CA Secret {ca_mod.CA_SECRET} within {replica.settings.ca_wait}s and this"
+                f" replica is not the leader (leader: {replica.leader_identity() or 'none'})"
+            )
+        return found[0]
+
+    def _mark_created(self) -> None:
+        self._created_ca = True
+
+    def _fenced(self) -> str | None:
+        return self._replica.fenced() if self._replica is not None else None
+
+    def _ready(self, timeout: float = 1.0) -> list[str]:
+        why = self._fenced()
+        return [why] if why else []
 
     def _issued(self, node: str, via: str, expires: datetime.datetime) -> None:
         """A certificate was signed (a connection thread): the node's Event, queued."""
@@ -129,5 +179,8 @@ class CertServer(Module):
             "certificates_issued": self._service.issued,
             "requests_refused": self._service.refused,
             "node_events": self._events.stats() if self._events is not None else None,
+            "created_ca": self._created_ca,
+            "token_rotations": self._rotator.rotations,
+            "replica": self._replica.status() if self._replica is not None else None,
             **self._https.stats,
         }

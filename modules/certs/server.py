@@ -72,6 +72,7 @@ class CertService:
     def __init__(
         self, ca: ca_mod.KeyPair, *, validity_days: int, max_body: int,
         clock: token.Clock = token.utc_now, on_issued: OnIssued | None = None,
+        refuse_when: Callable[[], str | None] | None = None,
     ) -> None:  # fmt: skip
         self.ca = ca  # signs node certificates; its key checks join tokens
         self.validity_days = validity_days  # lifetime of node certificates
@@ -79,7 +80,9 @@ class CertService:
         self.clock = clock  # "now" for token expiry and certificate validity
         self.on_issued = on_issued  # told of each certificate issued (must not block)
         self.issued = 0  # node certificates signed
-        self.refused = 0  # /edge.crt requests refused (401, 403, 400, 411, 413)
+        self.refused = 0  # /edge.crt requests refused (401, 403, 400, 411, 413, 503)
+        # Why signing is off now (a replica that fenced itself), or None: then 503.
+        self.refuse_when = refuse_when
         self._lock = threading.Lock()  # guards the counters
 
     def head(
@@ -97,6 +100,10 @@ class CertService:
             return _text(404, "not found")
         if method != "GET":
             return _text(405, "GET only")
+        why = self.refuse_when() if self.refuse_when is not None else None
+        if why is not None:
+            log.warning("certserver: /edge.crt refused: %s", why)
+            return self._refuse(_text(503, "not signing now; try another replica"))
         result = self._authenticate(headers, peer_cert)
         if isinstance(result, Response):
             return self._refuse(result)

@@ -170,13 +170,18 @@ class TokenRotator:
 
     def __init__(
         self, store: SecretStore, ca: KeyPair, *, refresh: datetime.timedelta,
-        clock: Clock = utc_now,
+        clock: Clock = utc_now, leader: Callable[[], bool] | None = None, poll: float = 1.0,
     ) -> None:  # fmt: skip
         self.store = store  # where the token is written
         self.ca = ca  # signs the tokens
         self.refresh = refresh  # interval between tokens (KubeEdge tokenRefreshDuration)
         self.clock = clock  # source of "now" for each rotation
         self.expires: datetime.datetime | None = None  # expiry of the token last written
+        # With several replicas: True while this one is the leader, the only one that
+        # writes tokens; the others read the leader's. None: a single replica.
+        self.leader = leader
+        self.poll = poll  # seconds between checks of leadership and the token's age
+        self.rotations = 0  # tokens written by this process
         self._stop = threading.Event()  # set by stop()
         self._thread: threading.Thread | None = None  # the rotation loop
 
@@ -185,16 +190,35 @@ class TokenRotator:
         token = new_token(self.ca, now=now, refresh=self.refresh)
         self.store.write(TOKEN_SECRET, {TOKEN_KEY: token.encode("ascii")})
         self.expires = now + 2 * self.refresh
+        self.rotations += 1
         log.info("certserver: new join token, expires %s", self.expires.isoformat())
         return self.expires
 
     def start(self) -> None:
-        """Rotate now, then every `refresh` in a thread until `stop`."""
-        self.rotate(self.clock())
+        """Rotate now (with several replicas: if leader and due), then every `refresh`
+        (or check every `poll`) in a thread until `stop`."""
+        if self.leader is None:
+            self.rotate(self.clock())
+        else:
+            self.step()
         self._thread = threading.Thread(
             target=self._loop, name="beehive-certserver-token", daemon=True
         )
         self._thread.start()
+
+    def step(self) -> None:
+        """With several replicas: read the current token's expiry; if this replica is
+        the leader and the token is missing, not this CA's, or older than `refresh`,
+        write a new one. A new leader thus continues the old one's schedule."""
+        now = self.clock()
+        current = read_token(self.store)
+        try:
+            self.expires = verify_token(self.ca, current, now=now) if current else None
+        except errors.TokenError:
+            self.expires = None
+        due = self.expires is None or self.expires - self.refresh <= now
+        if due and self.leader is not None and self.leader():
+            self.rotate(now)
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
@@ -203,9 +227,13 @@ class TokenRotator:
             self._thread = None
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.refresh.total_seconds()):
+        wait = self.refresh.total_seconds() if self.leader is None else self.poll
+        while not self._stop.wait(wait):
             try:
-                self.rotate(self.clock())
+                if self.leader is None:
+                    self.rotate(self.clock())
+                else:
+                    self.step()
             except Exception:  # the old token stays valid; try again next round
                 log.exception("certserver: token rotation failed")
 
