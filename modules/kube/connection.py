@@ -3,8 +3,8 @@
 Input: `KubeSettings`; output: a `KubeConnection` whose `api_client()` builds clients of
 the official `kubernetes` package. In embedded mode the API server (modules.kubeapi)
 runs, with KubeEdge's CRDs installed, for the duration of the `with` block, its
-kubeconfig where the settings say or in a temporary directory; in kubeconfig mode
-nothing is started.
+kubeconfig where the settings say or in a temporary directory; in kubeconfig and
+incluster modes (the pod's ServiceAccount) nothing is started.
 """
 
 from __future__ import annotations
@@ -41,11 +41,14 @@ class KubeConnection:
         (e.g. `connection_pool_maxsize=32`).
         """
         configuration = client.Configuration()
-        config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=str(self.kubeconfig_path),
-            context=self.context or None,
-            client_configuration=configuration,
-        )
+        if self.settings.mode == "incluster":  # the pod's ServiceAccount token and CA
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        else:
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=str(self.kubeconfig_path),
+                context=self.context or None,
+                client_configuration=configuration,
+            )
         for key, value in overrides.items():
             setattr(configuration, key, value)
         return client.ApiClient(configuration)
@@ -66,6 +69,9 @@ def open_kube(settings: KubeSettings) -> Iterator[KubeConnection]:
         OSError: the embedded server could not listen on the port.
         FileNotFoundError: kubeconfig mode and no kubeconfig file exists.
     """
+    if settings.mode == "incluster":
+        yield KubeConnection(Path(), "", settings)  # no kubeconfig file: see api_client
+        return
     if settings.mode == "kubeconfig":
         path = Path(settings.kubeconfig) if settings.kubeconfig else _default_kubeconfig()
         if not path.exists():

@@ -11,10 +11,11 @@ class KubeSettings:
     """Where the Kubernetes API is.
 
     `embedded` starts an in-process API server (modules.kubeapi); `kubeconfig` uses an
-    existing cluster through a kubeconfig file.
+    existing cluster through a kubeconfig file; `incluster` uses the pod's
+    ServiceAccount (deploy/cloudcore/).
     """
 
-    mode: Literal["embedded", "kubeconfig"] = "embedded"
+    mode: Literal["embedded", "kubeconfig", "incluster"] = "embedded"
     # kubeconfig mode: file to read; empty means $KUBECONFIG, then ~/.kube/config.
     # embedded mode: where to write a kubeconfig for the server (for kubectl); empty: a temp file
     kubeconfig: str = ""

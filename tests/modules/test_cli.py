@@ -45,7 +45,7 @@ def test_kube_embedded_starts_an_api_server_the_modules_can_use(tmp_path: Path) 
 def test_kube_section_errors_name_the_key(tmp_path: Path) -> None:
     with pytest.raises(
         BeehiveError,
-        match=r"kube\.mode: expected one of 'embedded', 'kubeconfig', found a string 'cluster'",
+        match=r"kube\.mode: expected one of 'embedded', 'kubeconfig', 'incluster', found a string 'cluster'",
     ):
         APP.load(write(tmp_path, "kube: {mode: cluster}\nmodules:\n  echo: {}\n"))
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from beehive import errors
+from modules import cli
 from modules.replicas.settings import ReplicaSettings
 
 
@@ -36,3 +39,17 @@ def test_durations_that_break_client_go_rule_are_refused(
 
 def test_the_defaults_keep_the_rule() -> None:
     ReplicaSettings().check()
+
+
+@pytest.mark.integration
+def test_a_config_with_a_replica_section_gets_the_replica_service(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "kube: {mode: embedded}\n"
+        "replica: {id: solo, lease_duration: 3, renew_deadline: 2, retry_period: 0.1}\n"
+        "modules:\n  echo: {}\n"
+    )
+    with cli.services(cli.APP.load(str(path))) as shared:
+        replica = shared["replica"]
+        assert replica.is_leader() and replica.members() == ["solo"]
+    assert not replica.is_leader()  # released on the way out
