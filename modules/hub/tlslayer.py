@@ -294,6 +294,15 @@ class TLSLayer(asyncio.Protocol):
         if self._outgoing.pending and self._transport is not None:
             self._transport.write(self._outgoing.read())
 
+    def abort(self) -> None:
+        """Cut the connection at once."""
+        self._abort()
+
+    @property
+    def is_open(self) -> bool:
+        """The handshake succeeded and the connection has not been closed since."""
+        return self._state == _OPEN
+
     @property
     def peer(self) -> object:
         return self._transport.get_extra_info("peername") if self._transport else None
@@ -367,11 +376,11 @@ class _AppTransport(asyncio.Transport):
         self._layer.close()
 
     def abort(self) -> None:
-        self._layer._abort()
+        self._layer.abort()
 
     def is_closing(self) -> bool:
         transport = self._layer.transport
-        return self._layer._state != _OPEN or transport is None or transport.is_closing()
+        return not self._layer.is_open or transport is None or transport.is_closing()
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         sslobj = self._layer.ssl_object
