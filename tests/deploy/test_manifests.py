@@ -154,9 +154,14 @@ def test_a_real_api_server_accepts_every_manifest_in_a_dry_run(kube: KubeTestClu
             doc["metadata"]["namespace"] = scratch
         for subject in doc.get("subjects", []):
             subject["namespace"] = scratch
+        # Server-side apply, as `kubectl apply --server-side --dry-run=server`: checked
+        # whether or not the object exists already (the Namespace and the CRDs may).
+        path = f"{_path(doc, doc['metadata'].get('namespace', ''))}/{doc['metadata']['name']}"
         raw.request(
-            kube.api_client, "POST", _path(doc, doc["metadata"].get("namespace", "")), body=doc,
-            query=[("dryRun", "All"), ("fieldValidation", "Strict")],
+            kube.api_client, "PATCH", path, body=doc,
+            content_type="application/apply-patch+yaml",
+            query=[("dryRun", "All"), ("fieldValidation", "Strict"),
+                   ("fieldManager", "beehive-tests"), ("force", "true")],
         )  # fmt: skip
 
 
