@@ -91,7 +91,9 @@ def test_acks_of_many_nodes_become_a_write_per_record_with_the_newest_versions(
                     objects.Acked(node, ref, 9)]  # fmt: skip
     write(writer, ops)
     stats = writer.stats()
-    assert sum(stats["writes"].values()) <= 4  # one create per record: 300 ops, 100 objects
+    # one create per record: 300 ops, 100 objects (a delete may clean up a record other
+    # tests left on a shared cluster, for nodes that are gone)
+    assert stats["writes"]["create"] + stats["writes"]["patch"] <= 4
     for node in names:
         assert acked(api, node) == {f"{node}-{i}": 9 for i in range(5)}
     assert stats["pending_records"] == stats["pending_changes"] == 0
