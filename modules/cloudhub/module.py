@@ -80,6 +80,9 @@ class CloudHub(Module):
             log.warning("cloudhub listening on ws://%s:%d: plain websocket, edges are not"
                         " authenticated (tls: false; for loopback demos only)",
                         settings.address, port)  # fmt: skip
+        replica = self.context.services.get("replica")  # several replicas: fence on its word
+        if replica is not None:
+            replica.add_listener(lambda event: self._transport.fence(replica.fenced()))
         self.hive.register_command("cloudhub.nodes", self._nodes)
         self.hive.register_command("cloudhub.peek", self._peek)
         self.hive.register_command("cloudhub.address", self._address)

@@ -90,6 +90,7 @@ class ServerTransport:
         self._on_upstream = on_upstream  # messages for edgecontroller
         self._on_syncs = on_syncs  # work for the ObjectSync writer
         self._take: Callable[[int], list[Message]] = _nothing  # downstream messages (read_from)
+        self._fenced: str | None = None  # why no session may be served now (`fence`)
         self._conns: dict[int, wsconn.Connection] = {}  # key -> open connection (loop thread)
         self._ids = itertools.count(1)  # connection ids
         self._pump_scheduled = False  # a pump call is queued on the loop
@@ -139,6 +140,22 @@ class ServerTransport:
                 loop.call_soon_threadsafe(stop.set)
         if self._thread is not None:
             self._thread.join(timeout)
+
+    def fence(self, reason: str | None) -> None:
+        """Any thread. With a `reason`, this replica cannot be sure it may serve its edges
+        (its Lease's renewal is overdue): every session is closed, so that the edges
+        reconnect (to another replica, behind a load balancer), and upgrades are refused
+        with 503 until `fence(None)`."""
+        self._fenced = reason
+        if reason is None:
+            return
+        with contextlib.suppress(errors.SessionClosedError):  # not serving anyway
+
+            def close_all() -> None:
+                self.core.close_all(f"this cloudcore replica is fenced: {reason}")
+                self._after()
+
+            self._call_soon(close_all)
 
     def read_from(
         self, attach: Callable[[Callable[[], None]], Callable[[int], list[Message]]]
@@ -341,6 +358,11 @@ class ServerTransport:
         except errors.HandshakeError as exc:
             log.warning("refused a connection from %s: %s", remote, exc)
             return connection.respond(http.HTTPStatus.BAD_REQUEST, f"{exc}\n")
+        if self._fenced is not None:
+            log.warning("refused node %s from %s: fenced (%s)", peer.node_id[:64], remote,
+                        self._fenced)  # fmt: skip
+            text = f"this cloudcore replica is fenced: {self._fenced}\n"
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, text)
         if self._tls is not None:
             transport = connection.transport
             ssl_object = transport.get_extra_info("ssl_object") if transport else None

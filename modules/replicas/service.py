@@ -12,8 +12,8 @@ Lease, or None), and listeners told of each change (`add_listener`).
 
 The self-fencing hook: `fenced()` turns non-None as soon as the member Lease's renew
 deadline passes without a successful renewal, before any other replica may act on
-its expiry (lease_duration > renew_deadline). certserver refuses to sign then; the
-next step is cloudhub closing its edge sessions on the "fenced" event (not done yet).
+its expiry (lease_duration > renew_deadline). certserver refuses to sign then, and
+cloudhub closes its edge sessions and refuses upgrades until the Lease is held again.
 Leadership also needs the member Lease: a fenced replica is never the leader.
 """
 

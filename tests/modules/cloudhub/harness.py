@@ -121,11 +121,12 @@ def start_cloud(
     *,
     kube: Any = None,
     controller: ControllerSettings | None = None,
+    services: dict[str, Any] | None = None,
     **settings: Any,
 ) -> tuple[Hive, int]:
-    """A started cloud hive and cloudhub's port."""
+    """A started cloud hive and cloudhub's port (`services` added to the hive's)."""
     hive = make_hive()
-    services: dict[str, Any] = {"probe": probe, "world": world}
+    services = {"probe": probe, "world": world, **(services or {})}
     if kube is not None:
         services["kube"] = KubeConnection(kube.kubeconfig_path)
     hive.add(contract.EDGECONTROLLER, ScriptedController, services=services,

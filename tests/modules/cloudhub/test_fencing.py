@@ -1,0 +1,65 @@
+"""A replica that cannot be sure it holds its Lease (fenced) closes every edge session and
+refuses upgrades with 503 until it holds it again: its edges go to another replica."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+import pytest
+
+from tests.fakes import eventually
+from tests.modules.cloudhub.harness import RawEdge, node_row, start_cloud
+
+pytestmark = pytest.mark.integration
+
+
+class StandInReplica:
+    """The ``replica`` service as cloudhub sees it: listeners and why it is fenced."""
+
+    def __init__(self) -> None:
+        self.listeners: list[Callable[[str], None]] = []
+        self.reason: str | None = None
+
+    def add_listener(self, listener: Callable[[str], None]) -> None:
+        self.listeners.append(listener)
+
+    def fenced(self) -> str | None:
+        return self.reason
+
+    def tell(self, reason: str | None) -> None:
+        self.reason = reason
+        for listener in self.listeners:
+            listener("fenced" if reason else "member")
+
+
+def test_a_fenced_replica_closes_its_sessions_and_refuses_until_it_holds_its_lease(
+    make_hive, probe, world
+):
+    replica = StandInReplica()
+    cloud, port = start_cloud(make_hive, probe, world, services={"replica": replica})
+    edge = RawEdge(port, "edge-f")
+    assert eventually(lambda: node_row(cloud, "edge-f").get("connected", False))
+    replica.tell("renewal overdue")
+    try:
+        code, reason = edge.close_status()
+    finally:
+        edge.close()
+    assert code == 1001 and "fenced: renewal overdue" in reason
+    assert upgrade_status(port, "edge-g") == 503
+    replica.tell(None)
+    again = RawEdge(port, "edge-f")
+    try:
+        assert eventually(lambda: node_row(cloud, "edge-f").get("connected", False))
+    finally:
+        again.close()
+
+
+def upgrade_status(port: int, node: str) -> int:
+    """The status cloudhub answers an upgrade request for `node` with."""
+    request = (f"GET /p/{node}/events HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+               f"Sec-WebSocket-Version: 13\r\nnode_id: {node}\r\nproject_id: p\r\n\r\n")  # fmt: skip
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as sock:
+        sock.sendall(request.encode())
+        return int(sock.recv(1024).split(b" ")[1])
