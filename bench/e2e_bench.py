@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import psutil
+import urllib3
 from kubernetes import client, config
 
 BEEHIVE = [sys.executable, "-m", "modules.cli"]  # the project's console script
@@ -241,6 +242,7 @@ class FloorWatch:
         self._namespace = namespace
         self._resp: Any = None
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._closing = False  # set by close: the watch's end is expected
         core: Any = client.CoreV1Api(self._api)
         listed = json.loads(core.list_namespaced_pod(namespace, _preload_content=False).data)
         self._resp = core.list_namespaced_pod(
@@ -250,6 +252,13 @@ class FloorWatch:
         self._thread.start()
 
     def _run(self) -> None:
+        try:
+            self._read()
+        except urllib3.exceptions.ProtocolError:  # close() cut the watch
+            if not self._closing:
+                raise
+
+    def _read(self) -> None:
         buffer = b""
         for chunk in self._resp.stream(65536):
             arrived = time.monotonic()
@@ -274,6 +283,7 @@ class FloorWatch:
         return None
 
     def close(self) -> None:
+        self._closing = True
         self._resp.release_conn()
         self._api.close()
 
