@@ -9,8 +9,6 @@ reason the edge's `HubConnectionError` gives.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -20,11 +18,11 @@ import pytest
 from modules.edgehub import frames
 from modules.edgehub.transport import ClientConnection
 from modules.hub.errors import HubConnectionError
+from tests.modules.edgehub.fake_cloud import answer_upgrade
 
 pytestmark = pytest.mark.integration
 
 LIMIT = 1_000_003  # the configured max_frame_size: not a default, so texts must say it
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _CLOSE, _PING, _PONG = 0x8, 0x9, 0xA
 
 
@@ -88,7 +86,7 @@ class RawCloud:
     def _serve(self) -> None:
         sock, _ = self.listener.accept()
         with sock:
-            self._upgrade(sock)
+            answer_upgrade(sock)
             self.sock = sock
             self.upgraded.set()
             try:
@@ -100,17 +98,6 @@ class RawCloud:
             except OSError:
                 pass  # the edge hung up
             self.ended.set()
-
-    @staticmethod
-    def _upgrade(sock: socket.socket) -> None:
-        request = b""
-        while b"\r\n\r\n" not in request:
-            request += sock.recv(4096)
-        key = next(line.split(b":", 1)[1].strip() for line in request.split(b"\r\n")
-                   if line.lower().startswith(b"sec-websocket-key"))  # fmt: skip
-        accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
-        sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                     b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")  # fmt: skip
 
     def close(self) -> None:
         if self.sock is not None:

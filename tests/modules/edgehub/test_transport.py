@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import socket
 import struct
 import threading
@@ -13,11 +11,11 @@ import pytest
 
 from modules.edgehub.transport import ClientConnection
 from modules.hub.errors import HubConnectionError
+from tests.modules.edgehub.fake_cloud import answer_upgrade
 
 pytestmark = pytest.mark.integration
 
 BIG = b"x" * (16 * 1024 * 1024)  # more than loopback's socket buffers take at once
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 class SlowReader:
@@ -40,15 +38,7 @@ class SlowReader:
     def _serve(self) -> None:
         sock, _ = self.listener.accept()
         with sock:
-            request = b""
-            while b"\r\n\r\n" not in request:
-                request += sock.recv(4096)
-            key = next(line.split(b":", 1)[1].strip() for line in request.split(b"\r\n")
-                       if line.lower().startswith(b"sec-websocket-key"))  # fmt: skip
-            accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
-            sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                         b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-                         + self.first)  # fmt: skip
+            answer_upgrade(sock, self.first)
             if not self.go.wait(30):
                 return
             self.frames.append(_read_frame(sock))
