@@ -55,7 +55,7 @@ class HandshakeGate:
         if len(self._pending) >= self.limit:
             self.refused += 1
             return False
-        self._pending[peer] = self._clock() + self.timeout + _MARGIN
+        self._take_slot(peer)
         return True
 
     def enter(self, peer: Hashable, start: Starter, cut: Starter) -> bool:
@@ -64,7 +64,7 @@ class HandshakeGate:
         False, with neither called, when the line is full too."""
         self.expire()
         if len(self._pending) < self.limit:
-            self._pending[peer] = self._clock() + self.timeout + _MARGIN
+            self._take_slot(peer)
             start()
             return True
         if len(self._line) >= self.queue_limit:
@@ -101,8 +101,12 @@ class HandshakeGate:
     def _start_waiting(self) -> None:
         while self._line and len(self._pending) < self.limit:
             peer, (_, start, _) = self._line.popitem(last=False)
-            self._pending[peer] = self._clock() + self.timeout + _MARGIN
+            self._take_slot(peer)
             start()
+
+    def _take_slot(self, peer: Hashable) -> None:
+        """`peer` holds a slot until its request comes, or a margin past the timeout."""
+        self._pending[peer] = self._clock() + self.timeout + _MARGIN
 
     @property
     def pending(self) -> int:
