@@ -48,6 +48,9 @@ Resources between cloud modules are ``node/<node>/<namespace>/<type>/<name>``
    ``node/<node>`` with content ``{"uids": [...]}``: every object UID the node should
    have. cloudhub drops what the node already acked (by resourceVersion) and sends
    a ``delete`` for each object it had delivered whose UID is not in the list.
+   edgecontroller sends ``resynced`` in order with its other messages for that node
+   (one thread sends both): an object it sends after the snapshot arrives after
+   ``resynced``, and is never taken for one the node should no longer have.
 
 Edge side (one hive per edge node: ``edgehub`` and ``metamanager``)
 --------------------------------------------------------------------

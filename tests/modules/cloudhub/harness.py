@@ -56,7 +56,10 @@ class World:
     """What each node should hold now, as edgecontroller's caches would say."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        # held by the scripted controller from its resync snapshot to its ``resynced``:
+        # a test's `put` then `send` cannot fall between them (edgecontroller sends
+        # both from one thread, contract item 5)
+        self.lock = threading.RLock()
         self.objects: dict[str, dict[str, dict[str, Any]]] = {}  # node -> uid -> object
         self.configmaps: dict[str, dict[str, Any]] = {}  # name -> object, for queries
 
@@ -97,21 +100,30 @@ class ScriptedController(Module):
     def _answer(self, message: Message) -> None:
         res = contract.parse_resource(message.route.resource)
         if message.route.operation == contract.RESYNC and self.settings.answer_resync:
-            wanted = self.world.wanted(res.node)
-            for obj in wanted:
-                self.hive.send(contract.CLOUDHUB, object_message(res.node, obj))
-            done = Message.new(source=contract.EDGECONTROLLER, group=contract.GROUP_RESOURCE,
-                               operation=contract.RESYNCED, resource=f"node/{res.node}",
-                               content={"uids": [o["metadata"]["uid"] for o in wanted]})  # fmt: skip
-            self.hive.send(contract.CLOUDHUB, done)
+            with self.world.lock:
+                self._answer_resync(res.node)
         elif message.route.operation == "query" and res.type == contract.CONFIGMAP:
-            found = self.world.configmaps.get(res.name)
-            reply = (
-                replies.response(message, found)
-                if found
-                else replies.failure(message, replies.status(404, "not found"), rtype=res.type)
+            self._answer_query(message, res.name)
+
+    def _answer_resync(self, node: str) -> None:
+        wanted = self.world.wanted(node)
+        for obj in wanted:
+            self.hive.send(contract.CLOUDHUB, object_message(node, obj))
+        done = Message.new(source=contract.EDGECONTROLLER, group=contract.GROUP_RESOURCE,
+                           operation=contract.RESYNCED, resource=f"node/{node}",
+                           content={"uids": [o["metadata"]["uid"] for o in wanted]})  # fmt: skip
+        self.hive.send(contract.CLOUDHUB, done)
+
+    def _answer_query(self, message: Message, name: str) -> None:
+        found = self.world.configmaps.get(name)
+        reply = (
+            replies.response(message, found)
+            if found
+            else replies.failure(
+                message, replies.status(404, "not found"), rtype=contract.CONFIGMAP
             )
-            self.hive.send(contract.CLOUDHUB, reply)
+        )
+        self.hive.send(contract.CLOUDHUB, reply)
 
 
 def start_cloud(
