@@ -116,6 +116,8 @@ ENDED_WRITE_BUFFER = "write_buffer"
 ENDED_REPLACED = "replaced"
 ENDED_DELETED = "deleted"
 ENDED_STOPPING = "stopping"
+ENDED_TAKEN_OVER = "taken_over"  # another replica claimed the node
+ENDED_CLAIM_FAILED = "claim_failed"  # the node's owner Lease could not be written
 # The ``reason`` of a ``refused`` notice, and of a ``behind`` notice.
 REFUSED_NODE_LIMIT = "node_limit"
 REFUSED_FORBIDDEN = "forbidden"

@@ -28,7 +28,7 @@ from typing import Any
 from beehive import errors as beehive_errors
 from beehive.message import JsonValue, Message, Operation
 from modules import contract
-from modules.cloudhub import classify, echo, objects, queue, records, scheduler, sessions
+from modules.cloudhub import classify, echo, objects, owned, queue, records, scheduler, sessions
 from modules.cloudhub.limits import HubLimits
 from modules.cloudhub.outputs import Close, Outputs
 from modules.cloudhub.sessions import (
@@ -62,7 +62,9 @@ _REFUSED_RATE, _REFUSED_BURST = 20.0, 100
 class CloudHubCore:
     """All of cloudhub's state; owned by one thread, time from `clock`."""
 
-    def __init__(self, *, limits: HubLimits, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, *, limits: HubLimits, clock: Callable[[], float], claims: bool = False
+    ) -> None:
         self.limits = limits
         self._clock = clock  # monotonic seconds
         self._scheduler = scheduler.FairScheduler(
@@ -84,6 +86,9 @@ class CloudHubCore:
         self.refusals_unnoticed = 0  # refused notices over the rate, not sent
         self._next_sample = 0.0  # when tick next samples every node's rates
         self.more = False  # pump stopped at its budget: call it again soon
+        # With several replicas (`claims`): the nodes this one owns; a session is served
+        # once its node is claimed, and only owned nodes get a queue.
+        self.owned = owned.OwnedNodes() if claims else None
 
     # Input from the ObjectSync reader, before the server starts.
 
@@ -106,10 +111,79 @@ class CloudHubCore:
             limit = self.limits.node_limit
             self.refused(node_id, contract.REFUSED_NODE_LIMIT, f"node limit of {limit} reached")
             return False
+        if self.owned is not None:  # served once claimed (`claimed`)
+            self._out.claims.append(self.owned.ask(node_id, conn))
+            return True
+        self._serve(node_id)
+        return True
+
+    def claimed(
+        self, node_id: str, conn: int, epoch: int, records: list[objects.Restored] | None
+    ) -> None:
+        """Our claim of the node for connection `conn` holds at `epoch`. `records`: what
+        the node acked, as just read from the API (None when the claim was already ours
+        and nothing was written: what we know is current)."""
+        assert self.owned is not None, "claimed without claims"
+        verdict = self.owned.claimed(node_id, conn, epoch)
+        if verdict == "lost":
+            self._give_up(node_id, "a newer claim by another replica")
+            return
+        if records is not None:
+            self._records.reload(node_id, records)
+            node_queue = self._scheduler.node_queue(node_id)
+            for record in records:
+                if record.resource_version is not None:
+                    node_queue.restore_acked(record.ref.uid, str(record.resource_version))
+        session = self._sessions.by_node.get(node_id)
+        if verdict == "ours" and session is not None and session.conn == conn:
+            self._serve(node_id, takeover=records is not None)
+
+    def claim_failed(self, node_id: str, conn: int, why: str) -> None:
+        """Our claim of the node for connection `conn` could not be written: the session
+        is closed (1013, the edge tries again), and a node we do not hold keeps no queue."""
+        assert self.owned is not None, "claim_failed without claims"
+        if not self.owned.failed(node_id, conn):
+            return
+        session = self._sessions.by_conn.get(conn)
+        if session is not None:
+            log.warning("node %s: cannot claim it: %s; closing its session", node_id, why)
+            self._sessions.close(session, CLOSE_TRY_AGAIN, f"cannot claim the node: {why}",
+                                 ended=contract.ENDED_CLAIM_FAILED)  # fmt: skip
+        if not self.owned.owns(node_id):
+            self._drop_node(node_id)
+
+    def foreign_claim(self, node_id: str, holder: str, epoch: int) -> None:
+        """Another replica's claim of the node at `epoch` (seen by the owner watch)."""
+        if self.owned is not None and self.owned.foreign(node_id, holder, epoch):
+            self._give_up(node_id, f"replica {holder or '(none)'} claimed it (epoch {epoch})")
+
+    def _serve(self, node_id: str, *, takeover: bool = False) -> None:
+        """Deliver to the node's session from now on; ask edgecontroller for a resync
+        (contract item 5; `takeover`: from fresh reads, the node came from elsewhere)."""
         self._scheduler.connect(node_id)
         self._notice(node_id, Operation.CONNECTED)
-        self._notice(node_id, contract.RESYNC)  # contract item 5
-        return True
+        if takeover:
+            self._notice(node_id, contract.RESYNC, takeover="true")
+        else:
+            self._notice(node_id, contract.RESYNC)
+
+    def _give_up(self, node_id: str, why: str) -> None:
+        """The node is another replica's now: its session here ends (1000, so its edge,
+        if it still talks to us, reconnects), its queue and what we knew of it go; its
+        records stay in the API for the new owner."""
+        log.info("node %s: given up: %s", node_id, why)
+        session = self._sessions.by_node.get(node_id)
+        if session is not None:
+            self._sessions.close(session, CLOSE_NORMAL, f"node served elsewhere: {why}",
+                                 ended=contract.ENDED_TAKEN_OVER)  # fmt: skip
+        self._drop_node(node_id)
+
+    def _drop_node(self, node_id: str) -> None:
+        self._scheduler.remove(node_id)
+        self._owed.discard(node_id)
+        self._behind.discard(node_id)
+        self._echoes.forget(node_id)
+        self._records.drop(node_id)
 
     def receive(self, conn: int, data: bytes | str) -> None:
         """A frame from connection `conn` (ignored if it is no longer current)."""
@@ -149,6 +223,9 @@ class CloudHubCore:
                       message.msg_id, message.route.resource[:128])  # fmt: skip
             return
         node_id, operation = res.node, message.route.operation
+        if self.owned is not None and not self.owned.owns(node_id):
+            self.owned.dropped += 1  # another replica's node, or no one's yet
+            return
         if operation == contract.RESYNCED:
             self._resynced(node_id, message.content)
         elif operation == Operation.DELETE and res.type == contract.NODE and res.name == node_id:
@@ -326,6 +403,8 @@ class CloudHubCore:
         self._behind.discard(node_id)
         self._echoes.forget(node_id)
         self._records.forget(node_id)
+        if self.owned is not None:
+            self.owned.forget(node_id)
 
     def _handle_events(self, session: sessions.Session) -> None:
         node_id = session.node_id

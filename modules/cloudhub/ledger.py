@@ -249,7 +249,10 @@ class Ledger:
         if not after:
             precondition = {"resourceVersion": part.resource_version}
             return Plan(part, "delete", {"preconditions": precondition}, after, covered)
-        body = {"metadata": {"resourceVersion": part.resource_version}, "spec": {"nodes": patch}}
+        # The labels again: records made before they were added get them on their next write.
+        labels = syncrecord.shard_labels(part.name)
+        meta = {"resourceVersion": part.resource_version, "labels": labels}
+        body = {"metadata": meta, "spec": {"nodes": patch}}
         return Plan(part, "patch", body, after, covered)
 
     def settle(self, plan: Plan, resource_version: str) -> None:
@@ -286,6 +289,18 @@ class Ledger:
                 if held is not None:
                     self._set(key, held, now)
         self._clean(part)
+
+    def refresh_records(self, records: list[syncrecord.Record], now: float) -> None:
+        """Records just read again (a replica took a node over): what they hold is what
+        the server holds; an entry this process did not know is found where it is."""
+        for record in records:
+            part = self._part(record.shard, record.index)
+            self.refresh(part, record, now)
+            if part.broken:
+                continue
+            for node_id, uids in record.nodes.items():
+                for uid in uids:
+                    self._where.setdefault((node_id, uid), part)
 
     def _clean(self, part: Part) -> None:
         part.size = _size(part.stored) + sum(

@@ -27,8 +27,9 @@ from modules import contract, probes
 from modules.certs import cloud as cloud_tls
 from modules.certs import errors as cert_errors
 from modules.certs.token import utc_now
-from modules.cloudhub import core, objects, observe
+from modules.cloudhub import claims, core, objects, observe
 from modules.cloudhub.objectsync import ObjectSyncWriter
+from modules.cloudhub.owned import Claim
 from modules.cloudhub.settings import CloudHubSettings
 from modules.hub import redact
 from modules.kube import crds, metered
@@ -44,7 +45,11 @@ class CloudHub(Module):
 
     def on_start(self) -> None:
         settings: CloudHubSettings = self.settings or CloudHubSettings()
-        self._core = core.CloudHubCore(limits=settings.limits(), clock=time.monotonic)
+        replica = self.context.services.get("replica")  # several replicas: claims, fencing
+        self._core = core.CloudHubCore(
+            limits=settings.limits(), clock=time.monotonic, claims=replica is not None
+        )
+        self._claimer: claims.Claimer | None = None
         self._api: client.ApiClient | None = None  # for ObjectSync records, if kept
         self._requests = metered.RequestStats()  # the API requests made through _api
         self._writer: ObjectSyncWriter | None = None
@@ -65,9 +70,17 @@ class CloudHub(Module):
             max_queued_handshakes=settings.max_queued_handshakes,
             handshake_threads=settings.handshake_threads,
             max_write_buffer=settings.max_write_buffer,
+            on_claims=self._put_claims,
+            fenced=replica.fenced if replica is not None else None,
         )
         try:
-            self._open_object_sync(settings)
+            self._open_object_sync(settings, restore=replica is None)
+            if replica is not None:  # nodes are claimed, their records read, as they connect
+                self._claimer = claims.Claimer(
+                    replica.owners, apply=self._transport.apply,
+                    read_node=self._writer.read_node if self._writer is not None else None,
+                )  # fmt: skip
+                self._claimer.start()
             self._upstream.start()
             port = self._transport.start()
             self._transport.read_from(lambda wake: self.hive.attach_reader(self.module_name, wake))
@@ -80,7 +93,6 @@ class CloudHub(Module):
             log.warning("cloudhub listening on ws://%s:%d: plain websocket, edges are not"
                         " authenticated (tls: false; for loopback demos only)",
                         settings.address, port)  # fmt: skip
-        replica = self.context.services.get("replica")  # several replicas: fence on its word
         if replica is not None:
             replica.add_listener(lambda event: self._transport.fence(replica.fenced()))
         self.hive.register_command("cloudhub.nodes", self._nodes)
@@ -94,6 +106,8 @@ class CloudHub(Module):
         self.hive.detach_reader(self.module_name)
         self._transport.stop()
         self._upstream.stop()
+        if self._claimer is not None:
+            self._claimer.stop()
         if self._writer is not None:
             self._writer.stop()
         if self._api is not None:
@@ -131,7 +145,9 @@ class CloudHub(Module):
 
     # ObjectSync.
 
-    def _open_object_sync(self, settings: CloudHubSettings) -> None:
+    def _open_object_sync(self, settings: CloudHubSettings, *, restore: bool) -> None:
+        """Read the records (`restore`: into the core; with several replicas each node's
+        are read again when it is claimed) and start their writer."""
         kube = self.context.services.get("kube")
         if not settings.object_sync:
             return
@@ -144,10 +160,16 @@ class CloudHub(Module):
         self._writer = ObjectSyncWriter(
             self._api, interval=settings.sync_interval, shards=settings.sync_shards
         )
-        count = self._core.restore(self._writer.read_all())
-        log.info("restored what nodes acked of %d object(s)", count)
+        restored = self._writer.read_all()
+        if restore:
+            count = self._core.restore(restored)
+            log.info("restored what nodes acked of %d object(s)", count)
         self._writer.start()
         self.hive.register_command("cloudhub.objectsync", self._writer.stats)
+
+    def _put_claims(self, found: list[Claim]) -> None:
+        if self._claimer is not None:
+            self._claimer.put(found)
 
     def _submit_syncs(self, ops: list[objects.SyncOp]) -> None:
         if self._writer is not None:

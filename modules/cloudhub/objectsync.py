@@ -66,6 +66,7 @@ class ObjectSyncWriter:
         self._legacy_deletes = legacy_deletes  # KubeEdge records deleted per round, at most
         self._max_queued = max_queued  # ops waiting for a round before `submit` merges them
         self._clock = clock
+        self._shards = shards  # a node's records are in shard crc32(node) % shards
         self._ledger = ledger.Ledger(shards=shards, part_bytes=part_bytes)  # under _cond
         self._legacy: list[syncrecord.Legacy] = []  # KubeEdge records not deleted yet
         self._inbox: list[tuple[float, list[objects.SyncOp]]] = []  # (when, ops) not merged
@@ -156,6 +157,28 @@ class ObjectSyncWriter:
         """uid -> what the records say (once written) of one node's objects."""
         with self._cond:
             return self._ledger.held(node_id)
+
+    def read_node(self, node_id: str) -> list[objects.Restored]:
+        """What `node_id` acked, read fresh from its shard's records (any thread; a
+        replica that takes the node over must not trust what it knew), merged with
+        what this process has not written yet.
+
+        Raises:
+            kubernetes.client.ApiException: the list failed.
+            OSError, urllib3.exceptions.HTTPError: no answer.
+        """
+        shard = syncrecord.shard_of(node_id, self._shards)
+        query = [("labelSelector", f"{syncrecord.SHARD_LABEL}={shard}")]
+        found = raw.request(self._api_client, "GET", syncrecord.PATH, query=query,
+                            timeout=_TIMEOUT)  # fmt: skip
+        records = [r for item in found.get("items") or []
+                   if (r := syncrecord.parse(item)) is not None and r.shard == shard]  # fmt: skip
+        with self._cond:
+            self._counts["reads"] += 1
+            self._merge_inbox()  # ours not written yet are newer than the server's
+            self._ledger.refresh_records(records, self._clock())
+            held = self._ledger.held(node_id)
+        return [objects.Restored(node_id, h.ref, h.rv) for h in held.values()]
 
     # At start, before `start`.
 

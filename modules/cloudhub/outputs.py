@@ -6,6 +6,7 @@ import dataclasses
 
 from beehive.message import Message
 from modules.cloudhub import objects
+from modules.cloudhub.owned import Claim
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -23,9 +24,10 @@ class Outputs:
     closes: list[Close] = dataclasses.field(default_factory=list)
     upstream: list[Message] = dataclasses.field(default_factory=list)  # for edgecontroller
     syncs: list[objects.SyncOp] = dataclasses.field(default_factory=list)  # for ObjectSync
+    claims: list[Claim] = dataclasses.field(default_factory=list)  # for the owner Leases
 
     def take(self) -> Outputs:
         """Everything gathered so far; this one is left empty to gather more."""
-        taken = Outputs(self.writes, self.closes, self.upstream, self.syncs)
-        self.writes, self.closes, self.upstream, self.syncs = {}, [], [], []
+        taken = Outputs(self.writes, self.closes, self.upstream, self.syncs, self.claims)
+        self.writes, self.closes, self.upstream, self.syncs, self.claims = {}, [], [], [], []
         return taken

@@ -69,6 +69,15 @@ class ObjectRecords:
         self._out.syncs.extend(objects.Deleting(node_id, ref) for ref in gone)
         return gone
 
+    def reload(self, node_id: str, records: list[objects.Restored]) -> None:
+        """The node's records as just read from the API (this replica took the node
+        over: what it knew may be stale); no ops, they are what the API holds."""
+        self.by_node[node_id] = {r.ref.uid: r.ref for r in records if r.node_id == node_id}
+
+    def drop(self, node_id: str) -> None:
+        """Another replica owns the node now: forget it here, leave its records be."""
+        self.by_node.pop(node_id, None)
+
     def forget(self, node_id: str) -> None:
         """The node was deleted: every record of it goes."""
         for ref in self.by_node.pop(node_id, {}).values():

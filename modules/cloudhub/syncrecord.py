@@ -38,6 +38,7 @@ GROUP = "reliablesyncs.beehive-edge.io"
 VERSION = "v1alpha1"
 KIND = "ObjectSyncShard"
 PLURAL = "objectsyncshards"
+SHARD_LABEL = f"{GROUP}/shard"  # on every record: the shard it belongs to
 PATH = f"/apis/{GROUP}/{VERSION}/{PLURAL}"
 
 LEGACY_GROUP = "reliablesyncs.kubeedge.io"
@@ -167,13 +168,20 @@ def parse(item: Any) -> Record | None:
     return Record(name, where[0], where[1], rv, nodes, broken=False)
 
 
+def shard_labels(name: str) -> dict[str, str]:
+    """The labels of a record: its shard, so that one node's records are one list away
+    (`SHARD_LABEL`; a replica taking a node over reads them fresh)."""
+    where = parse_name(name)
+    return {SHARD_LABEL: str(where[0])} if where is not None else {}
+
+
 def body(name: str, nodes: Nodes) -> dict[str, Any]:
     """A whole record, to create."""
     encoded = {n: {uid: encode(held) for uid, held in uids.items()} for n, uids in nodes.items()}
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": KIND,
-        "metadata": {"name": name},
+        "metadata": {"name": name, "labels": shard_labels(name)},
         "spec": {"nodes": encoded},
     }
 

@@ -47,6 +47,7 @@ from beehive.message import Message
 from modules.certs import cloud as cloud_tls
 from modules.certs import tls as certs_tls
 from modules.cloudhub import core, gate, objects
+from modules.cloudhub.owned import Claim
 from modules.hub import errors, eventloop, handshake, tlslayer, wsconn
 
 log = logging.getLogger("modules.cloudhub.transport")
@@ -82,6 +83,8 @@ class ServerTransport:
         max_write_buffer: int = 64 * 1024 * 1024,
         handshake_threads: int = 2,
         max_queued_handshakes: int = 4096,
+        on_claims: Callable[[list[Claim]], None] | None = None,
+        fenced: Callable[[], str | None] | None = None,
     ) -> None:
         self.core = hub  # all logic; used on the loop thread only
         self.address = address  # host to bind
@@ -89,6 +92,10 @@ class ServerTransport:
         self._tick_interval = tick_interval  # seconds between core ticks at most
         self._on_upstream = on_upstream  # messages for edgecontroller
         self._on_syncs = on_syncs  # work for the ObjectSync writer
+        self._on_claims = on_claims  # claims of nodes for the owner Leases (several replicas)
+        # Asked before every delivery round: a replica resumed after a pause longer than
+        # its Lease must not write a frame before its keeper thread has noticed.
+        self._is_fenced = fenced
         self._take: Callable[[int], list[Message]] = _nothing  # downstream messages (read_from)
         self._fenced: str | None = None  # why no session may be served now (`fence`)
         self._conns: dict[int, wsconn.Connection] = {}  # key -> open connection (loop thread)
@@ -182,6 +189,17 @@ class ServerTransport:
 
         self._call_soon(run)
         return future.result(timeout)
+
+    def apply(self, func: Callable[[core.CloudHubCore], object]) -> None:
+        """Any thread: run `func(core)` on the loop soon, then hand its outputs on (an
+        answer to a claim, a claim seen by the owner watch). Dropped once stopped."""
+
+        def run() -> None:
+            func(self.core)
+            self._after()
+
+        with contextlib.suppress(errors.SessionClosedError):
+            self._call_soon(run)
 
     def _call_soon(self, func: Callable[[], None]) -> None:
         if self._loop is None:
@@ -314,6 +332,11 @@ class ServerTransport:
 
     def _after(self) -> None:
         """Deliver what is ready and hand the core's outputs on."""
+        if self._is_fenced is not None and self._fenced is None:
+            reason = self._is_fenced()
+            if reason is not None:
+                self._fenced = reason
+                self.core.close_all(f"this cloudcore replica is fenced: {reason}")
         self.core.pump()
         self._flush()
         if self.core.more:
@@ -346,6 +369,8 @@ class ServerTransport:
             self._on_upstream(out.upstream)
         if out.syncs:
             self._on_syncs(out.syncs)
+        if out.claims and self._on_claims is not None:
+            self._on_claims(out.claims)
 
     def check_request(
         self, connection: wsconn.ServerConnection, request: Request

@@ -76,14 +76,24 @@ class Downstream:
         # hands them over before this), never to nodes.
         return []
 
-    def resync(self, node: str) -> list[Send]:
-        """Contract item 5: an ``update`` for every object `node` should have now."""
-        if node not in self.edge_nodes:
-            return []
-        sends = [Send(node, UPDATE, contract.NODE, self.edge_nodes[node])]
+    def resync(self, node: str, fresh: Fresh | None = None) -> list[Send]:
+        """Contract item 5: an ``update`` for every object `node` should have now.
+
+        `fresh`: the node and its pods as just read from the API (a replica took the
+        node over, and our caches may lag the replica it came from): its pods are the
+        ones the node should have, each the newer of the read and the cached version.
+        """
+        known = self.edge_nodes.get(node)
+        if known is None or (fresh is not None and fresh.node is None):
+            return []  # not an edge node (as far as the caches know), or gone
+        own = newer(known, fresh.node) if fresh is not None else known
+        sends = [Send(node, UPDATE, contract.NODE, own)]
         sends += self._refs_to(node, self.location.refs_for_node(node), UPDATE)
-        for key in self.location.pods_on(node):
-            sends.append(Send(node, UPDATE, contract.POD, self.pods[key]))
+        if fresh is None:
+            pods = [self.pods[key] for key in self.location.pods_on(node)]
+        else:
+            pods = [newer(self.pods.get(_pod_key(pod)), pod) for pod in fresh.pods]
+        sends += [Send(node, UPDATE, contract.POD, pod) for pod in pods]
         return sends
 
     # --- pods ------------------------------------------------------------------------
@@ -180,6 +190,34 @@ class Downstream:
         for key in self.location.pods_on(name):
             sends.append(Send(name, INSERT, contract.POD, self.pods[key]))
         return sends
+
+
+class Fresh(NamedTuple):
+    """A node and its pods as read from the API (quorum reads) for a takeover resync."""
+
+    node: Obj | None  # None: the Node is gone
+    pods: list[Obj]
+
+
+def newer(cached: Obj | None, read: Obj | None) -> Obj:
+    """The newer of two versions of one object (by numeric resourceVersion, the read
+    one when they differ in UID or cannot be compared)."""
+    if cached is None:
+        assert read is not None
+        return read
+    if read is None:
+        return cached
+    have, got = contract.metadata(cached), contract.metadata(read)
+    if have.get("uid") != got.get("uid"):
+        return read
+    old = contract.resource_version(str(have.get("resourceVersion", "")))
+    new = contract.resource_version(str(got.get("resourceVersion", "")))
+    return cached if old is not None and new is not None and old > new else read
+
+
+def _pod_key(pod: Obj) -> PodKey:
+    m = contract.metadata(pod)
+    return (m.get("namespace", ""), m.get("name", ""))
 
 
 def _node_name(pod: Obj) -> str:

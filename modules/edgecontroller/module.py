@@ -23,7 +23,8 @@ from beehive import Message, Module, errors
 from beehive.message import now_ms
 from modules import contract, probes
 from modules.edgecontroller import kinds, nodeevents
-from modules.edgecontroller.downstream import Downstream, Obj, build_message, uids
+from modules.edgecontroller.downstream import Downstream, Fresh, Obj, build_message, uids
+from modules.edgecontroller.fresh import FreshReader
 from modules.edgecontroller.kinds import Kind
 from modules.edgecontroller.location import LocationCache
 from modules.edgecontroller.queues import KeyedQueue
@@ -89,6 +90,9 @@ class EdgeController(Module):
             lookup=self._lookup,
         )
         self._events_api = self._requests.instrument(kube.api_client())  # the Event writer's
+        # Takeover resyncs read the node and its pods from the API first (several replicas).
+        self._fresh = FreshReader(self._api_client, self._on_fresh)
+        self._fresh.start()
         self._events: EventRecorder | None = None  # the nodes' Events, unless turned off
         if settings.node_events:
             self._events = EventRecorder(ApiSink(self._events_api), owner=self.module_name,
@@ -111,6 +115,7 @@ class EdgeController(Module):
         for reflector in self._reflectors.values():
             reflector.stop()
         self._upstream.stop()
+        self._fresh.stop()
         self._thread.join(5)
         if self._events is not None:
             self._events.stop()
@@ -128,7 +133,11 @@ class EdgeController(Module):
             return
         operation = message.route.operation
         if not resource.type and operation == contract.RESYNC:
-            self._queue.put(("resync", resource.node), ("resync", resource.node))
+            content = message.content if isinstance(message.content, dict) else {}
+            if content.get("takeover") == "true":  # the node came from another replica
+                self._fresh.put(resource.node)  # read, then resynced (`_on_fresh`)
+            else:
+                self._queue.put(("resync", resource.node), ("resync", resource.node, None))
         elif not resource.type and operation in SESSION_OPERATIONS | nodeevents.NOTICES:
             if operation in SESSION_OPERATIONS:
                 self._upstream.session(resource.node, operation)
@@ -199,6 +208,10 @@ class EdgeController(Module):
         ]
         self._queue.put_many(entries, stop=self._halt)
 
+    def _on_fresh(self, node: str, fresh: Fresh | None) -> None:
+        """The fresh reader's thread: a takeover's reads, resynced in turn."""
+        self._queue.put(("resync", node), ("resync", node, fresh), stop=self._halt)
+
     def _on_synced(self, kind: Kind) -> None:
         self._queue.put(("synced", kind.rtype), ("synced", kind.rtype), stop=self._halt)
 
@@ -247,9 +260,9 @@ class EdgeController(Module):
                     self._resync(node, out)
                 self._pending.clear()
         elif self._synced >= REQUIRED:
-            self._resync(item[1], out)
+            self._resync(item[1], out, item[2])
         else:
-            self._pending.add(item[1])  # answered once the first lists are in
+            self._pending.add(item[1])  # answered once the first lists are in (quorum reads)
 
     def _to_router(self, item: tuple[Any, ...]) -> None:
         """Rules and RuleEndpoints go to the router module, not to nodes (as KubeEdge's
@@ -270,9 +283,10 @@ class EdgeController(Module):
         except errors.BeehiveError as exc:
             log.error("could not send %d %s(s) to the router: %s", len(messages), rtype, exc)
 
-    def _resync(self, node: str, out: list[Message]) -> None:
-        """Contract item 5: ``update`` every object the node should have, then ``resynced``."""
-        sends = self._downstream.resync(node)
+    def _resync(self, node: str, out: list[Message], fresh: Fresh | None = None) -> None:
+        """Contract item 5: ``update`` every object the node should have, then ``resynced``
+        (`fresh`: the node and its pods as just read, for a takeover)."""
+        sends = self._downstream.resync(node, fresh)
         out += [build_message(send) for send in sends]
         done = Message.new(
             source=contract.EDGECONTROLLER,

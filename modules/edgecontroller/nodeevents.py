@@ -47,6 +47,8 @@ _ENDED: dict[str, tuple[str, str] | None] = {
     contract.ENDED_LOST: (WARNING, "the connection broke"),
     contract.ENDED_DELETED: None,
     contract.ENDED_STOPPING: None,
+    contract.ENDED_TAKEN_OVER: None,  # the new owner's "connected" says where it went
+    contract.ENDED_CLAIM_FAILED: (WARNING, "its ownership could not be recorded"),
 }
 _REFUSED = {
     contract.REFUSED_NODE_LIMIT: "over the node limit",

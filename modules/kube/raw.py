@@ -48,3 +48,30 @@ def request(
         text = data.decode("utf-8", "replace")
         raise client.ApiException(status=response.status, reason=response.reason, body=text)
     return codec.loads(data) if data else None
+
+
+def stream(
+    api_client: client.ApiClient, path: str, *, query: list[tuple[str, str]], timeout: float
+) -> Any:
+    """A GET whose response is read by the caller as it comes (a watch): the open
+    urllib3 response, to `release_conn` when done.
+
+    Raises:
+        kubernetes.client.ApiException: the server answered with an error status.
+    """
+    method_, url, headers_, body_, _ = api_client.param_serialize(
+        method="GET",
+        resource_path=path,
+        query_params=query,
+        header_params={"Accept": "application/json"},
+        auth_settings=["BearerToken"],
+    )
+    response = api_client.rest_client.request(  # type: ignore[no-untyped-call]
+        method_, url, headers=headers_, body=body_, _request_timeout=timeout
+    )
+    raw_response = response.response
+    if not 200 <= raw_response.status < 300:
+        text = raw_response.read().decode("utf-8", "replace")
+        raw_response.release_conn()
+        raise client.ApiException(status=raw_response.status, reason=raw_response.reason, body=text)
+    return raw_response

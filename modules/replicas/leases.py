@@ -14,6 +14,7 @@ from kubernetes import client
 from modules.kube import raw
 
 JsonObj = dict[str, Any]
+Query = list[tuple[str, str]]
 
 
 class LeaseAPI:
@@ -57,9 +58,21 @@ class LeaseAPI:
 
     def list(self, label_selector: str) -> list[JsonObj]:
         """The Leases carrying the labels of `label_selector`."""
-        found = self._call("GET", self._path, query=[("labelSelector", label_selector)])
-        items: list[JsonObj] = found.get("items") or []
+        items: list[JsonObj] = self.list_all(label_selector).get("items") or []
         return items
+
+    def list_all(self, label_selector: str) -> JsonObj:
+        """The LeaseList of `label_selector` (its resourceVersion starts a watch)."""
+        found: JsonObj = self._call("GET", self._path, query=[("labelSelector", label_selector)])
+        return found
+
+    def stream(self, query: Query, *, timeout: float) -> Any:
+        """A watch request's open response (urllib3), read line by line by the caller.
+
+        Raises:
+            kubernetes.client.ApiException: the server answered with an error status.
+        """
+        return raw.stream(self.api_client, self._path, query=query, timeout=timeout)
 
     def ensure_namespace(self) -> None:
         """Create the namespace (409 from a concurrent creator is fine)."""

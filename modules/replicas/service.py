@@ -31,6 +31,7 @@ from kubernetes import client
 from modules.replicas import elector as elector_mod
 from modules.replicas import keeper as keeper_mod
 from modules.replicas.leases import LeaseAPI
+from modules.replicas.owners import OwnerLeases
 from modules.replicas.settings import ReplicaSettings
 
 log = logging.getLogger("modules.replicas")
@@ -60,6 +61,9 @@ class Replica:
         self.clock = clock  # monotonic seconds (deadlines)
         self.wall = wall  # dates (expiry of other replicas' Leases in `members`)
         self.api = LeaseAPI(api_client, s.namespace, timeout=s.retry_period)  # plain-JSON calls
+        self.owners = OwnerLeases(  # claims of nodes (cloudhub's, for the edges it serves)
+            LeaseAPI(api_client, s.namespace, timeout=10.0), self.identity, wall=wall
+        )
         common: dict[str, Any] = {
             "identity": self.identity,
             "namespace": s.namespace,

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
+from modules.replicas.leases import LeaseAPI
+from modules.replicas.owners import OwnerLeases
 from tests.fakes import eventually
 from tests.modules.cloudhub.harness import RawEdge, node_row, start_cloud
 
@@ -15,11 +18,13 @@ pytestmark = pytest.mark.integration
 
 
 class StandInReplica:
-    """The ``replica`` service as cloudhub sees it: listeners and why it is fenced."""
+    """The ``replica`` service as cloudhub sees it: listeners, why it is fenced (told by
+    the test), and real owner Leases in the API under test."""
 
-    def __init__(self) -> None:
+    def __init__(self, kube: Any, namespace: str, identity: str = "r1") -> None:
         self.listeners: list[Callable[[str], None]] = []
         self.reason: str | None = None
+        self.owners = OwnerLeases(LeaseAPI(kube.api_client, namespace, timeout=10), identity)
 
     def add_listener(self, listener: Callable[[str], None]) -> None:
         self.listeners.append(listener)
@@ -34,9 +39,9 @@ class StandInReplica:
 
 
 def test_a_fenced_replica_closes_its_sessions_and_refuses_until_it_holds_its_lease(
-    make_hive, probe, world
+    make_hive, probe, world, kube, kube_namespace
 ):
-    replica = StandInReplica()
+    replica = StandInReplica(kube, kube_namespace)
     cloud, port = start_cloud(make_hive, probe, world, services={"replica": replica})
     edge = RawEdge(port, "edge-f")
     assert eventually(lambda: node_row(cloud, "edge-f").get("connected", False))

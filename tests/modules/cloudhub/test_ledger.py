@@ -65,7 +65,7 @@ def test_an_update_patches_only_what_changed_with_the_version_it_was_read_at() -
     [plan] = write_all(ledger_)
     assert plan.verb == "patch"
     assert plan.body == {
-        "metadata": {"resourceVersion": "40"},
+        "metadata": {"resourceVersion": "40", "labels": {syncrecord.SHARD_LABEL: "0"}},
         "spec": {"nodes": {"n1": {"b": "2|default|Pod|||p-b"}}},
     }
 
@@ -142,7 +142,7 @@ def test_a_conflict_merges_into_what_someone_else_wrote_and_versions_only_go_up(
     ledger_.refresh(part, syncrecord.Record(part.name, 0, 0, "12", theirs, broken=False), 0.0)
     plan = ledger_.plan(part)
     assert plan.body == {
-        "metadata": {"resourceVersion": "12"},
+        "metadata": {"resourceVersion": "12", "labels": {syncrecord.SHARD_LABEL: "0"}},
         "spec": {"nodes": {"n1": {"b": "6|default|Pod|||p-b"}}},  # a stays at their 9
     }
     assert plan.after["n2"] == theirs["n2"]

@@ -1,0 +1,109 @@
+"""Claims of nodes through their owner Leases, off the loop (with several replicas).
+
+Input: `Claim`s from the core (the loop hands them over with `put`; never blocks),
+and the owner Lease watch. Output: answers applied to the core on the loop
+(`ServerTransport.apply`): `claimed` with the epoch, and what the node acked read
+fresh from the API when the claim was written (the node comes from elsewhere: what
+this replica knew of it may be stale); `claim_failed`; `foreign_claim` for every
+other replica's claim the watch reports.
+
+One thread makes the claims in order, so a node's claims never race each other
+here; claims of a reconnect storm queue, each one or two API calls.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import urllib3
+from kubernetes import client
+
+from modules.cloudhub import core, objects
+from modules.cloudhub.owned import Claim
+from modules.replicas import ownership
+from modules.replicas.owners import ClaimError, OwnerLeases, OwnerWatch
+
+log = logging.getLogger("modules.cloudhub.claims")
+
+Apply = Callable[[Callable[[core.CloudHubCore], object]], None]
+ReadNode = Callable[[str], list[objects.Restored]]
+_NO_ANSWER = (OSError, urllib3.exceptions.HTTPError, client.ApiException)
+
+
+class Claimer:
+    """The claims thread and the owner watch of one cloudhub."""
+
+    def __init__(self, owners: OwnerLeases, *, apply: Apply, read_node: ReadNode | None) -> None:
+        self._owners = owners  # claims through the API
+        self._apply = apply  # runs a call on the core, on the loop
+        self._read_node = read_node  # fresh records of a node (None: records not kept)
+        self._claims: collections.deque[Claim] = collections.deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="beehive-cloudhub-claims")
+        self._watch = OwnerWatch(owners.api, self._seen, name="beehive-cloudhub-owners")
+        self.failed = 0  # claims that could not be written
+
+    def start(self) -> None:
+        self._watch.start()
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._watch.stop()
+        if self._thread.is_alive():
+            self._thread.join(5)
+
+    def put(self, claims: list[Claim]) -> None:
+        """On the loop thread: queue claims (never blocks)."""
+        with self._cond:
+            self._claims.extend(claims)
+            self._cond.notify()
+
+    def waiting(self) -> int:
+        return len(self._claims)
+
+    def stats(self) -> dict[str, Any]:
+        return {"claims_written": self._owners.claims, "claim_conflicts": self._owners.conflicts,
+                "claims_failed": self.failed, "claims_waiting": len(self._claims),
+                "owner_watch_events": self._watch.events,
+                "owner_watch_restarts": self._watch.restarts}  # fmt: skip
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._claims or self._stopping)
+                if self._stopping:
+                    return
+                claim = self._claims.popleft()
+            self._claim(claim)
+
+    def _claim(self, claim: Claim) -> None:
+        node, conn = claim.node_id, claim.conn
+        try:
+            got = self._owners.claim(node, claim.known_epoch)
+            records = None
+            if got.wrote and self._read_node is not None:
+                records = self._read_node(node)
+            elif got.wrote:
+                records = []
+        except (ClaimError, *_NO_ANSWER) as exc:
+            self.failed += 1
+            why = str(exc)
+            self._apply(lambda hub: hub.claim_failed(node, conn, why))
+            return
+        epoch = got.epoch
+        self._apply(lambda hub: hub.claimed(node, conn, epoch, records))
+
+    def _seen(self, owner: ownership.Owner) -> None:
+        """The watch's thread: a claim by someone else goes to the core."""
+        if owner.holder == self._owners.identity:
+            return
+        node, holder, epoch = owner.node, owner.holder, owner.epoch
+        self._apply(lambda hub: hub.foreign_claim(node, holder, epoch))
