@@ -44,7 +44,8 @@ class Claimer:
         self._claims: collections.deque[Claim] = collections.deque()
         self._cond = threading.Condition()
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="beehive-cloudhub-claims")
+        self._thread = threading.Thread(target=self._run, name="beehive-cloudhub-claims",
+                                        daemon=True)  # fmt: skip
         self._watch = OwnerWatch(owners.api, self._seen, name="beehive-cloudhub-owners")
         self.failed = 0  # claims that could not be written
 
@@ -56,9 +57,9 @@ class Claimer:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        self._watch.stop()
+        self._watch.stop(timeout=2.0)
         if self._thread.is_alive():
-            self._thread.join(5)
+            self._thread.join(2.0)  # a claim in flight ends at its request's timeout
 
     def put(self, claims: list[Claim]) -> None:
         """On the loop thread: queue claims (never blocks)."""

@@ -71,8 +71,12 @@ class ObjectRecords:
 
     def reload(self, node_id: str, records: list[objects.Restored]) -> None:
         """The node's records as just read from the API (this replica took the node
-        over: what it knew may be stale); no ops, they are what the API holds."""
-        self.by_node[node_id] = {r.ref.uid: r.ref for r in records if r.node_id == node_id}
+        over: what it knew may be stale); no ops, they are what the API holds. What was
+        queued here since the read was asked for is kept (its record may not have been
+        written in time to be read); a stale extra one at worst costs a delete the edge
+        acks for an object it does not have."""
+        known = self.by_node.setdefault(node_id, {})
+        known.update((r.ref.uid, r.ref) for r in records if r.node_id == node_id)
 
     def drop(self, node_id: str) -> None:
         """Another replica owns the node now: forget it here, leave its records be."""

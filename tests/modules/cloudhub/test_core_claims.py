@@ -147,3 +147,17 @@ def test_a_takeover_starts_from_the_records_read_fresh() -> None:
     core.downstream(resynced(["uid-a"]))  # b is not wanted: its delete is owed
     [delete] = pumped(core, 2)
     assert delete.route.operation == "delete" and delete.route.resource.endswith("pod/b")
+
+
+def test_what_is_queued_while_the_claim_is_written_is_recorded_when_acked() -> None:
+    core = make(FakeClock())
+    core.open(CONN, NODE)
+    core.take_outputs()
+    core.downstream(pod("c", 7))  # its record was not written before the fresh read
+    assert [type(op) for op in core.take_outputs().syncs] == [objects.Ensure]
+    core.claimed(NODE, CONN, 2, [objects.Restored(NODE, pod_ref("a"), 3)])
+    core.take_outputs()
+    [delivered] = pumped(core)
+    out = ack(core, delivered)
+    assert [(type(op), op.ref.uid) for op in out.syncs] == [(objects.Acked, "uid-c")]
+    assert row(core)["objects"] == 2

@@ -1,0 +1,89 @@
+"""Two cloudhub replicas on one API: an edge that moves between them is claimed by the
+one it reaches, served from what it acked at the other (records read fresh), and the
+one it left stops queueing for it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from beehive import Hive
+from modules.replicas import service
+from modules.replicas.owners import OwnerLeases
+from modules.replicas.settings import ReplicaSettings
+from tests.fakes import eventually
+from tests.kube_fixtures import delete_if_present, manifest, unique
+from tests.modules.cloudhub.harness import node_row, pod, start_cloud, start_edge, stored
+from tests.modules.cloudhub.test_end_to_end import synced_rv
+
+pytestmark = pytest.mark.integration
+
+FAST: dict[str, Any] = {"lease_duration": 3.0, "renew_deadline": 2.0, "retry_period": 0.1}
+
+
+@pytest.fixture
+def replicas(kube: Any, kube_namespace: str) -> Iterator[Callable[[str], service.Replica]]:
+    made: list[service.Replica] = []
+
+    def make(identity: str) -> service.Replica:
+        settings = ReplicaSettings(id=identity, namespace=kube_namespace, **FAST)
+        replica = service.Replica(kube.new_client(), settings)
+        replica.start()
+        made.append(replica)
+        return replica
+
+    yield make
+    for replica in made:
+        replica.stop()
+
+
+@pytest.fixture
+def edge_node(kube: Any) -> Iterator[str]:
+    """A Node that exists (records of nodes that do not are dropped at start)."""
+    name = unique("edge-r")
+    kube.core.create_node(manifest({"metadata": {"name": name}}))
+    yield name
+    delete_if_present(kube.core.delete_node, name)
+
+
+def queued_or_known(cloud: Hive, node: str) -> bool:
+    """Whether the replica keeps anything for the node: a queue, or objects it knows."""
+    row = node_row(cloud, node)
+    return bool(row) and bool(row.get("queued") or row.get("objects") or row.get("connected"))
+
+
+def test_an_edge_moving_between_replicas_is_served_by_the_one_it_reaches_without_resends(
+    kube, kube_namespace, replicas, edge_node, make_hive, probe, world, tmp_path
+):  # the API first: it is torn down after the hives
+    ns, node, db = kube_namespace, edge_node, tmp_path / "r.db"
+    r1, p1 = start_cloud(make_hive, probe, world, kube=kube, services={"replica": replicas("r1")})
+    r2, p2 = start_cloud(make_hive, probe, world, kube=kube, services={"replica": replicas("r2")})
+    world.put(node, pod("a", "ua", ns, rv=20))
+    world.put(node, pod("b", "ub", ns, rv=21))
+    edge = start_edge(make_hive, p1, node, db)
+    assert eventually(lambda: stored(edge) == {"a": 20, "b": 21})
+    assert eventually(lambda: synced_rv(kube, node, "ua") == 20)
+    assert eventually(lambda: synced_rv(kube, node, "ub") == 21)
+    edge.stop(timeout=2)
+
+    again = start_edge(make_hive, p2, node, db)  # the load balancer picked the other one
+    assert eventually(lambda: node_row(r2, node).get("connected", False))
+    assert eventually(lambda: not queued_or_known(r1, node))  # r1 saw r2's claim
+    r2.send("cloudhub", world.put(node, pod("c", "uc", ns, rv=22)))
+    assert eventually(lambda: stored(again) == {"a": 20, "b": 21, "c": 22})
+    assert eventually(lambda: node_row(r2, node)["acked"] == 1)
+    assert node_row(r2, node)["sent"] == 1  # only c: what the node acked at r1 was read fresh
+    r1.send("cloudhub", world.put(node, pod("d", "ud", ns, rv=23)))  # r1's watch saw d too
+    assert not queued_or_known(r1, node)  # not r1's node: nothing queued there
+    assert eventually(lambda: synced_rv(kube, node, "uc") == 22)
+    again.stop(timeout=2)
+
+    back = start_edge(make_hive, p1, node, db)
+    assert eventually(lambda: stored(back) == {"a": 20, "b": 21, "c": 22, "d": 23})
+    assert eventually(lambda: node_row(r1, node).get("acked") == 1)
+    assert node_row(r1, node)["sent"] == 1  # only d: c was acked at r2, read fresh again
+    [owner] = OwnerLeases(replicas("r3").owners.api, "r3").owners()
+    assert (owner.node, owner.holder, owner.epoch) == (node, "r1", 3)
+    back.stop(timeout=2)
