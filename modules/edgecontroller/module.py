@@ -157,6 +157,8 @@ class EdgeController(Module):
             "upstream_unchanged": self._upstream.unchanged,
             "refused_by_node": dict(self._upstream.refused_by_node),
             "node_events": self._events.stats() if self._events is not None else None,
+            "fresh_reads": self._fresh.reads,
+            "fresh_failures": self._fresh.failures,
         }
 
     def _metrics(self, nodes: list[str] | None = None) -> dict[str, Any]:

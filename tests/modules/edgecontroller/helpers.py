@@ -163,13 +163,14 @@ class Cloud:
         self.hive.send(contract.EDGECONTROLLER, request)
         return request.msg_id
 
-    def notice(self, node: str, operation: str) -> None:
+    def notice(self, node: str, operation: str, **content: str) -> None:
         """A session notice or resync request from cloudhub (contract items 4 and 5)."""
         message = Message.new(
             source=contract.CLOUDHUB,
             group=contract.GROUP_RESOURCE,
             operation=operation,
             resource=contract.build_resource(node),
+            content={"event_type": operation, "client_id": node, **content},
         )
         self.hive.send(contract.EDGECONTROLLER, message)
 

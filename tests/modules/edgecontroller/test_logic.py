@@ -9,7 +9,7 @@ import pytest
 
 from modules import backoff
 from modules.contract import only_status_changed
-from modules.edgecontroller.downstream import Downstream, Send, build_message
+from modules.edgecontroller.downstream import Downstream, Fresh, Send, build_message, newer
 from modules.edgecontroller.location import LocationCache, pod_refs
 from modules.edgecontroller.queues import FairQueue, KeyedQueue, QueueFullError
 from modules.edgecontroller.reflector import relist_events
@@ -308,3 +308,33 @@ def test_backoff_is_capped_and_jittered() -> None:
     delays = [backoff.jittered(n, initial=0.5, cap=30) for n in range(1, 40)]
     assert all(0 < d <= 30 for d in delays)
     assert 0.25 <= delays[0] <= 0.5 and delays[-1] >= 15
+
+
+def _edge(name: str = "n1", rv: str = "1") -> Any:
+    meta = {"name": name, "uid": f"node-{name}", "resourceVersion": rv,
+            "labels": {"node-role.kubernetes.io/edge": ""}}  # fmt: skip
+    return {"metadata": meta}
+
+
+def test_a_fresh_resync_sends_the_pods_read_each_the_newer_version() -> None:
+    down = Downstream(LocationCache())
+    down.apply("node", "ADDED", _edge(rv="5"))
+    down.apply("pod", "ADDED", _pod("a", uid="ua", rv="10"))  # the cache lags at a@10
+    down.apply("pod", "ADDED", _pod("gone", uid="ug", rv="11"))  # deleted since
+    down.apply("pod", "ADDED", _pod("ahead", uid="uh", rv="30"))  # newer than the read
+    read = [_pod("a", uid="ua", rv="20"), _pod("ahead", uid="uh", rv="25"),
+            _pod("new", uid="un", rv="21")]  # fmt: skip
+    sends = down.resync("n1", Fresh(_edge(rv="6"), read))
+    got = [(s.rtype, s.obj["metadata"]["name"], s.obj["metadata"]["resourceVersion"])
+           for s in sends]  # fmt: skip
+    assert got == [("node", "n1", "6"), ("pod", "a", "20"), ("pod", "ahead", "30"),
+                   ("pod", "new", "21")]  # fmt: skip
+    assert down.resync("n1", Fresh(None, [])) == []  # the Node is gone
+
+
+def test_newer_takes_the_read_version_unless_the_cached_one_is_newer() -> None:
+    cached, read = _obj("x", rv="9"), _obj("x", rv="10")
+    assert newer(cached, read) is read and newer(read, cached) is read
+    assert newer(_obj("x", uid="old", rv="99"), read) is read  # recreated under its name
+    assert newer(None, read) is read and newer(cached, None) is cached
+    assert newer(_obj("x", rv="abc"), read) is read  # not comparable: the read one

@@ -70,3 +70,24 @@ def test_resync_of_a_node_that_is_not_an_edge_node_lists_no_uids(cloud: Cloud) -
     done = "node/no-such-node-x1"
     assert cloud.probe.wait_for(lambda: ("resynced", done) in cloud.ops("no-such-node-x1"), WAIT)
     assert body(cloud.last(done, "resynced")) == {"uids": []}
+
+
+def test_a_takeover_resync_reads_the_node_and_its_pods_from_the_api(
+    cloud: Cloud, kube_namespace: str
+) -> None:
+    # The node comes from another replica: its pods are read, not taken from the cache.
+    ns, core = kube_namespace, cloud.kube.core
+    node = cloud.node()
+    core.create_namespaced_pod(ns, pod("app", node))
+    cloud.wait_ops(node, [("insert", f"node/{node}/{ns}/pod/app")], rtype="pod")
+    before = len(cloud.ops(node))
+    cloud.notice(node, contract.RESYNC, takeover="true")
+    done = f"node/{node}"
+    assert cloud.probe.wait_for(lambda: ("resynced", done) in cloud.ops(node), WAIT)
+    assert cloud.ops(node)[before:] == [
+        ("update", f"node/{node}/null/node/{node}"),
+        ("update", f"node/{node}/{ns}/pod/app"),
+        ("resynced", done),
+    ]
+    watches = cloud.hive.commands["watches"]()
+    assert watches["fresh_reads"] == 1 and watches["fresh_failures"] == 0
