@@ -22,7 +22,7 @@ from typing import Any
 import urllib3
 from kubernetes import client
 
-from modules.cloudhub import core, objects
+from modules.cloudhub import core, objects, stats
 from modules.cloudhub.owned import Claim
 from modules.replicas import ownership
 from modules.replicas.owners import ClaimError, OwnerLeases, OwnerWatch
@@ -75,6 +75,31 @@ class Claimer:
                 "claims_failed": self.failed, "claims_waiting": len(self._claims),
                 "owner_watch_events": self._watch.events,
                 "owner_watch_restarts": self._watch.restarts}  # fmt: skip
+
+    def with_owners(
+        self, rows: list[dict[str, Any]], live: Callable[[], list[str]], node: str = ""
+    ) -> list[dict[str, Any]]:
+        """`rows` (this replica's view of its nodes) with each node's owner from the owner
+        Leases, plus a row for each node only another replica serves (for `debug nodes`):
+        ``owner`` names the holder, with " (gone)" when its member Lease has expired."""
+        try:
+            owners = {o.node: o for o in self._owners.owners()}
+            alive = set(live())
+        except (*_NO_ANSWER,) as exc:
+            log.warning("debug nodes: cannot read the owner Leases: %s", exc)
+            return [{**row, "owner": "?", "epoch": None} for row in rows]
+        here = {row["node"] for row in rows}
+        rows = rows + [
+            stats.NodeStats().view(name, 0.0, None, connected=False, objects=0)
+            for name in sorted(owners)
+            if name not in here and (not node or name == node)
+        ]
+        for row in rows:
+            found = owners.get(row["node"])
+            holder = found.holder if found is not None else ""
+            row["owner"] = holder + ("" if not holder or holder in alive else " (gone)")
+            row["epoch"] = found.epoch if found is not None else None
+        return rows
 
     def _run(self) -> None:
         while True:

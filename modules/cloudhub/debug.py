@@ -66,6 +66,10 @@ def nodes_table(rows: list[dict[str, Any]]) -> str:
          r["rate_limited"] + r.get("throttled", 0), r["rejected"], r["decode_failed"]]
         for r in rows
     ]  # fmt: skip
+    if rows and "owner" in rows[0]:  # several replicas: who owns each node
+        head.insert(1, "OWNER")
+        for line, r in zip(body, rows, strict=True):
+            line.insert(1, r["owner"] or "-")
     return render(head, body)
 
 

@@ -178,11 +178,15 @@ class CloudHub(Module):
     # Admin commands (admin thread).
 
     def _nodes(self, node: str = "") -> list[dict[str, Any]]:
-        rows = self._transport.call(self._core.nodes)
+        rows = [row for row in self._transport.call(self._core.nodes)
+                if not node or row["node"] == node]  # fmt: skip
+        replica = self.context.services.get("replica")
+        if self._claimer is not None and replica is not None:  # every node, by its owner
+            rows = self._claimer.with_owners(rows, replica.members, node)
         if self._writer is not None:
             for row in rows:
                 row["sync_pending"] = self._writer.pending()
-        return [row for row in rows if not node or row["node"] == node]
+        return rows
 
     def _metrics(self, nodes: list[str] | None = None, timeout: float = 2.0) -> dict[str, Any]:
         snapshot = self._observer.snapshot(nodes or [], timeout=timeout)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from beehive import Hive
+from modules.cloudhub.debug import nodes_table
 from modules.replicas import service
 from modules.replicas.owners import OwnerLeases
 from modules.replicas.settings import ReplicaSettings
@@ -77,6 +78,9 @@ def test_an_edge_moving_between_replicas_is_served_by_the_one_it_reaches_without
     assert node_row(r2, node)["sent"] == 1  # only c: what the node acked at r1 was read fresh
     r1.send("cloudhub", world.put(node, pod("d", "ud", ns, rv=23)))  # r1's watch saw d too
     assert not queued_or_known(r1, node)  # not r1's node: nothing queued there
+    [seen_at_r1] = r1.commands["cloudhub.nodes"](node=node)  # what `debug nodes` shows
+    assert (seen_at_r1["owner"], seen_at_r1["epoch"], seen_at_r1["connected"]) == ("r2", 2, False)
+    assert "r2" in nodes_table([seen_at_r1]).splitlines()[1]
     assert eventually(lambda: synced_rv(kube, node, "uc") == 22)
     again.stop(timeout=2)
 
