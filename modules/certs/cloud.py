@@ -52,17 +52,25 @@ def from_files(*, ca_file: str, cert_file: str, key_file: str) -> HubTLS:
 
 
 def from_secrets(
-    core: Any, namespace: str, *, ips: list[str], dns_names: list[str], now: datetime.datetime
-) -> HubTLS:
+    core: Any, namespace: str, *, ips: list[str], dns_names: list[str], now: datetime.datetime,
+    replica: Any = None,
+) -> HubTLS:  # fmt: skip
     """The context from the certificate server's Secrets in `namespace` (created if missing).
 
+    With several replicas (`replica`, the ``replica`` service) only the leader creates
+    the CA or the server certificate; the others wait for them (up to ``ca_wait``).
+
     Raises:
-        CAStoreError: the Secrets hold unusable material.
+        CAStoreError: the Secrets hold unusable material, or a replica that is not the
+            leader found none within ``ca_wait``.
         kubernetes.client.ApiException: the API refused a read or write.
     """
     store = SecretStore(core, namespace)
-    ca = ca_mod.load_or_create_ca(store, now)
-    server = _server_pair(store, ca, ips=ips, dns_names=dns_names, now=now)
+    if replica is None:
+        ca = ca_mod.load_or_create_ca(store, now)
+        server = _server_pair(store, ca, ips=ips, dns_names=dns_names, now=now)
+    else:
+        ca, server = _from_leader(store, replica, ips=ips, dns_names=dns_names, now=now)
     try:
         context = tls.server_context(ca_pem=ca.cert_pem, cert=server.cert_pem, key=server.key_pem)
     except ssl.SSLError as exc:
@@ -70,16 +78,53 @@ def from_secrets(
     return HubTLS(context, ca.cert, server.cert)
 
 
+def _from_leader(
+    store: SecretStore, replica: Any, *, ips: list[str], dns_names: list[str],
+    now: datetime.datetime,
+) -> tuple[ca_mod.KeyPair, ca_mod.KeyPair]:  # fmt: skip
+    """The CA and the server pair, made by the leader replica (here, if this is it)."""
+    found: list[tuple[ca_mod.KeyPair, ca_mod.KeyPair]] = []
+
+    def ready() -> bool:
+        ca = ca_mod.load_ca(store)
+        if ca is None and replica.is_leader():
+            ca = ca_mod.load_or_create_ca(store, now)
+        if ca is None:
+            return False
+        if replica.is_leader():
+            found.append((ca, _server_pair(store, ca, ips=ips, dns_names=dns_names, now=now)))
+        else:
+            pair = _issued_pair(store, ca, now)
+            if pair is not None:
+                found.append((ca, pair))
+        return bool(found)
+
+    if not replica.wait_for(ready, timeout=replica.settings.ca_wait):
+        raise errors.CAStoreError(
+            f"no CA and server certificate Secrets within {replica.settings.ca_wait}s and this"
+            f" replica is not the leader (leader: {replica.leader_identity() or 'none'})"
+        )
+    return found[0]
+
+
+def _issued_pair(
+    store: SecretStore, ca: ca_mod.KeyPair, now: datetime.datetime
+) -> ca_mod.KeyPair | None:
+    """The server pair in its Secret when this CA signed it (None: missing or not)."""
+    data = store.read(ca_mod.SERVER_SECRET) or {}
+    try:
+        pair = ca_mod.KeyPair.from_der(data[ca_mod.SERVER_CERT_KEY], data[ca_mod.SERVER_KEY_KEY])
+    except (KeyError, errors.CAStoreError):
+        return None
+    return pair if ca_mod.issued_by(pair.cert, ca.cert, now) else None
+
+
 def _server_pair(
     store: SecretStore, ca: ca_mod.KeyPair, *, ips: list[str], dns_names: list[str],
     now: datetime.datetime,
 ) -> ca_mod.KeyPair:  # fmt: skip
     """The certificate server's pair when this CA signed it, else a new one for these SANs."""
-    data = store.read(ca_mod.SERVER_SECRET) or {}
-    try:
-        pair = ca_mod.KeyPair.from_der(data[ca_mod.SERVER_CERT_KEY], data[ca_mod.SERVER_KEY_KEY])
-    except (KeyError, errors.CAStoreError):
-        pair = None
-    if pair is not None and ca_mod.issued_by(pair.cert, ca.cert, now):
+    pair = _issued_pair(store, ca, now)
+    if pair is not None:
         return pair
     return ca_mod.load_or_create_server_cert(store, ca, ips=ips, dns_names=dns_names, now=now)

@@ -135,6 +135,7 @@ class CloudHub(Module):
             return cloud_tls.from_secrets(
                 client.CoreV1Api(api), settings.cert_namespace, ips=settings.advertise_addresses,
                 dns_names=settings.dns_names, now=utc_now(),
+                replica=self.context.services.get("replica"),
             )  # fmt: skip
         except client.ApiException as exc:
             raise cert_errors.CAStoreError(

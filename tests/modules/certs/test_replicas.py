@@ -12,7 +12,8 @@ import pytest
 
 from beehive import Hive
 from modules.certs import ca as ca_mod
-from modules.certs import enroll, token
+from modules.certs import cloud, enroll, token
+from modules.certs.errors import CAStoreError
 from modules.certs.module import ADMIN_COMMAND, CertServer
 from modules.certs.settings import CertSettings
 from modules.kube.connection import KubeConnection
@@ -162,3 +163,48 @@ def test_a_fenced_replica_refuses_to_sign_and_is_not_ready(
         )
     assert hive.commands[ADMIN_COMMAND]()["requests_refused"] == 1
     hive.stop()
+
+
+@pytest.mark.integration
+def test_cloudhubs_of_two_replicas_serve_the_leaders_ca_and_server_certificate(
+    kube: KubeTestCluster, store: Any, replicas: list[Replica]
+) -> None:
+    namespace = store.namespace  # nothing in it yet: only the leader may create
+    replicas += [
+        Replica(kube.new_client(), ReplicaSettings(id=f"hub-{i}", namespace=namespace, **FAST))
+        for i in range(2)
+    ]
+
+    def start(i: int) -> Any:
+        replicas[i].start()
+        return cloud.from_secrets(kube.core, namespace, ips=["127.0.0.1"], dns_names=[],
+                                  now=token.utc_now(), replica=replicas[i])  # fmt: skip
+
+    first, second = start_together(2, start)
+    assert first.ca == second.ca
+    assert first.cert.serial_number == second.cert.serial_number  # one made, both use it
+    kept = ca_mod.KeyPair.from_der(*[store.read(ca_mod.SERVER_SECRET)[key]
+                                     for key in (ca_mod.SERVER_CERT_KEY, ca_mod.SERVER_KEY_KEY)])  # fmt: skip
+    assert kept.cert.serial_number == first.cert.serial_number
+
+
+@pytest.mark.integration
+def test_a_replica_that_is_not_the_leader_makes_no_server_certificate(
+    kube: KubeTestCluster, store: Any
+) -> None:
+    class Follower:  # never the leader; the Secrets never come
+        settings = ReplicaSettings(id="f", namespace=store.namespace, ca_wait=0.3, **FAST)
+
+        def is_leader(self) -> bool:
+            return False
+
+        def leader_identity(self) -> str:
+            return "someone-else"
+
+        def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+            return eventually(predicate, timeout=timeout)
+
+    with pytest.raises(CAStoreError, match="not the leader \\(leader: someone-else\\)"):
+        cloud.from_secrets(kube.core, store.namespace, ips=["127.0.0.1"], dns_names=[],
+                           now=token.utc_now(), replica=Follower())  # fmt: skip
+    assert store.read(ca_mod.SERVER_SECRET) is None and store.read(ca_mod.CA_SECRET) is None
