@@ -302,6 +302,13 @@ class Ledger:
                 for uid in uids:
                     self._where.setdefault((node_id, uid), part)
 
+    def drop_except(self, nodes: set[str], now: float) -> int:
+        """Drop every entry of a node not in `nodes` (deleted); returns how many."""
+        gone = [key for key in self._where if key[0] not in nodes]
+        for key in gone:
+            self._drop(key, now)
+        return len(gone)
+
     def _clean(self, part: Part) -> None:
         part.size = _size(part.stored) + sum(
             _width(key[1], c.held) for key, c in part.pending.items() if c.held is not None

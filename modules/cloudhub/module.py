@@ -27,7 +27,7 @@ from modules import contract, probes
 from modules.certs import cloud as cloud_tls
 from modules.certs import errors as cert_errors
 from modules.certs.token import utc_now
-from modules.cloudhub import claims, core, objects, observe
+from modules.cloudhub import claims, collect, core, objects, objectsync, observe
 from modules.cloudhub.objectsync import ObjectSyncWriter
 from modules.cloudhub.owned import Claim
 from modules.cloudhub.settings import CloudHubSettings
@@ -50,6 +50,7 @@ class CloudHub(Module):
             limits=settings.limits(), clock=time.monotonic, claims=replica is not None
         )
         self._claimer: claims.Claimer | None = None
+        self._collector: collect.Collector | None = None
         self._api: client.ApiClient | None = None  # for ObjectSync records, if kept
         self._requests = metered.RequestStats()  # the API requests made through _api
         self._writer: ObjectSyncWriter | None = None
@@ -81,6 +82,12 @@ class CloudHub(Module):
                     read_node=self._writer.read_node if self._writer is not None else None,
                 )  # fmt: skip
                 self._claimer.start()
+                self._collector = collect.Collector(
+                    replica.owners, is_leader=replica.is_leader, node_names=self._node_names,
+                    records=self._writer.collect if self._writer is not None else None,
+                    interval=replica.settings.gc_interval,
+                )  # fmt: skip
+                self._collector.start()
             self._upstream.start()
             port = self._transport.start()
             self._transport.read_from(lambda wake: self.hive.attach_reader(self.module_name, wake))
@@ -108,6 +115,8 @@ class CloudHub(Module):
         self._upstream.stop()
         if self._claimer is not None:
             self._claimer.stop()
+        if self._collector is not None:
+            self._collector.stop()
         if self._writer is not None:
             self._writer.stop()
         if self._api is not None:
@@ -167,6 +176,18 @@ class CloudHub(Module):
             log.info("restored what nodes acked of %d object(s)", count)
         self._writer.start()
         self.hive.register_command("cloudhub.objectsync", self._writer.stats)
+
+    def _node_names(self) -> set[str] | None:
+        if self._writer is not None:
+            return self._writer.node_names()
+        kube = self.context.services.get("kube")
+        if kube is None:
+            return None
+        api = kube.api_client()
+        try:
+            return objectsync.node_names(api)
+        finally:
+            api.close()
 
     def _put_claims(self, found: list[Claim]) -> None:
         if self._claimer is not None:

@@ -145,6 +145,7 @@ class ObjectSyncWriter:
                 "reads": self._counts["reads"],
                 "conflicts": self._counts["conflicts"],
                 "failures": self._counts["failures"],
+                "collected": self._counts["collected"],  # entries of deleted nodes dropped
                 "pending_records": records,
                 "pending_changes": changes,
                 "queued_ops": self._queued,
@@ -180,6 +181,35 @@ class ObjectSyncWriter:
             held = self._ledger.held(node_id)
         return [objects.Restored(node_id, h.ref, h.rv) for h in held.values()]
 
+    def collect(self) -> int | None:
+        """Drop the entries of nodes that no longer exist, after reading every record
+        again (other replicas wrote since this one started); the leader's duty with
+        several replicas. Returns the entries dropped (written in the next round), or
+        None when the nodes or the records could not be listed.
+        """
+        nodes = self._node_names()
+        if nodes is None:
+            return None
+        try:
+            records = [r for item in self._list(syncrecord.PATH)
+                       if (r := syncrecord.parse(item)) is not None]  # fmt: skip
+        except (client.ApiException, *_NO_ANSWER) as exc:
+            log.warning("cannot list the records (%s): records of deleted nodes are kept", exc)
+            return None
+        with self._cond:
+            self._merge_inbox()
+            self._ledger.refresh_records(records, self._clock())
+            dropped = self._ledger.drop_except(nodes, self._clock())
+            self._counts["collected"] += dropped
+            self._cond.notify_all()
+        if dropped:
+            log.info("dropped what %d object(s) on deleted nodes were recorded as", dropped)
+        return dropped
+
+    def node_names(self) -> set[str] | None:
+        """The names of the cluster's Nodes (None, logged, when they cannot be listed)."""
+        return self._node_names()
+
     # At start, before `start`.
 
     def read_all(self) -> list[objects.Restored]:
@@ -208,26 +238,10 @@ class ObjectSyncWriter:
         return restored
 
     def _list(self, path: str) -> Iterator[Any]:
-        token = ""
-        while True:
-            query = [("limit", _PAGE)] + ([("continue", token)] if token else [])
-            try:
-                page = raw.request(self._api_client, "GET", path, query=query)
-            except client.ApiException as exc:
-                if exc.status == 404:  # the CRD is not installed: no records
-                    return
-                raise
-            yield from page.get("items") or []
-            token = (page.get("metadata") or {}).get("continue") or ""
-            if not token:
-                return
+        return _list(self._api_client, path)
 
     def _node_names(self) -> set[str] | None:
-        try:
-            return {str((n.get("metadata") or {}).get("name")) for n in self._list("/api/v1/nodes")}
-        except (client.ApiException, *_NO_ANSWER) as exc:
-            log.warning("cannot list nodes (%s): records of deleted nodes are kept", exc)
-            return None
+        return node_names(self._api_client)
 
     # The writer thread.
 
@@ -368,6 +382,34 @@ class ObjectSyncWriter:
             self._last_error = f"{what}: {reason}"
         log.warning("ObjectSync write of %s failed: %s; will retry", what, reason)
         return False
+
+
+def _list(api_client: client.ApiClient, path: str) -> Iterator[Any]:
+    """Every item of a list, page by page (none when the resource is not installed)."""
+    token = ""
+    while True:
+        query = [("limit", _PAGE)] + ([("continue", token)] if token else [])
+        try:
+            page = raw.request(api_client, "GET", path, query=query, timeout=_TIMEOUT)
+        except client.ApiException as exc:
+            if exc.status == 404:  # the CRD is not installed: no records
+                return
+            raise
+        yield from page.get("items") or []
+        token = (page.get("metadata") or {}).get("continue") or ""
+        if not token:
+            return
+
+
+def node_names(api_client: client.ApiClient) -> set[str] | None:
+    """The names of the cluster's Nodes (None, logged, when they cannot be listed)."""
+    try:
+        return {
+            str((n.get("metadata") or {}).get("name")) for n in _list(api_client, "/api/v1/nodes")
+        }
+    except (client.ApiException, *_NO_ANSWER) as exc:
+        log.warning("cannot list nodes (%s): records of deleted nodes are kept", exc)
+        return None
 
 
 def read_acked(api_client: client.ApiClient, node_id: str) -> dict[str, syncrecord.Held]:

@@ -56,6 +56,16 @@ class LeaseAPI:
         replaced: JsonObj = self._call("PUT", f"{self._path}/{body['metadata']['name']}", body=body)
         return replaced
 
+    def delete(self, name: str, resource_version: str) -> None:
+        """Delete the Lease if it is still at `resource_version` (409 otherwise; a
+        missing one is no error)."""
+        body = {"preconditions": {"resourceVersion": resource_version}}
+        try:
+            self._call("DELETE", f"{self._path}/{name}", body=body)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+
     def list(self, label_selector: str) -> list[JsonObj]:
         """The Leases carrying the labels of `label_selector`."""
         items: list[JsonObj] = self.list_all(label_selector).get("items") or []

@@ -105,6 +105,28 @@ class OwnerLeases:
             return False
         return True
 
+    def collect(self, nodes: set[str]) -> int:
+        """Delete the owner Leases of nodes not in `nodes` (deleted nodes; a Lease
+        claimed again meanwhile is kept: the delete is conditional). Returns how many.
+
+        Raises:
+            kubernetes.client.ApiException: the list failed.
+        """
+        deleted = 0
+        for lease in self.api.list(_SELECTOR):
+            node = ownership.node_of(lease)
+            if not node or node in nodes:
+                continue
+            meta = lease.get("metadata") or {}
+            try:
+                self.api.delete(str(meta.get("name")), str(meta.get("resourceVersion")))
+            except client.ApiException as exc:
+                if exc.status != 409:
+                    raise
+                continue
+            deleted += 1
+        return deleted
+
     def owners(self) -> list[ownership.Owner]:
         """Every owner Lease, as it is now.
 

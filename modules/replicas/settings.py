@@ -30,6 +30,9 @@ class ReplicaSettings:
     retry_period: float = dataclasses.field(default=2.0, metadata={"min": 0.1})  # seconds
     # Seconds a replica that is not the leader waits for the leader's CA Secret at start.
     ca_wait: float = dataclasses.field(default=25.0, metadata={"min": 0.1})
+    # Seconds between the leader's cleanups of what is kept for deleted nodes (their
+    # owner Leases and records).
+    gc_interval: float = dataclasses.field(default=600.0, metadata={"min": 1})
 
     @property
     def identity(self) -> str:

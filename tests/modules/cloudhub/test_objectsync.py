@@ -316,3 +316,18 @@ def test_malformed_records_are_skipped_with_a_log_naming_them_and_nothing_else_i
     finally:
         for name in ("shard-0-7", "not-a-shard", "shard-0-8"):
             delete_if_present(raw.request, api, "DELETE", f"{syncrecord.PATH}/{name}")
+
+
+def test_the_leaders_cleanup_drops_records_of_gone_nodes_another_replica_wrote(
+    api: Any, make_writer: Writer, nodes: Any
+) -> None:
+    leader = make_writer(shards=2)  # started before the other replica wrote anything
+    other = make_writer(shards=2)
+    alive, gone = nodes("alive"), unique("gone")
+    a, b = pod(unique("a")), pod(unique("b"))
+    write(other, [objects.Ensure(alive, a), objects.Acked(alive, a, 3),
+                  objects.Ensure(gone, b), objects.Acked(gone, b, 4)])  # fmt: skip
+    assert leader.collect() == 1
+    assert leader.flush(10)
+    assert acked(api, gone) == {} and acked(api, alive) == {a.uid: 3}
+    assert leader.stats()["collected"] == 1
