@@ -93,9 +93,11 @@ class ServerTransport:
         self._on_upstream = on_upstream  # messages for edgecontroller
         self._on_syncs = on_syncs  # work for the ObjectSync writer
         self._on_claims = on_claims  # claims of nodes for the owner Leases (several replicas)
-        # Asked before every delivery round: a replica resumed after a pause longer than
-        # its Lease must not write a frame before its keeper thread has noticed.
+        # Asked before every delivery round and upgrade: a replica resumed after a pause
+        # longer than its Lease's renew deadline must not write a frame before its keeper
+        # thread has noticed (it may renew without ever reporting the lapse).
         self._is_fenced = fenced
+        self._fence_closed = False  # the sessions were closed for the current fence
         self._take: Callable[[int], list[Message]] = _nothing  # downstream messages (read_from)
         self._fenced: str | None = None  # why no session may be served now (`fence`)
         self._conns: dict[int, wsconn.Connection] = {}  # key -> open connection (loop thread)
@@ -147,6 +149,10 @@ class ServerTransport:
                 loop.call_soon_threadsafe(stop.set)
         if self._thread is not None:
             self._thread.join(timeout)
+
+    def _fence_reason(self) -> str | None:
+        """Why no session may be served now (None: they may)."""
+        return self._is_fenced() if self._is_fenced is not None else self._fenced
 
     def fence(self, reason: str | None) -> None:
         """Any thread. With a `reason`, this replica cannot be sure it may serve its edges
@@ -332,11 +338,11 @@ class ServerTransport:
 
     def _after(self) -> None:
         """Deliver what is ready and hand the core's outputs on."""
-        if self._is_fenced is not None and self._fenced is None:
+        if self._is_fenced is not None:
             reason = self._is_fenced()
-            if reason is not None:
-                self._fenced = reason
+            if reason is not None and not self._fence_closed:
                 self.core.close_all(f"this cloudcore replica is fenced: {reason}")
+            self._fence_closed = reason is not None
         self.core.pump()
         self._flush()
         if self.core.more:
@@ -383,10 +389,11 @@ class ServerTransport:
         except errors.HandshakeError as exc:
             log.warning("refused a connection from %s: %s", remote, exc)
             return connection.respond(http.HTTPStatus.BAD_REQUEST, f"{exc}\n")
-        if self._fenced is not None:
+        fenced = self._fence_reason()
+        if fenced is not None:
             log.warning("refused node %s from %s: fenced (%s)", peer.node_id[:64], remote,
-                        self._fenced)  # fmt: skip
-            text = f"this cloudcore replica is fenced: {self._fenced}\n"
+                        fenced)  # fmt: skip
+            text = f"this cloudcore replica is fenced: {fenced}\n"
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, text)
         if self._tls is not None:
             transport = connection.transport

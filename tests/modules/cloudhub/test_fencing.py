@@ -8,11 +8,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import websocket
 
 from modules.replicas.leases import LeaseAPI
 from modules.replicas.owners import OwnerLeases
+from modules.replicas.settings import ReplicaSettings
 from tests.fakes import eventually
-from tests.modules.cloudhub.harness import RawEdge, node_row, start_cloud
+from tests.modules.cloudhub.harness import RawEdge, node_row, pod, start_cloud
 
 pytestmark = pytest.mark.integration
 
@@ -25,6 +27,13 @@ class StandInReplica:
         self.listeners: list[Callable[[str], None]] = []
         self.reason: str | None = None
         self.owners = OwnerLeases(LeaseAPI(kube.api_client, namespace, timeout=10), identity)
+        self.settings = ReplicaSettings(id=identity, namespace=namespace)
+
+    def is_leader(self) -> bool:
+        return False
+
+    def members(self) -> list[str]:
+        return [self.owners.identity]
 
     def add_listener(self, listener: Callable[[str], None]) -> None:
         self.listeners.append(listener)
@@ -68,3 +77,35 @@ def upgrade_status(port: int, node: str) -> int:
     with socket.create_connection(("127.0.0.1", port), timeout=3) as sock:
         sock.sendall(request.encode())
         return int(sock.recv(1024).split(b" ")[1])
+
+
+def test_a_lapse_no_listener_reports_still_closes_the_sessions_before_anything_is_sent(
+    make_hive, probe, world, kube, kube_namespace
+):
+    # A replica resumed after a pause (SIGSTOP) may renew its Lease before its keeper
+    # reports the lapse: cloudhub asks before every round of delivery.
+    replica = StandInReplica(kube, kube_namespace)
+    cloud, port = start_cloud(make_hive, probe, world, services={"replica": replica})
+    edge = RawEdge(port, "edge-z")
+    assert eventually(lambda: node_row(cloud, "edge-z").get("connected", False))
+    replica.reason = "renewal overdue"  # the keeper has not told anyone
+    cloud.send("cloudhub", world.put("edge-z", pod("p", "uid-p", rv=5)))
+    frames: list[bytes] = []
+    try:
+        while True:
+            opcode, data = edge.ws.recv_data(control_frame=True)
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                break
+            frames.append(data)
+    finally:
+        edge.close()
+    assert frames == []  # closed, and not sent the pod first
+    code, reason = int.from_bytes(data[:2], "big"), data[2:].decode()
+    assert code == 1001 and "fenced: renewal overdue" in reason
+    assert upgrade_status(port, "edge-z") == 503
+    replica.reason = None  # renewed, again without a word to the listeners
+    again = RawEdge(port, "edge-z")
+    try:
+        assert eventually(lambda: node_row(cloud, "edge-z").get("connected", False))
+    finally:
+        again.close()

@@ -4,10 +4,12 @@ one it left stops queueing for it."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import websocket
 
 from beehive import Hive
 from modules.cloudhub.debug import nodes_table
@@ -16,7 +18,14 @@ from modules.replicas.owners import OwnerLeases
 from modules.replicas.settings import ReplicaSettings
 from tests.fakes import eventually
 from tests.kube_fixtures import delete_if_present, manifest, unique
-from tests.modules.cloudhub.harness import node_row, pod, start_cloud, start_edge, stored
+from tests.modules.cloudhub.harness import (
+    RawEdge,
+    node_row,
+    pod,
+    start_cloud,
+    start_edge,
+    stored,
+)
 from tests.modules.cloudhub.test_end_to_end import synced_rv
 
 pytestmark = pytest.mark.integration
@@ -47,6 +56,15 @@ def edge_node(kube: Any) -> Iterator[str]:
     kube.core.create_node(manifest({"metadata": {"name": name}}))
     yield name
     delete_if_present(kube.core.delete_node, name)
+
+
+def closed_with(edge: RawEdge) -> tuple[int, str] | None:
+    """The close code and reason the cloud sent `edge`, None if it sent none within 1 s."""
+    edge.ws.settimeout(1.0)
+    try:
+        return edge.close_status()
+    except websocket.WebSocketTimeoutException:
+        return None
 
 
 def queued_or_known(cloud: Hive, node: str) -> bool:
@@ -91,3 +109,36 @@ def test_an_edge_moving_between_replicas_is_served_by_the_one_it_reaches_without
     [owner] = OwnerLeases(replicas("r3").owners.api, "r3").owners()
     assert (owner.node, owner.holder, owner.epoch) == (node, "r1", 3)
     back.stop(timeout=2)
+
+
+def test_a_node_connecting_to_two_replicas_at_once_keeps_one_session_and_one_epoch(
+    kube, kube_namespace, replicas, edge_node, make_hive, probe, world
+):
+    node = edge_node
+    clouds = [
+        start_cloud(make_hive, probe, world, kube=kube, services={"replica": replicas(f"r{i}")})
+        for i in (1, 2)
+    ]
+    edges: list[RawEdge] = []
+    threads = [threading.Thread(target=lambda p=port: edges.append(RawEdge(p, node)))
+               for _, port in clouds]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    try:
+
+        def served() -> list[str]:
+            return [f"r{i}" for i, (cloud, _) in enumerate(clouds, 1)
+                    if node_row(cloud, node).get("connected") and
+                    node_row(cloud, node).get("owner") == f"r{i}"]  # fmt: skip
+
+        assert eventually(lambda: len(served()) == 1 and not all(
+            node_row(cloud, node).get("connected") for cloud, _ in clouds))  # fmt: skip
+        [owner] = OwnerLeases(replicas("r3").owners.api, "r3").owners()
+        assert owner.epoch == 2 and [owner.holder] == served()
+        [(code, reason)] = [found for e in edges if (found := closed_with(e)) is not None]
+        assert code == 1000 and "node served elsewhere" in reason
+    finally:
+        for edge in edges:
+            edge.close()
