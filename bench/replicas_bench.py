@@ -1,0 +1,850 @@
+"""Replica benchmark: 3 cloudcore replicas behind a load balancer, failing in turn under load.
+
+Run: .venv/bin/python bench/replicas_bench.py --quick          (60 nodes, about 3 minutes)
+     .venv/bin/python bench/replicas_bench.py [--nodes 300] [--plain] [--kubeconfig PATH]
+         [--rate 20] [--json out.json] [--logs DIR]
+
+Processes (reusing bench/e2e_bench.py's machinery): the API server (`beehive kube-api`,
+unless --kubeconfig names one); three cloudcore replicas r1-r3 (`beehive run`, each
+certserver, edgecontroller, cloudhub and metrics on its own ports, with a ``replica:``
+section of short Lease durations); a round-robin TCP load balancer in front of the three
+cloudhub ports (bench/replicas_lb.py, skipping backends that refuse); the fleet
+(bench/replicas_fleet.py: ``beehive fleet --control`` with a short reconnect backoff and
+records of every session open and close and every delivery), pointed at the balancer,
+over mutual TLS enrolled through r1's certserver (--plain: plain websockets).
+
+Workload: pods-per-node pods per node, each mounting one of a few configmaps; a writer
+thread here updates the pods (and now and then a configmap) at --rate writes/s and logs
+every version it wrote. Right after each fault it also updates one pod on every node
+the victim owned (a probe, so that each affected node has a post-fault change).
+
+Scenarios, in order: (1) kill -9 a replica (the leader by default) under load, restart
+it; (2) SIGSTOP a replica for longer than its lease_duration (half of its edges are
+dropped by the fleet meanwhile, as edges whose heartbeats go unanswered would; the other
+half stay on the stopped replica), SIGCONT; (3) rolling SIGTERM and restart of r1, r2,
+r3. After each, the writer pauses and the checker waits (at most --check-timeout) until
+every edge holds the API's newest version of each of its pods and configmaps, then
+reports lost (the newest version never arrived: missing, or an older one held), behind at
+quiesce, and regressions (an arrival older than what the edge held, from the fleet's
+records), and that exactly one CA Secret exists, unchanged since the start.
+
+Reported per scenario: failover times (fault -> every affected node connected again;
+fault -> first post-fault version applied on each affected node) p50/p99/max;
+duplicates (the fleet's counter: deliveries not newer than what the node held);
+Lease writes during the fault and per second at rest (counted from a watch of the
+replicas' namespace: every ADDED/MODIFIED event is one write, by member Leases, the
+leader Lease and the owner Leases); each replica's RSS, CPU and owned nodes at rest.
+Timings are measured, never asserted: the machine is small and shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import psutil
+from e2e_bench import (
+    Bench,
+    FleetControl,
+    free_port,
+    keep_logs,
+    percentiles,
+    spawn,
+    stop,
+    wait_until,
+)
+from kubernetes import client, config
+
+HERE = Path(__file__).resolve().parent
+REPLICAS = ("r1", "r2", "r3")
+LEADER_LEASE = "cloudcore-leader"
+MEMBER_LABEL = "cloudcore.beehive-edge.io/member"
+OWNERSHIP_LABEL = "cloudcore.beehive-edge.io/ownership"
+NODE_ANNOTATION = "cloudcore.beehive-edge.io/node"
+REPLICA = """kube: {{mode: kubeconfig, kubeconfig: "{kubeconfig}"}}
+replica: {{id: {id}, namespace: {namespace}, lease_duration: {lease_duration},
+           renew_deadline: {renew_deadline}, retry_period: {retry_period}, ca_wait: 60}}
+modules:
+  metrics:
+    settings: {{address: 127.0.0.1, port: {metrics_port}}}
+  certserver:
+    settings: {{address: 127.0.0.1, port: {cert_port}, advertise_addresses: [127.0.0.1]}}
+  edgecontroller: {{}}
+  cloudhub:
+    settings: {{address: 127.0.0.1, port: {port}, node_limit: {limit}, tls: {tls},
+                handshake_threads: {handshake_threads}}}
+"""
+
+Log = list[tuple[str, int, float]]  # (key, resourceVersion, when the call returned)
+
+
+def raw(resp: Any) -> Any:
+    return json.loads(resp.data)
+
+
+class Api:
+    """Plain-JSON reads of the objects the checker needs, one client per thread."""
+
+    def __init__(self, kubeconfig: str) -> None:
+        self._kubeconfig = kubeconfig
+        self._local = threading.local()
+
+    def core(self) -> Any:
+        if not hasattr(self._local, "core"):
+            api = config.new_client_from_config(config_file=self._kubeconfig)  # type: ignore[no-untyped-call]
+            self._local.api = api
+            self._local.core = client.CoreV1Api(api)
+            self._local.coord = client.CoordinationV1Api(api)
+        return self._local.core
+
+    def coord(self) -> Any:
+        self.core()
+        return self._local.coord
+
+    def leases(self, namespace: str, selector: str = "") -> dict[str, Any]:
+        found: dict[str, Any] = raw(self.coord().list_namespaced_lease(
+            namespace, label_selector=selector, _preload_content=False))  # fmt: skip
+        return found
+
+    def owners(self, namespace: str) -> dict[str, tuple[str, int]]:
+        """node -> (holder, epoch) from the owner Leases."""
+        out = {}
+        for lease in self.leases(namespace, f"{OWNERSHIP_LABEL}=true")["items"]:
+            node = (lease["metadata"].get("annotations") or {}).get(NODE_ANNOTATION)
+            spec = lease.get("spec") or {}
+            if node:
+                out[node] = (spec.get("holderIdentity") or "", spec.get("leaseTransitions") or 0)
+        return out
+
+    def leader(self, namespace: str) -> str:
+        lease = raw(self.coord().read_namespaced_lease(LEADER_LEASE, namespace,
+                                                        _preload_content=False))  # fmt: skip
+        return str((lease.get("spec") or {}).get("holderIdentity") or "")
+
+    def ca_secrets(self, namespace: str) -> list[tuple[str, str, str]]:
+        """(name, uid, sha256 of the CA) of every Secret holding a CA (``cadata``)."""
+        found = raw(self.core().list_namespaced_secret(namespace, _preload_content=False))
+        return [(s["metadata"]["name"], s["metadata"]["uid"],
+                 hashlib.sha256(s["data"]["cadata"].encode()).hexdigest()[:16])
+                for s in found["items"] if "cadata" in (s.get("data") or {})]  # fmt: skip
+
+
+class Writer:
+    """Pods and configmaps of one namespace: creates them, then updates them at a fixed
+    rate on a thread (pausable); every version written goes to `log`."""
+
+    def __init__(
+        self, api: Api, namespace: str, nodes: list[str], args: argparse.Namespace
+    ) -> None:
+        self.api, self.ns, self.args = api, namespace, args
+        self.configmaps = [f"cm-{i}" for i in range(args.configmaps)]
+        self.pods = [(f"p-{n}-{i}", n) for i in range(args.pods_per_node) for n in nodes]
+        self.log: Log = []  # every version written
+        self.behind = 0  # ticks skipped because a write took longer than its slot
+        self._run = threading.Event()  # set while writing
+        self._idle = threading.Event()  # set while the thread is between writes and paused
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="writer", daemon=True)
+        self._count = 0
+
+    def cm_of(self, node: str) -> str:
+        return self.configmaps[int(hashlib.sha256(node.encode()).hexdigest(), 16)
+                               % len(self.configmaps)]  # fmt: skip
+
+    def create(self) -> None:
+        core = self.api.core()
+        for name in self.configmaps:
+            resp = core.create_namespaced_config_map(
+                self.ns, {"metadata": {"name": name}, "data": {"v": "0"}}, _preload_content=False
+            )
+            self._logged("configmap", name, resp)
+        with ThreadPoolExecutor(self.args.drivers) as pool:
+            list(pool.map(lambda p: self._create_pod(*p), self.pods))
+
+    def _create_pod(self, name: str, node: str) -> None:
+        body = {"metadata": {"name": name, "labels": {"v": "0"}}, "spec": {
+            "nodeName": node, "containers": [{"name": "main", "image": "registry.invalid/a:1"}],
+            "volumes": [{"name": "cfg", "configMap": {"name": self.cm_of(node)}}]}}  # fmt: skip
+        resp = self.api.core().create_namespaced_pod(self.ns, body, _preload_content=False)
+        self._logged("pod", name, resp)
+
+    def _logged(self, kind: str, name: str, resp: Any) -> int:
+        rv = int(raw(resp)["metadata"]["resourceVersion"])
+        self.log.append((f"{self.ns}/{kind}/{name}", rv, time.monotonic()))
+        return rv
+
+    def update_pod(self, name: str) -> int:
+        self._count += 1
+        patch = {"metadata": {"labels": {"v": str(self._count)}}}
+        core = self.api.core()
+        return self._logged(
+            "pod", name, core.patch_namespaced_pod(name, self.ns, patch, _preload_content=False)
+        )
+
+    def update_configmap(self, name: str) -> int:
+        self._count += 1
+        patch = {"data": {"v": str(self._count)}}
+        resp = self.api.core().patch_namespaced_config_map(
+            name, self.ns, patch, _preload_content=False
+        )
+        return self._logged("configmap", name, resp)
+
+    def probe(self, nodes: list[str]) -> None:
+        """One pod update on each of `nodes`, at once."""
+        first = {n: name for name, n in reversed(self.pods)}
+        with ThreadPoolExecutor(self.args.drivers) as pool:
+            list(pool.map(lambda n: self.update_pod(first[n]), nodes))
+
+    def start(self) -> None:
+        self._run.set()
+        self._thread.start()
+
+    def pause(self) -> None:
+        self._run.clear()
+        self._idle.wait(30)
+
+    def resume(self) -> None:
+        self._run.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._run.set()
+        self._thread.join(10)
+
+    def _loop(self) -> None:
+        period, i = 1.0 / self.args.rate, 0
+        due = time.monotonic()
+        while not self._stop.is_set():
+            if not self._run.is_set():
+                self._idle.set()
+                self._run.wait()
+                self._idle.clear()
+                due = time.monotonic()
+                continue
+            try:
+                if (
+                    self.configmaps
+                    and i % self.args.configmap_every == self.args.configmap_every - 1
+                ):
+                    self.update_configmap(self.configmaps[i // self.args.configmap_every
+                                                          % len(self.configmaps)])  # fmt: skip
+                else:
+                    self.update_pod(self.pods[i % len(self.pods)][0])
+            except Exception as exc:  # an API hiccup: count it, go on at the same rate
+                print(f"writer: {type(exc).__name__}: {str(exc)[:200]}", file=sys.stderr)
+            i += 1
+            due += period
+            late = time.monotonic() - due
+            if late > 1.0:  # no bursts to catch up
+                self.behind += int(late / period)
+                due = time.monotonic()
+            elif late < 0:
+                time.sleep(-late)
+
+    def expected(self) -> dict[str, dict[str, int]]:
+        """node -> key -> the API's resourceVersion now (pods and the configmaps they mount)."""
+        core = self.api.core()
+        pods = raw(core.list_namespaced_pod(self.ns, _preload_content=False))["items"]
+        cms = raw(core.list_namespaced_config_map(self.ns, _preload_content=False))["items"]
+        cm_rv = {c["metadata"]["name"]: int(c["metadata"]["resourceVersion"]) for c in cms}
+        out: dict[str, dict[str, int]] = collections.defaultdict(dict)
+        for pod in pods:
+            node, meta = pod["spec"]["nodeName"], pod["metadata"]
+            out[node][f"{self.ns}/pod/{meta['name']}"] = int(meta["resourceVersion"])
+            for volume in pod["spec"].get("volumes") or []:
+                name = (volume.get("configMap") or {}).get("name")
+                if name in cm_rv:
+                    out[node][f"{self.ns}/configmap/{name}"] = cm_rv[name]
+        return dict(out)
+
+
+class LeaseWatch:
+    """Every write to the replicas' Leases, seen by a watch: (time, class, name, holder)."""
+
+    def __init__(self, api: Api, namespace: str) -> None:
+        self.events: list[tuple[float, str, str, str]] = []
+        self._api, self._ns = api, namespace
+        self._closing = threading.Event()
+        self._resp: Any = None
+        self._thread = threading.Thread(target=self._loop, name="lease-watch", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        rv = ""
+        while not self._closing.is_set():
+            try:
+                if not rv:
+                    rv = self._api.leases(self._ns)["metadata"]["resourceVersion"]
+                self._resp = self._api.coord().list_namespaced_lease(
+                    self._ns, watch=True, resource_version=rv, timeout_seconds=3600,
+                    _preload_content=False)  # fmt: skip
+                rv = self._read(rv)
+            except Exception:
+                if self._closing.is_set():
+                    return
+                time.sleep(0.5)
+
+    def _read(self, rv: str) -> str:
+        buffer = b""
+        for chunk in self._resp.stream(65536):
+            now = time.monotonic()
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                event = json.loads(line)
+                obj = event["object"]
+                if event["type"] == "ERROR":
+                    return ""
+                meta = obj["metadata"]
+                rv = meta.get("resourceVersion") or rv
+                if event["type"] in ("ADDED", "MODIFIED"):
+                    holder = (obj.get("spec") or {}).get("holderIdentity") or ""
+                    self.events.append((now, lease_class(meta), meta["name"], holder))
+        return rv
+
+    def count(self, start: float, end: float) -> dict[str, int]:
+        found = collections.Counter(c for t, c, _, _ in self.events if start <= t < end)
+        return {k: found.get(k, 0) for k in ("member", "leader", "owner", "other")}
+
+    def close(self) -> None:
+        self._closing.set()
+        if self._resp is not None:
+            self._resp.close()
+
+
+def lease_class(meta: dict[str, Any]) -> str:
+    labels = meta.get("labels") or {}
+    if labels.get(MEMBER_LABEL) == "true":
+        return "member"
+    if labels.get(OWNERSHIP_LABEL) == "true":
+        return "owner"
+    return "leader" if meta["name"] == LEADER_LEASE else "other"
+
+
+class ReplicaBench(Bench):
+    """e2e_bench's Bench with three replicas, a load balancer and the wrapped fleet."""
+
+    def __init__(self, args: argparse.Namespace, tmp: Path) -> None:
+        super().__init__(args, tmp)
+        self.ports: dict[str, dict[str, int]] = {}  # replica -> port, cert_port, metrics_port
+        self.configs: dict[str, Path] = {}
+        self.generation: collections.Counter[str] = collections.Counter()  # restarts
+        self.writer: Writer | None = None
+        self.leases: LeaseWatch | None = None
+        self.api: Api | None = None
+
+    # Processes.
+
+    def start_replicas(self) -> None:
+        for name in REPLICAS:
+            ports = {"port": free_port(), "cert_port": free_port(), "metrics_port": free_port()}
+            self.ports[name] = ports
+            path = self.tmp / f"{name}.yaml"
+            a = self.args
+            path.write_text(REPLICA.format(
+                kubeconfig=self.kubeconfig, id=name, namespace=a.replica_namespace,
+                lease_duration=a.lease_duration, renew_deadline=a.renew_deadline,
+                retry_period=a.retry_period, limit=a.nodes + 10, tls=str(not a.plain).lower(),
+                handshake_threads=a.handshake_threads, **ports,
+            ))  # fmt: skip
+            self.configs[name] = path
+            self.spawn_replica(name)
+        for name in REPLICAS:
+            self.wait_ready(name)
+        self.config, self.cert_port = self.configs["r1"], self.ports["r1"]["cert_port"]
+
+    def spawn_replica(self, name: str) -> None:
+        self.generation[name] += 1
+        log = self.tmp / f"{name}-{self.generation[name]}.log"
+        command = [sys.executable, "-m", "modules.cli", "run", str(self.configs[name])]
+        self.procs[name] = spawn(command, log)
+
+    def wait_ready(self, name: str, timeout: float = 90) -> None:
+        url = f"http://127.0.0.1:{self.ports[name]['metrics_port']}/readyz"
+
+        def ready() -> bool:
+            if self.procs[name].poll() is not None:
+                raise RuntimeError(f"replica {name} exited with {self.procs[name].returncode}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    return bool(response.status == 200)
+            except (OSError, urllib.error.URLError):
+                return False
+
+        wait_until(ready, timeout, f"replica {name} ready")
+
+    def start_lb(self) -> None:
+        port = free_port()
+        backends = [f"127.0.0.1:{self.ports[n]['port']}" for n in REPLICAS]
+        args = [sys.executable, str(HERE / "replicas_lb.py"), "--port", str(port),
+                "--stats", str(self.tmp / "lb-stats.json")]  # fmt: skip
+        for backend in backends:
+            args += ["--backend", backend]
+        self.procs["lb"] = spawn(args, self.tmp / "lb.log")
+        self.cloud = f"127.0.0.1:{port}"
+
+        def listening() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_until(listening, 30, "the load balancer listening")
+
+    def start_fleet(self) -> None:
+        a = self.args
+        args = [sys.executable, str(HERE / "replicas_fleet.py"),
+                "--reconnect-initial", str(a.reconnect_initial),
+                "--reconnect-max", str(a.reconnect_max),
+                "--connect-timeout", str(a.connect_timeout),
+                "--cloud", self.cloud, "--nodes", str(a.nodes), "--prefix", a.prefix,
+                "--kubeconfig", self.kubeconfig, "--control", "--no-progress", "--no-pod-status",
+                "--status-interval", "60", "--json", "--connect-concurrency", "64",
+                *self.fleet_auth()]  # fmt: skip
+        proc = spawn(args, self.tmp / "fleet.log", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.procs["fleet"] = proc
+        self.fleet = FleetControl(proc)
+        self.wait_connected(0, 300)
+
+    def wait_connected(self, connects: int, timeout: float) -> None:
+        """Every node connected, after at least `connects` connections in all."""
+        fleet, nodes = self.fleet, self.args.nodes
+        assert fleet is not None
+
+        def back() -> bool:
+            stats = fleet.ask("stats")
+            return bool(stats["connects"] >= connects and stats["connected"] == nodes)
+
+        wait_until(back, timeout, "fleet connected")
+
+    def records(self) -> dict[str, Any]:
+        assert self.fleet is not None
+        path = self.tmp / f"records-{uuid.uuid4().hex[:6]}.json"
+        self.fleet.ask(f"rdump {path}")
+        found: dict[str, Any] = json.loads(path.read_text())
+        path.unlink()
+        return found
+
+    def pick(self, who: str) -> str:
+        assert self.api is not None
+        return self.api.leader(self.args.replica_namespace) if who == "leader" else who
+
+    def affected(self, victim: str) -> list[str]:
+        assert self.api is not None
+        owners = self.api.owners(self.args.replica_namespace)
+        return sorted(n for n, (holder, _) in owners.items() if holder == victim)
+
+    def last_rv(self) -> int:
+        assert self.writer is not None
+        return max(rv for _, rv, _ in self.writer.log)
+
+
+# Checks.
+
+
+def check(bench: ReplicaBench, since: float) -> dict[str, Any]:
+    """Pause the writer, wait until the edges hold the API's newest versions (bounded),
+    report what did not arrive and what went backwards; resume the writer."""
+    assert bench.writer is not None and bench.fleet is not None and bench.api is not None
+    bench.writer.pause()
+    try:
+        quiesce = time.monotonic()
+        expected = bench.writer.expected()
+        path = bench.tmp / f"expected-{uuid.uuid4().hex[:8]}.json"
+        path.write_text(json.dumps(expected))
+        fleet = bench.fleet
+        converged: float | None = None
+        try:
+            wait_until(lambda: (r := fleet.ask(f"check {path}"))["met"] == r["total"],
+                       bench.args.check_timeout, "edges converged")  # fmt: skip
+            converged = time.monotonic() - quiesce
+        except TimeoutError:
+            pass
+        records = bench.records()
+        held = held_at(records, float("inf"))
+        then = held_at(records, quiesce)
+        missing, stale, behind = [], [], 0
+        for node, keys in expected.items():
+            for key, rv in keys.items():
+                now_rv = held.get((node, key))
+                behind += then.get((node, key), 0) < rv
+                if now_rv is None:
+                    missing.append(f"{node} {key} api {rv}")
+                elif now_rv < rv:
+                    stale.append(f"{node} {key} edge {now_rv} api {rv}")
+        regressions = [r for r in records["regressions"] if r[4] >= since]
+        cas = bench.api.ca_secrets("kubeedge")
+    finally:
+        bench.writer.resume()
+    total = sum(len(k) for k in expected.values())
+    return {"objects": total, "converged_seconds": round(converged, 2) if converged else None,
+            "lost": len(missing) + len(stale), "missing": len(missing), "stale": len(stale),
+            "behind_at_quiesce": behind, "regressions": len(regressions),
+            "examples": (missing + stale)[:5] + [str(r) for r in regressions[:5]],
+            "ca_secrets": cas}  # fmt: skip
+
+
+def held_at(records: dict[str, Any], when: float) -> dict[tuple[str, str], int]:
+    """(node, key) -> newest version arrived by `when`."""
+    out: dict[tuple[str, str], int] = {}
+    for node, key, rv, t in records["arrivals"]:
+        if t <= when and rv > out.get((node, key), 0):
+            out[(node, key)] = rv
+    return out
+
+
+def failover(records: dict[str, Any], step: dict[str, Any], until: float) -> dict[str, Any]:
+    """Per node the victim owned: fault -> its next session open; fault -> first arrival
+    of a version newer than the newest written before the fault; and deliveries over a
+    session opened before the fault (a stopped replica's) after `until`."""
+    t0, affected, rv0 = step["t0"], step["affected"], step["rv0"]
+    wanted = set(affected)
+    opened: dict[str, float] = {}
+    applied: dict[str, float] = {}
+    last_open: dict[str, list[float]] = collections.defaultdict(list)
+    for node, what, t in records["events"]:
+        if what == "open":
+            last_open[node].append(t)
+        if node in wanted and what == "open" and t > t0 and node not in opened:
+            opened[node] = t - t0
+    old_session = 0
+    for node, _key, rv, t in records["arrivals"]:
+        if node not in wanted or t <= t0:
+            continue
+        if rv > rv0 and node not in applied:
+            applied[node] = t - t0
+        opens = [o for o in last_open[node] if o <= t]
+        if t > until and opens and opens[-1] < t0:
+            old_session += 1
+    return {
+        "affected": len(affected),
+        "reconnected": _quantiles(list(opened.values()), len(affected)),
+        "applied": _quantiles(list(applied.values()), len(affected)),
+        "old_session_deliveries": old_session,
+    }
+
+
+def _quantiles(values: list[float], of: int) -> dict[str, Any]:
+    q = percentiles(values)
+    return {"n": len(values), "of": of, "p50": round(q["p50"], 3), "p99": round(q["p99"], 3),
+            "max": round(q["max"], 3)}  # fmt: skip
+
+
+def at_rest(bench: ReplicaBench, seconds: float) -> dict[str, Any]:
+    """Lease writes per second, and per replica RSS, CPU and owned nodes, over `seconds`."""
+    assert bench.leases is not None and bench.api is not None
+    procs = {n: psutil.Process(bench.procs[n].pid) for n in REPLICAS}
+    cpu0 = {n: sum(p.cpu_times()[:2]) for n, p in procs.items()}
+    start = time.monotonic()
+    time.sleep(seconds)
+    end = time.monotonic()
+    writes = bench.leases.count(start, end)
+    owners = collections.Counter(h for h, _ in bench.api.owners(bench.args.replica_namespace)
+                                 .values())  # fmt: skip
+    replicas = {}
+    for name, proc in procs.items():
+        cpu = (sum(proc.cpu_times()[:2]) - cpu0[name]) / (end - start)
+        rss, owned = proc.memory_info().rss, owners.get(name, 0)
+        replicas[name] = {
+            "owned": owned, "rss_mib": round(rss / 2**20, 1), "cpu_percent": round(cpu * 100, 1),
+            "rss_kib_per_owned": round(rss / 1024 / owned, 1) if owned else None,
+            "cpu_ms_per_s_per_owned": round(cpu * 1000 / owned, 3) if owned else None,
+        }  # fmt: skip
+    rates = {k: round(v / (end - start), 2) for k, v in writes.items()}
+    leader = bench.api.leader(bench.args.replica_namespace)
+    return {"seconds": round(end - start, 1), "lease_writes_per_second": rates,
+            "leader": leader, "replicas": replicas}  # fmt: skip
+
+
+# Scenarios.
+
+
+def fault_step(bench: ReplicaBench, victim: str, act: Callable[[float, list[str]], None]
+               ) -> dict[str, Any]:  # fmt: skip
+    """Note who the victim owns, run `act(t0, affected)` (the fault), then probe."""
+    assert bench.writer is not None and bench.fleet is not None
+    bench.wait_connected(0, bench.args.timeout)
+    affected = bench.affected(victim)
+    stats0 = bench.fleet.ask("stats")
+    rv0, t0 = bench.last_rv(), time.monotonic()
+    act(t0, affected)
+    return {"victim": victim, "t0": t0, "rv0": rv0, "affected": affected, "stats0": stats0}
+
+
+def finish(bench: ReplicaBench, name: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The check after a scenario, its failover figures, and a rest window."""
+    assert bench.fleet is not None and bench.leases is not None
+    start = steps[0]["t0"]
+    result = check(bench, start)
+    end = time.monotonic()
+    records = bench.records()
+    stats = bench.fleet.ask("stats")
+    result["failover"] = [
+        {"victim": s["victim"], **failover(records, s, s.get("resumed", float("inf")))}
+        for s in steps
+    ]
+    result["duplicates"] = stats["duplicates"] - steps[0]["stats0"]["duplicates"]
+    result["connect_failures"] = stats["connect_failures"] - steps[0]["stats0"]["connect_failures"]
+    result["lease_writes_during"] = bench.leases.count(start, end)
+    result["during_seconds"] = round(end - start, 1)
+    result["rest"] = at_rest(bench, bench.args.rest_seconds)
+    return {"scenario": name, **result}
+
+
+def after_fault(bench: ReplicaBench, step: dict[str, Any]) -> None:
+    """Probe the affected nodes and wait until they are all connected again."""
+    assert bench.writer is not None
+    bench.writer.probe(step["affected"])
+    bench.wait_connected(step["stats0"]["connects"] + len(step["affected"]), bench.args.timeout)
+
+
+def scenario_kill(bench: ReplicaBench) -> dict[str, Any]:
+    victim = bench.pick(bench.args.kill)
+    step = fault_step(bench, victim, lambda t0, a: bench.procs[victim].kill())
+    bench.procs[victim].wait(10)
+    after_fault(bench, step)
+    bench.spawn_replica(victim)
+    bench.wait_ready(victim)
+    return finish(bench, f"kill -9 {victim}, restart", [step])
+
+
+def scenario_stop(bench: ReplicaBench) -> dict[str, Any]:
+    victim, a = bench.pick(bench.args.stop), bench.args
+    proc = bench.procs[victim]
+    step = fault_step(bench, victim, lambda t0, aff: proc.send_signal(signal.SIGSTOP))
+    assert bench.fleet is not None
+    affected = step["affected"]
+    drop_at = min(a.lease_duration + 0.5, a.stop_seconds * 0.5)
+    time.sleep(drop_at)
+    dropped = affected[: len(affected) // 2]
+    path = bench.tmp / "drop.json"
+    path.write_text(json.dumps(dropped))
+    bench.fleet.ask(f"drop-nodes {path}")
+    assert bench.writer is not None
+    bench.writer.probe(affected)
+    time.sleep(max(0.0, step["t0"] + a.stop_seconds - time.monotonic()))
+    proc.send_signal(signal.SIGCONT)
+    step["resumed"] = time.monotonic()
+    bench.wait_connected(step["stats0"]["connects"] + len(affected), bench.args.timeout)
+    result = finish(bench, f"SIGSTOP {victim} {a.stop_seconds:g} s, SIGCONT", [step])
+    result["dropped_while_stopped"] = len(dropped)
+    result["stopped_owner_after"] = len(bench.affected(victim))
+    result["fence_log"] = fence_lines(bench, victim)
+    return result
+
+
+def scenario_rolling(bench: ReplicaBench) -> dict[str, Any]:
+    steps = []
+    for victim in REPLICAS:
+        proc = bench.procs[victim]
+        step = fault_step(bench, victim, lambda t0, a, p=proc: p.terminate())  # type: ignore[misc]
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        step["exit_seconds"] = round(time.monotonic() - step["t0"], 2)
+        after_fault(bench, step)
+        bench.spawn_replica(victim)
+        bench.wait_ready(victim)
+        steps.append(step)
+    result = finish(bench, "rolling SIGTERM + restart r1, r2, r3", steps)
+    for row, step in zip(result["failover"], steps, strict=True):
+        row["exit_seconds"] = step["exit_seconds"]
+    return result
+
+
+def fence_lines(bench: ReplicaBench, name: str) -> list[str]:
+    log = bench.tmp / f"{name}-{bench.generation[name]}.log"
+    words = ("fenced", "member", "foreign", "taken")
+    lines = [line for line in log.read_text().splitlines() if any(w in line for w in words)]
+    return [line[:240] for line in lines[-8:]]
+
+
+# The run.
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="replicas-bench-") as tmp:
+        bench = ReplicaBench(args, Path(tmp))
+        try:
+            return _run(bench)
+        finally:
+            for closer in (bench.writer, bench.leases):
+                if closer is not None:
+                    closer.close()
+            for name in ("fleet", "lb", *REPLICAS, "api"):
+                proc = bench.procs.get(name)
+                if proc is not None and proc.poll() is None:
+                    os.kill(proc.pid, signal.SIGCONT)
+                stop(proc)
+            if args.logs:
+                keep_logs(Path(tmp), Path(args.logs))
+
+
+def _run(bench: ReplicaBench) -> dict[str, Any]:
+    args = bench.args
+    started = time.monotonic()
+    if not bench.kubeconfig:
+        bench.start_api()
+    bench.api = Api(bench.kubeconfig)
+    bench.leases = LeaseWatch(bench.api, args.replica_namespace)
+    bench.start_replicas()
+    ca0 = bench.api.ca_secrets("kubeedge")
+    bench.start_lb()
+    bench.start_fleet()
+    ns = bench.namespace(f"replicas-{bench.run_id}")
+    bench.writer = Writer(bench.api, ns, bench.nodes, args)
+    bench.writer.create()
+    bench.writer.start()
+    first = time.monotonic()
+    baseline = check(bench, first)
+    baseline["rest"] = at_rest(bench, args.rest_seconds)
+    scenarios = []
+    for scenario in (scenario_kill, scenario_stop, scenario_rolling):
+        if scenario.__name__.split("_")[1] in args.skip:
+            continue
+        scenarios.append(scenario(bench))
+        print(f"{scenarios[-1]['scenario']}: done", file=sys.stderr, flush=True)
+    assert bench.fleet is not None
+    summary = bench.fleet.ask("stats")
+    records = bench.records()
+    lb = json.loads((bench.tmp / "lb-stats.json").read_text())
+    return {"nodes": args.nodes, "pods_per_node": args.pods_per_node,
+            "configmaps": args.configmaps, "rate": args.rate, "plain": args.plain,
+            "leases": {"duration": args.lease_duration, "renew_deadline": args.renew_deadline,
+                       "retry_period": args.retry_period},
+            "ca_at_start": ca0, "baseline": baseline, "scenarios": scenarios,
+            "writes": len(bench.writer.log), "writer_behind": bench.writer.behind,
+            "fleet": {k: summary.get(k) for k in ("connects", "duplicates", "connect_failures",
+                                                   "errors", "received")},
+            "repeats": records["repeats"], "regressions": len(records["regressions"]),
+            "lb": lb, "seconds": round(time.monotonic() - started, 1)}  # fmt: skip
+
+
+def report(result: dict[str, Any]) -> str:
+    leases = result["leases"]
+    lines = [
+        f"{result['nodes']} nodes x {result['pods_per_node']} pods, {result['configmaps']}"
+        f" configmaps, {result['rate']} writes/s, over"
+        f" {'plain websockets' if result['plain'] else 'mutual TLS'}; 3 replicas, Leases"
+        f" {leases['duration']}/{leases['renew_deadline']}/{leases['retry_period']} s"
+        f" (duration/renew deadline/retry); {result['writes']} versions written,"
+        f" {result['seconds']} s in all",
+        "baseline: " + _check_line(result["baseline"]),
+        "  at rest: " + _rest_line(result["baseline"]["rest"]),
+    ]
+    ca0 = result["ca_at_start"]
+    for s in result["scenarios"]:
+        lines.append(f"{s['scenario']}: " + _check_line(s))
+        for f in s["failover"]:
+            r, a = f["reconnected"], f["applied"]
+            extra = f", exited in {f['exit_seconds']} s" if "exit_seconds" in f else ""
+            lines.append(
+                f"  victim {f['victim']} owned {f['affected']}{extra}: reconnected"
+                f" {r['n']}/{r['of']} p50/p99/max {r['p50']}/{r['p99']}/{r['max']} s; first new"
+                f" version applied {a['n']}/{a['of']} {a['p50']}/{a['p99']}/{a['max']} s;"
+                f" deliveries over pre-fault sessions after resume {f['old_session_deliveries']}"
+            )
+        w = s["lease_writes_during"]
+        lines.append(
+            f"  duplicates {s['duplicates']}, connect failures {s['connect_failures']}; Lease"
+            f" writes in {s['during_seconds']} s: owner {w['owner']}, member {w['member']},"
+            f" leader {w['leader']}; CA {'unchanged' if s['ca_secrets'] == ca0 else 'CHANGED'}"
+            f" ({len(s['ca_secrets'])} CA Secret)"
+        )
+        if "fence_log" in s:
+            lines.append(f"  dropped while stopped {s['dropped_while_stopped']}, still owned by"
+                         f" the stopped replica after {s['stopped_owner_after']}")  # fmt: skip
+            lines += [f"  | {line}" for line in s["fence_log"]]
+        lines.append("  at rest: " + _rest_line(s["rest"]))
+    lines.append(f"fleet: {result['fleet']}, repeats {result['repeats']}, regressions"
+                 f" {result['regressions']}; balancer: {result['lb']}")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _check_line(c: dict[str, Any]) -> str:
+    text = (f"{c['objects']} (node, object) pairs converged in {c['converged_seconds']} s;"
+            f" lost {c['lost']} (missing {c['missing']}, stale {c['stale']}), behind at quiesce"
+            f" {c['behind_at_quiesce']}, regressions {c['regressions']}")  # fmt: skip
+    return text + (f"; e.g. {c['examples']}" if c["examples"] else "")
+
+
+def _rest_line(rest: dict[str, Any]) -> str:
+    w = rest["lease_writes_per_second"]
+    per = "; ".join(
+        f"{n} owns {r['owned']}, {r['rss_mib']} MiB ({r['rss_kib_per_owned']} KiB/node),"
+        f" cpu {r['cpu_percent']} % ({r['cpu_ms_per_s_per_owned']} ms/s per node)"
+        for n, r in rest["replicas"].items()
+    )
+    return (f"Lease writes/s member {w['member']}, leader {w['leader']}, owner {w['owner']}"
+            f" (leader {rest['leader']}); {per}")  # fmt: skip
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add = p.add_argument
+    add("--nodes", type=int, default=300)
+    add("--pods-per-node", type=int, default=2)
+    add("--configmaps", type=int, default=4, help="configmaps the pods mount (one per pod)")
+    add("--rate", type=float, default=20.0, help="writes per second while under load")
+    add("--configmap-every", type=int, default=25, help="every Nth write is a configmap's")
+    add("--drivers", type=int, default=4, help="threads for creates and probes")
+    add("--kubeconfig", default="", help="an API server to use (default: start one)")
+    add("--prefix", default="", help="node name prefix (default: unique per run)")
+    add("--plain", action="store_true", help="plain websockets, no TLS")
+    add("--replica-namespace", default="kubeedge")
+    add("--lease-duration", type=float, default=3.0)
+    add("--renew-deadline", type=float, default=2.0)
+    add("--retry-period", type=float, default=0.2)
+    add("--handshake-threads", type=int, default=1, help="each cloudhub's TLS handshake threads")
+    add("--reconnect-initial", type=float, default=0.2, help="the fleet's first backoff, s")
+    add("--reconnect-max", type=float, default=2.0, help="the fleet's backoff cap, s")
+    add("--connect-timeout", type=float, default=3.0, help="the fleet's handshake timeout, s")
+    add("--kill", default="leader", help="scenario 1's victim: leader or r1..r3")
+    add("--stop", default="leader", help="scenario 2's victim: leader or r1..r3")
+    add("--stop-seconds", type=float, default=0.0, help="SIGSTOP length (default 2 x duration + 1)")
+    add("--skip", default="", help="scenarios to skip, e.g. stop,rolling")
+    add("--timeout", type=float, default=120, help="seconds a reconnection may take")
+    add("--check-timeout", type=float, default=60, help="bound of each convergence wait")
+    add("--rest-seconds", type=float, default=10, help="window of the at-rest figures")
+    add("--quick", action="store_true", help="60 nodes, 10 writes/s, short windows")
+    add("--logs", default="", metavar="DIR", help="keep the processes' logs here")
+    add("--json", default="", metavar="PATH", help="also write the results here")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.nodes, args.rate, args.rest_seconds, args.check_timeout = 60, 10.0, 4, 30
+        args.timeout = 60
+    args.stop_seconds = args.stop_seconds or 2 * args.lease_duration + 1
+    args.prefix = args.prefix or f"rb{uuid.uuid4().hex[:4]}"
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    result = run(args)
+    print(report(result), flush=True)
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
