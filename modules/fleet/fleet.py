@@ -13,12 +13,11 @@ import collections
 import contextlib
 import logging
 import random
-import ssl
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from modules.fleet import join, stats
+from modules.fleet import join, nodetls, stats
 from modules.fleet import store as store_mod
 from modules.fleet.options import FleetOptions
 from modules.fleet.session import EdgeSession, sleep_or_stop
@@ -52,30 +51,30 @@ class Fleet:
             JoinError: a node could not be enrolled or its Node created.
         """
         self.started = time.monotonic()
-        contexts = await self._join()
-        self._start_sessions(contexts)
+        credentials = await self._join()
+        self._start_sessions(credentials)
         self._tasks += [asyncio.create_task(self._ticker()), asyncio.create_task(self._faults())]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stop.wait(), timeout=duration or None)
         await self._shutdown()
         return self.summary()
 
-    async def _join(self) -> list[ssl.SSLContext | None]:
+    async def _join(self) -> list[nodetls.NodeTLS | None]:
         if self.options.kubeconfig:
             self.counters.nodes_created = await asyncio.to_thread(join.create_nodes, self.options)
         if self.options.plain:
             return [None] * self.options.nodes
         return list(await join.enroll_all(self.options, self.counters))
 
-    def _start_sessions(self, contexts: list[ssl.SSLContext | None]) -> None:
+    def _start_sessions(self, credentials: list[nodetls.NodeTLS | None]) -> None:
         gate = asyncio.Semaphore(self.options.connect_concurrency)
         if not self.options.plain and self.options.handshake_threads:
             # Handshakes beside the sessions' traffic: OpenSSL works without the GIL.
             self._workers = tlslayer.HandshakeWorkers(self.options.handshake_threads)
-        for index, context in enumerate(contexts):
+        for index, node_tls in enumerate(credentials):
             session = EdgeSession(
                 index=index, options=self.options, counters=self.counters,
-                node_store=self._new_store(index), gate=gate, ssl_context=context,
+                node_store=self._new_store(index), gate=gate, tls=node_tls,
                 handshake_workers=self._workers,
             )  # fmt: skip
             self.sessions.append(session)

@@ -1,10 +1,11 @@
 """Joining the fleet's nodes to a cloud: certificates and Node objects.
 
 Input: `FleetOptions` (the certificate server, the join token, the certificate
-directory, a kubeconfig). Output: one client `ssl.SSLContext` per node (its
-certificate enrolled with the token through `modules.certs.enroll`, KubeEdge's
-join flow, or reused from the directory) and, when a kubeconfig is given, the
-nodes' Node objects created through the API. Both run with bounded concurrency.
+directory, a kubeconfig). Output: each node's TLS credentials (`nodetls.NodeTLS`:
+its certificate enrolled with the token through `modules.certs.enroll`, KubeEdge's
+join flow, or reused from the directory; one client context per CA for them all)
+and, when a kubeconfig is given, the nodes' Node objects created through the API.
+Both run with bounded concurrency.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from modules import hollow, private
-from modules.certs import enroll, errors, tls
+from modules.certs import enroll, errors
+from modules.fleet import nodetls
 from modules.fleet.options import FleetOptions
 from modules.fleet.stats import Counters
 
@@ -27,8 +29,8 @@ class JoinError(Exception):
     """A node could not join: enrolment or Node creation failed."""
 
 
-async def enroll_all(options: FleetOptions, counters: Counters) -> list[ssl.SSLContext]:
-    """A client context per node, in node order, enrolling those without a valid certificate.
+async def enroll_all(options: FleetOptions, counters: Counters) -> list[nodetls.NodeTLS]:
+    """Each node's credentials, in node order, enrolling those without a valid certificate.
 
     The certificate folder is made 0700 if missing (each node's folder in it is 0700,
     its files 0600: `modules.certs.enroll`).
@@ -41,23 +43,28 @@ async def enroll_all(options: FleetOptions, counters: Counters) -> list[ssl.SSLC
     except OSError as exc:
         raise JoinError(f"certificate folder {options.certs}: {exc}") from None
     gate = asyncio.Semaphore(options.enroll_concurrency)
+    contexts = nodetls.Contexts()
 
-    async def one(name: str) -> ssl.SSLContext:
+    async def one(name: str) -> nodetls.NodeTLS:
         async with gate:
-            context = await asyncio.to_thread(_ensure, options, name)
+            paths = await asyncio.to_thread(_ensure, options, name)
+        try:  # on the loop: the shared contexts are loaded from one thread only
+            credentials = contexts.node(name, paths)
+        except (OSError, ssl.SSLError) as exc:
+            raise JoinError(f"node {name}: its certificate files: {exc}") from None
         counters.enrolled += 1
-        return context
+        return credentials
 
     return list(await asyncio.gather(*(one(name) for name in options.node_names)))
 
 
-def _ensure(options: FleetOptions, name: str) -> ssl.SSLContext:
+def _ensure(options: FleetOptions, name: str) -> enroll.EdgeCertPaths:
     paths = enroll.EdgeCertPaths.in_directory(options.certs / name)
     try:
         enroll.ensure_certificate(options.cert_server_url, name, paths, join_token=options.token)
     except errors.EnrollError as exc:
         raise JoinError(f"node {name}: {exc}") from None
-    return tls.client_context(ca_pem=paths.ca.read_bytes(), cert=paths.cert, key=paths.key)
+    return paths
 
 
 def create_nodes(options: FleetOptions) -> int:

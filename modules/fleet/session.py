@@ -14,7 +14,6 @@ import collections
 import contextlib
 import logging
 import random
-import ssl
 import time
 
 from websockets.exceptions import InvalidHandshake, InvalidURI
@@ -22,6 +21,7 @@ from websockets.exceptions import InvalidHandshake, InvalidURI
 from beehive.message import Message
 from modules import backoff, hollow, replies
 from modules.edgehub.core import EdgeCore
+from modules.fleet import nodetls
 from modules.fleet import store as store_mod
 from modules.fleet.options import FleetOptions
 from modules.fleet.stats import Counters
@@ -50,7 +50,7 @@ class EdgeSession:
     def __init__(
         self, *, index: int, options: FleetOptions, counters: Counters,
         node_store: store_mod.MemoryNodeStore, gate: asyncio.Semaphore,
-        ssl_context: ssl.SSLContext | None = None,
+        tls: nodetls.NodeTLS | None = None,
         handshake_workers: tlslayer.HandshakeWorkers | None = None,
     ) -> None:  # fmt: skip
         self.node_id = options.node_name(index)
@@ -58,7 +58,7 @@ class EdgeSession:
         self._counters = counters  # fleet-wide totals, shared
         self.store = node_store  # what this node holds
         self._gate = gate  # bounds handshakes in progress across the fleet
-        self._ssl = ssl_context  # this node's client certificate context, None for ws://
+        self._tls = tls  # this node's certificate and the fleet's context, None for ws://
         self._handshake_workers = handshake_workers  # threads for TLS handshakes, shared
         self._rng = random.Random(f"{options.seed}:{index}")  # jitter and fault choices
         faults = options.faults
@@ -84,7 +84,7 @@ class EdgeSession:
 
     @property
     def url(self) -> str:
-        scheme = "ws" if self._ssl is None else "wss"
+        scheme = "ws" if self._tls is None else "wss"
         path = handshake.connection_path(self.node_id, self._options.project_id)
         return f"{scheme}://{self._options.cloud}{path}"
 
@@ -138,16 +138,22 @@ class EdgeSession:
     async def _connect(self) -> wsconn.ClientConnection | None:
         async with self._gate:
             self._ended.clear()
+            headers = handshake.connection_headers(self.node_id, self._options.project_id)
+            timeout, max_size = self._options.connect_timeout, self._options.max_size
             try:
-                return await wsconn.connect(
-                    self,
-                    self.url,
-                    headers=handshake.connection_headers(self.node_id, self._options.project_id),
-                    ssl_context=self._ssl,
-                    max_size=self._options.max_size,
-                    timeout=self._options.connect_timeout,
-                    handshake_workers=self._handshake_workers,
-                )
+                if self._tls is None:
+                    return await wsconn.connect(
+                        self, self.url, headers=headers, ssl_context=None, max_size=max_size,
+                        timeout=timeout,
+                    )  # fmt: skip
+                return await nodetls.connect(
+                    self, self.url, credentials=self._tls, headers=headers, max_size=max_size,
+                    timeout=timeout, handshake_workers=self._handshake_workers,
+                )  # fmt: skip
+            except nodetls.HandshakeError as exc:  # names the node already
+                self._counters.connect_failures += 1
+                log.debug("%s", exc)
+                return None
             except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
                 self._counters.connect_failures += 1
                 log.debug("%s: connect failed: %s", self.node_id, exc)

@@ -58,3 +58,27 @@ def test_nodes_join_with_the_token_and_receive_pods_over_tls(
         summary = fleet.stop()
     assert summary["connect_failures"] == 0 and summary["acks"] >= 2
     assert not [t for t in threading.enumerate() if t.name == "fleet-test"]
+
+
+def test_nodes_connecting_at_once_each_present_their_own_certificate(
+    secure: dict[str, Any], tmp_path: Path
+) -> None:
+    """The nodes share one client context (`modules.fleet.nodetls`), each connection with
+    its own node's certificate: cloudhub refuses a certificate for another node (403),
+    which would count as a failed connection, here or when all reconnect at once."""
+    options = FleetOptions(
+        cloud=secure["cloud"], nodes=12, prefix="many", token=secure["token"],
+        certs=tmp_path / "certs", cert_server=f"127.0.0.1:{secure['cert_port']}",
+        heartbeat=1.0, status_interval=0.5, connect_concurrency=12, handshake_threads=2,
+    )  # fmt: skip
+    fleet = FleetThread(options)
+    try:
+        assert fleet.wait_connected()
+        credentials = fleet.call(lambda: [s._tls for s in fleet.fleet.sessions])
+        assert len({id(c.context) for c in credentials if c is not None}) == 1
+        assert fleet.call(fleet.fleet.storm) == 12
+        assert eventually(lambda: fleet.counter("connects") >= 24, timeout=WAIT)
+        assert fleet.wait_connected()
+    finally:
+        summary = fleet.stop()
+    assert summary["connect_failures"] == 0
