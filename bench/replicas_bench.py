@@ -346,6 +346,7 @@ class ReplicaBench(Bench):
         self.ports: dict[str, dict[str, int]] = {}  # replica -> port, cert_port, metrics_port
         self.configs: dict[str, Path] = {}
         self.generation: collections.Counter[str] = collections.Counter()  # restarts
+        self.idle_rss: dict[str, int] = {}  # replica -> RSS when it became ready (no edges)
         self.writer: Writer | None = None
         self.leases: LeaseWatch | None = None
         self.api: Api | None = None
@@ -389,6 +390,7 @@ class ReplicaBench(Bench):
                 return False
 
         wait_until(ready, timeout, f"replica {name} ready")
+        self.idle_rss[name] = psutil.Process(self.procs[name].pid).memory_info().rss
 
     def start_lb(self) -> None:
         port = free_port()
@@ -441,8 +443,14 @@ class ReplicaBench(Bench):
         return found
 
     def pick(self, who: str) -> str:
+        """`who` as a replica: "leader", "busiest" (owns the most nodes) or a name."""
         assert self.api is not None
-        return self.api.leader(self.args.replica_namespace) if who == "leader" else who
+        if who == "leader":
+            return self.api.leader(self.args.replica_namespace)
+        if who == "busiest":
+            owners = self.api.owners(self.args.replica_namespace).values()
+            return collections.Counter(h for h, _ in owners if h).most_common(1)[0][0]
+        return who
 
     def affected(self, victim: str) -> list[str]:
         assert self.api is not None
@@ -508,35 +516,50 @@ def held_at(records: dict[str, Any], when: float) -> dict[tuple[str, str], int]:
     return out
 
 
-def failover(records: dict[str, Any], step: dict[str, Any], until: float) -> dict[str, Any]:
+def failover(records: dict[str, Any], step: dict[str, Any]) -> dict[str, Any]:
     """Per node the victim owned: fault -> its next session open; fault -> first arrival
-    of a version newer than the newest written before the fault; and deliveries over a
-    session opened before the fault (a stopped replica's) after `until`."""
+    of a version newer than the newest written before the fault. With a resume (SIGCONT):
+    for the nodes the fleet did not drop, resume -> their session's close, and
+    deliveries over a session opened before the fault after the resume (the zombie's)."""
     t0, affected, rv0 = step["t0"], step["affected"], step["rv0"]
+    resumed = step.get("resumed", float("inf"))
     wanted = set(affected)
     opened: dict[str, float] = {}
     applied: dict[str, float] = {}
-    last_open: dict[str, list[float]] = collections.defaultdict(list)
+    closed: dict[str, float] = {}  # resume -> close, for sessions open across the fault
+    opens: dict[str, list[float]] = collections.defaultdict(list)
     for node, what, t in records["events"]:
+        if node not in wanted:
+            continue
         if what == "open":
-            last_open[node].append(t)
-        if node in wanted and what == "open" and t > t0 and node not in opened:
-            opened[node] = t - t0
-    old_session = 0
+            opens[node].append(t)
+            if t > t0 and node not in opened:
+                opened[node] = t - t0
+        elif t > resumed and node not in closed and node not in opened:
+            closed[node] = t - resumed
+    zombie = 0
     for node, _key, rv, t in records["arrivals"]:
         if node not in wanted or t <= t0:
             continue
         if rv > rv0 and node not in applied:
             applied[node] = t - t0
-        opens = [o for o in last_open[node] if o <= t]
-        if t > until and opens and opens[-1] < t0:
-            old_session += 1
-    return {
-        "affected": len(affected),
-        "reconnected": _quantiles(list(opened.values()), len(affected)),
-        "applied": _quantiles(list(applied.values()), len(affected)),
-        "old_session_deliveries": old_session,
-    }
+        before = [o for o in opens[node] if o <= t]
+        zombie += t > resumed and bool(before) and before[-1] < t0
+    n = len(affected)
+    result: dict[str, Any] = {
+        "affected": n, "reconnected": _quantiles(list(opened.values()), n),
+        "applied": _quantiles(list(applied.values()), n), "old_session_deliveries": zombie,
+    }  # fmt: skip
+    if "dropped" in step:
+        kept = [n for n in affected if n not in set(step["dropped"])]
+        for group, nodes in (("dropped", step["dropped"]), ("kept", kept)):
+            result[group] = {
+                "reconnected": _quantiles([opened[n] for n in nodes if n in opened], len(nodes)),
+                "applied": _quantiles([applied[n] for n in nodes if n in applied], len(nodes)),
+            }
+        result["kept"]["closed_after_resume"] = _quantiles(
+            [closed[n] for n in kept if n in closed], len(kept))  # fmt: skip
+    return result
 
 
 def _quantiles(values: list[float], of: int) -> dict[str, Any]:
@@ -560,9 +583,11 @@ def at_rest(bench: ReplicaBench, seconds: float) -> dict[str, Any]:
     for name, proc in procs.items():
         cpu = (sum(proc.cpu_times()[:2]) - cpu0[name]) / (end - start)
         rss, owned = proc.memory_info().rss, owners.get(name, 0)
+        idle = bench.idle_rss[name]
         replicas[name] = {
             "owned": owned, "rss_mib": round(rss / 2**20, 1), "cpu_percent": round(cpu * 100, 1),
-            "rss_kib_per_owned": round(rss / 1024 / owned, 1) if owned else None,
+            "idle_mib": round(idle / 2**20, 1),
+            "kib_per_owned": round((rss - idle) / 1024 / owned, 1) if owned else None,
             "cpu_ms_per_s_per_owned": round(cpu * 1000 / owned, 3) if owned else None,
         }  # fmt: skip
     rates = {k: round(v / (end - start), 2) for k, v in writes.items()}
@@ -594,10 +619,7 @@ def finish(bench: ReplicaBench, name: str, steps: list[dict[str, Any]]) -> dict[
     end = time.monotonic()
     records = bench.records()
     stats = bench.fleet.ask("stats")
-    result["failover"] = [
-        {"victim": s["victim"], **failover(records, s, s.get("resumed", float("inf")))}
-        for s in steps
-    ]
+    result["failover"] = [{"victim": s["victim"], **failover(records, s)} for s in steps]
     result["duplicates"] = stats["duplicates"] - steps[0]["stats0"]["duplicates"]
     result["connect_failures"] = stats["connect_failures"] - steps[0]["stats0"]["connect_failures"]
     result["lease_writes_during"] = bench.leases.count(start, end)
@@ -635,6 +657,7 @@ def scenario_stop(bench: ReplicaBench) -> dict[str, Any]:
     path = bench.tmp / "drop.json"
     path.write_text(json.dumps(dropped))
     bench.fleet.ask(f"drop-nodes {path}")
+    step["dropped"] = dropped
     assert bench.writer is not None
     bench.writer.probe(affected)
     time.sleep(max(0.0, step["t0"] + a.stop_seconds - time.monotonic()))
@@ -642,8 +665,7 @@ def scenario_stop(bench: ReplicaBench) -> dict[str, Any]:
     step["resumed"] = time.monotonic()
     bench.wait_connected(step["stats0"]["connects"] + len(affected), bench.args.timeout)
     result = finish(bench, f"SIGSTOP {victim} {a.stop_seconds:g} s, SIGCONT", [step])
-    result["dropped_while_stopped"] = len(dropped)
-    result["stopped_owner_after"] = len(bench.affected(victim))
+    result["owned_after"] = len(bench.affected(victim))
     result["fence_log"] = fence_lines(bench, victim)
     return result
 
@@ -769,8 +791,17 @@ def report(result: dict[str, Any]) -> str:
             f" ({len(s['ca_secrets'])} CA Secret)"
         )
         if "fence_log" in s:
-            lines.append(f"  dropped while stopped {s['dropped_while_stopped']}, still owned by"
-                         f" the stopped replica after {s['stopped_owner_after']}")  # fmt: skip
+            f = s["failover"][0]
+            for group, what in (("dropped", "dropped by the fleet while stopped"),
+                                ("kept", "kept on the stopped replica")):  # fmt: skip
+                r, a = f[group]["reconnected"], f[group]["applied"]
+                lines.append(f"  {r['of']} {what}: reconnected p50/p99/max {r['p50']}/{r['p99']}/"
+                             f"{r['max']} s, new version applied {a['p50']}/{a['p99']}/{a['max']}"
+                             " s after SIGSTOP")  # fmt: skip
+            c = f["kept"]["closed_after_resume"]
+            lines.append(f"  the kept sessions closed {c['n']}/{c['of']} p50/p99/max {c['p50']}/"
+                         f"{c['p99']}/{c['max']} s after SIGCONT; the resumed replica owns"
+                         f" {s['owned_after']} nodes after; its log:")  # fmt: skip
             lines += [f"  | {line}" for line in s["fence_log"]]
         lines.append("  at rest: " + _rest_line(s["rest"]))
     lines.append(f"fleet: {result['fleet']}, repeats {result['repeats']}, regressions"
@@ -788,7 +819,8 @@ def _check_line(c: dict[str, Any]) -> str:
 def _rest_line(rest: dict[str, Any]) -> str:
     w = rest["lease_writes_per_second"]
     per = "; ".join(
-        f"{n} owns {r['owned']}, {r['rss_mib']} MiB ({r['rss_kib_per_owned']} KiB/node),"
+        f"{n} owns {r['owned']}, {r['rss_mib']} MiB (idle {r['idle_mib']},"
+        f" {r['kib_per_owned']} KiB/node more),"
         f" cpu {r['cpu_percent']} % ({r['cpu_ms_per_s_per_owned']} ms/s per node)"
         for n, r in rest["replicas"].items()
     )
@@ -816,8 +848,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     add("--reconnect-initial", type=float, default=0.2, help="the fleet's first backoff, s")
     add("--reconnect-max", type=float, default=2.0, help="the fleet's backoff cap, s")
     add("--connect-timeout", type=float, default=3.0, help="the fleet's handshake timeout, s")
-    add("--kill", default="leader", help="scenario 1's victim: leader or r1..r3")
-    add("--stop", default="leader", help="scenario 2's victim: leader or r1..r3")
+    add("--kill", default="leader", help="scenario 1's victim: leader, busiest or r1..r3")
+    add("--stop", default="busiest", help="scenario 2's victim: leader, busiest or r1..r3")
     add("--stop-seconds", type=float, default=0.0, help="SIGSTOP length (default 2 x duration + 1)")
     add("--skip", default="", help="scenarios to skip, e.g. stop,rolling")
     add("--timeout", type=float, default=120, help="seconds a reconnection may take")
