@@ -27,6 +27,7 @@ from beehive import codec
 from modules import backoff
 from modules.edgecontroller.kinds import Kind, Lister
 from modules.edgecontroller.settings import EdgeControllerSettings
+from modules.kube import raw
 
 log = logging.getLogger("modules.edgecontroller.reflector")
 
@@ -119,7 +120,7 @@ class Reflector:
         with self._lock:
             response = self._response
         if response is not None:
-            _shutdown(response)
+            raw.shutdown(response)
         if self._thread is not None:
             self._thread.join(timeout)
         self._set_phase(STOPPED)
@@ -311,9 +312,3 @@ def _describe(exc: Exception) -> str:
         return f"HTTP {exc.status} {exc.reason}"
     return f"{type(exc).__name__}: {exc}"[:256]
 
-
-def _shutdown(response: Any) -> None:
-    try:
-        response.shutdown()  # urllib3 >= 2.3: unblocks a read in another thread
-    except (AttributeError, OSError):
-        response.close()

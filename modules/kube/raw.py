@@ -75,3 +75,12 @@ def stream(
         raw_response.release_conn()
         raise client.ApiException(status=raw_response.status, reason=raw_response.reason, body=text)
     return raw_response
+
+
+def shutdown(response: Any) -> None:
+    """End a streaming response from another thread: a blocked read returns (urllib3's
+    `shutdown`, 2.3 and later; `close` alone does not wake a reader)."""
+    try:
+        response.shutdown()
+    except (AttributeError, OSError):
+        response.close()

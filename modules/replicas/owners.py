@@ -20,6 +20,7 @@ from kubernetes import client
 
 from beehive import codec
 from modules import backoff
+from modules.kube import raw
 from modules.replicas import ownership
 from modules.replicas.elector import holder_of
 from modules.replicas.keeper import Wall, utc_now
@@ -165,7 +166,7 @@ class OwnerWatch:
         with self._lock:
             response = self._response
         if response is not None:
-            response.close()  # ends the blocking read
+            raw.shutdown(response)  # ends the blocking read
         self._thread.join(timeout)
 
     def _run(self) -> None:
