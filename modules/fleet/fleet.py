@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from modules.fleet import join, nodetls, stats
+from modules.fleet import heap, join, nodetls, stats
 from modules.fleet import store as store_mod
 from modules.fleet.options import FleetOptions
 from modules.fleet.session import EdgeSession, sleep_or_stop
@@ -43,6 +43,8 @@ class Fleet:
         self._tasks: list[asyncio.Task[None]] = []  # sessions, ticker, faults
         self._held: collections.Counter[str] = collections.Counter()  # all stores' tally
         self._workers: tlslayer.HandshakeWorkers | None = None  # TLS handshake threads
+        self._released_at = 0  # connections made when the heap's free pages last went back
+        self.heap_releases = 0  # times the C heap's free pages went back to the OS
 
     async def run(self, *, duration: float = 0.0) -> dict[str, Any]:
         """Join, connect and serve until `stop` is set or `duration` (if > 0) ends.
@@ -93,6 +95,11 @@ class Fleet:
                     session.tick()
             if self.counters.connected == self.options.nodes:
                 self.all_connected.set()
+                if self.counters.connects != self._released_at:
+                    # A wave of connections is up (the first, or after a storm or a
+                    # drop): what its handshakes freed goes back to the OS (see `heap`).
+                    self._released_at = self.counters.connects
+                    self.heap_releases += heap.release_free_memory()
             await sleep_or_stop(self.stop, TICK)
 
     async def _faults(self) -> None:
