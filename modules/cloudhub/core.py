@@ -335,7 +335,11 @@ class CloudHubCore:
             "refused_node_limit": table.refused,
             **self._scheduler.totals.snapshot(),
             "per_node": rows,
-        }
+            "ownership": None if self.owned is None else {
+                "owned": len(self.owned.epochs), "claiming": len(self.owned.claiming),
+                "taken": self.owned.taken, "dropped": self.owned.dropped,
+            },
+        }  # fmt: skip
 
     def peek(self, node_id: str, limit: int) -> list[Message]:
         """Messages waiting for a node, next first (in flight not included)."""

@@ -215,6 +215,8 @@ class CloudHub(Module):
         snapshot["upstream_dropped"] = self._upstream.dropped
         snapshot["kube_requests"] = self._requests.snapshot()
         snapshot["objectsync"] = self._observer.object_sync(self._writer)
+        if self._claimer is not None and snapshot.get("ownership") is not None:
+            snapshot["ownership"].update(self._claimer.stats())
         return snapshot
 
     def _peek(self, node: str, limit: int = 10) -> list[dict[str, Any]]:

@@ -90,6 +90,15 @@ FAMILIES: tuple[Family, ...] = (
     _f("cloudhub", "beehive_objectsync_writes_total", "counter", "", "ObjectSync API calls"),
     _f("cloudhub", "beehive_objectsync_failures_total", "counter", "",
        "ObjectSync API calls that failed (retried)"),
+    # cloudhub with several replicas (the ``replica:`` section).
+    _f("cloudhub", "beehive_replica_nodes_owned", "gauge", "",
+       "Nodes this replica holds the owner Lease of"),
+    _f("cloudhub", "beehive_replica_claims_total", "counter", "result",
+       "Owner Lease claims: written, conflict (lost a race, tried again), failed"),
+    _f("cloudhub", "beehive_replica_nodes_taken_over_total", "counter", "",
+       "Nodes given up because another replica claimed them"),
+    _f("cloudhub", "beehive_replica_unowned_dropped_total", "counter", "",
+       "Messages for nodes another replica owns, not queued here"),
     # cloudhub, per node: only the nodes listed in the metrics settings' per_node.
     _f("cloudhub", "beehive_cloudhub_node_connected", "gauge", "node", "1 while connected"),
     _f("cloudhub", "beehive_cloudhub_node_messages_queued", "gauge", "node",

@@ -162,6 +162,14 @@ def _cloudhub(out: Families, module: str, data: dict[str, Any]) -> None:
             out.add(f"beehive_cloudhub_node_messages_{key}", [node], row[key])
         for key in ("sent", "acked", "resent"):
             out.add(f"beehive_cloudhub_node_messages_{key}_total", [node], row[key])
+    owning = data.get("ownership")
+    if owning is not None:
+        out.add("beehive_replica_nodes_owned", [], owning["owned"])
+        for result, key in (("written", "claims_written"), ("conflict", "claim_conflicts"),
+                            ("failed", "claims_failed")):  # fmt: skip
+            out.add("beehive_replica_claims_total", [result], owning.get(key, 0))
+        out.add("beehive_replica_nodes_taken_over_total", [], owning["taken"])
+        out.add("beehive_replica_unowned_dropped_total", [], owning["dropped"])
     sync = data.get("objectsync")
     if sync is not None:
         out.add("beehive_objectsync_pending", [], sync["pending"])

@@ -96,6 +96,9 @@ def test_an_edge_moving_between_replicas_is_served_by_the_one_it_reaches_without
     assert node_row(r2, node)["sent"] == 1  # only c: what the node acked at r1 was read fresh
     r1.send("cloudhub", world.put(node, pod("d", "ud", ns, rv=23)))  # r1's watch saw d too
     assert not queued_or_known(r1, node)  # not r1's node: nothing queued there
+    owning = r1.commands["cloudhub.metrics"]()["ownership"]  # what /metrics shows
+    assert (owning["owned"], owning["taken"], owning["dropped"]) == (0, 1, 1)
+    assert r2.commands["cloudhub.metrics"]()["ownership"]["claims_written"] == 1
     [seen_at_r1] = r1.commands["cloudhub.nodes"](node=node)  # what `debug nodes` shows
     assert (seen_at_r1["owner"], seen_at_r1["epoch"], seen_at_r1["connected"]) == ("r2", 2, False)
     assert "r2" in nodes_table([seen_at_r1]).splitlines()[1]
