@@ -5,6 +5,7 @@ embedded API, for the kinds it serves)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -195,3 +196,17 @@ def test_the_embedded_api_accepts_the_kinds_it_serves(kube: KubeTestCluster) -> 
             except client.ApiException as exc:
                 if exc.status != 404:
                     raise
+
+
+def test_the_image_runs_what_the_deployment_asks_for() -> None:
+    dockerfile = (DEPLOY.parent.parent / "Dockerfile").read_text()
+    [container] = one("Deployment")["spec"]["template"]["spec"]["containers"]
+    cmd = next(line for line in dockerfile.splitlines() if line.startswith("CMD "))
+    assert json.loads(cmd.removeprefix("CMD ")) == container["command"]
+    exposed = {int(p) for line in dockerfile.splitlines() if line.startswith("EXPOSE ")
+               for p in line.split()[1:]}  # fmt: skip
+    assert exposed == {port["containerPort"] for port in container["ports"]}
+    for line in dockerfile.splitlines():
+        if line.startswith("COPY "):
+            for source in line.split()[1:-1]:
+                assert (DEPLOY.parent.parent / source).exists(), source
