@@ -163,6 +163,7 @@ class Writer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="writer", daemon=True)
         self._count = 0
+        self._probes = 0  # probes so far (names the pods they create)
 
     def cm_of(self, node: str) -> str:
         return self.configmaps[int(hashlib.sha256(node.encode()).hexdigest(), 16)
@@ -207,10 +208,15 @@ class Writer:
         return self._logged("configmap", name, resp)
 
     def probe(self, nodes: list[str]) -> None:
-        """One pod update on each of `nodes`, at once."""
+        """One pod update on each of `nodes`, at once, and (--probe-creates) one new pod
+        on each: they land while the nodes are taken over."""
         first = {n: name for name, n in reversed(self.pods)}
+        self._probes += 1
         with ThreadPoolExecutor(self.args.drivers) as pool:
             list(pool.map(lambda n: self.update_pod(first[n]), nodes))
+            if self.args.probe_creates:
+                new = [(f"probe{self._probes}-{n}", n) for n in nodes]
+                list(pool.map(lambda p: self._create_pod(*p), new))
 
     def start(self) -> None:
         self._run.set()
@@ -546,9 +552,11 @@ def failover(records: dict[str, Any], step: dict[str, Any]) -> dict[str, Any]:
         before = [o for o in opens[node] if o <= t]
         zombie += t > resumed and bool(before) and before[-1] < t0
     n = len(affected)
+    gaps = [applied[k] - opened[k] for k in applied if k in opened and applied[k] >= opened[k]]
     result: dict[str, Any] = {
         "affected": n, "reconnected": _quantiles(list(opened.values()), n),
         "applied": _quantiles(list(applied.values()), n), "old_session_deliveries": zombie,
+        "open_to_applied": _quantiles(gaps, n),
     }  # fmt: skip
     if "dropped" in step:
         kept = [n for n in affected if n not in set(step["dropped"])]
@@ -775,12 +783,13 @@ def report(result: dict[str, Any]) -> str:
     for s in result["scenarios"]:
         lines.append(f"{s['scenario']}: " + _check_line(s))
         for f in s["failover"]:
-            r, a = f["reconnected"], f["applied"]
+            r, a, g = f["reconnected"], f["applied"], f["open_to_applied"]
             extra = f", exited in {f['exit_seconds']} s" if "exit_seconds" in f else ""
             lines.append(
                 f"  victim {f['victim']} owned {f['affected']}{extra}: reconnected"
                 f" {r['n']}/{r['of']} p50/p99/max {r['p50']}/{r['p99']}/{r['max']} s; first new"
-                f" version applied {a['n']}/{a['of']} {a['p50']}/{a['p99']}/{a['max']} s;"
+                f" version applied {a['n']}/{a['of']} {a['p50']}/{a['p99']}/{a['max']} s"
+                f" (after its session opened: {g['p50']}/{g['p99']}/{g['max']} s);"
                 f" deliveries over pre-fault sessions after resume {f['old_session_deliveries']}"
             )
         w = s["lease_writes_during"]
@@ -851,6 +860,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     add("--kill", default="leader", help="scenario 1's victim: leader, busiest or r1..r3")
     add("--stop", default="busiest", help="scenario 2's victim: leader, busiest or r1..r3")
     add("--stop-seconds", type=float, default=0.0, help="SIGSTOP length (default 2 x duration + 1)")
+    add(
+        "--probe-creates",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="each probe also creates a pod on every affected node",
+    )
     add("--skip", default="", help="scenarios to skip, e.g. stop,rolling")
     add("--timeout", type=float, default=120, help="seconds a reconnection may take")
     add("--check-timeout", type=float, default=60, help="bound of each convergence wait")
