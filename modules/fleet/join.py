@@ -48,10 +48,10 @@ async def enroll_all(options: FleetOptions, counters: Counters) -> list[nodetls.
     async def one(name: str) -> nodetls.NodeTLS:
         async with gate:
             paths = await asyncio.to_thread(_ensure, options, name)
-        try:  # on the loop: the shared contexts are loaded from one thread only
+        try:  # on the loop: `contexts` is the loop's
             credentials = contexts.node(name, paths)
         except (OSError, ssl.SSLError) as exc:
-            raise JoinError(f"node {name}: its certificate files: {exc}") from None
+            raise JoinError(f"node {name}: its CA {paths.ca}: {exc}") from None
         counters.enrolled += 1
         return credentials
 

@@ -24,6 +24,7 @@ import pytest
 from modules.certs import ca as ca_mod
 from modules.certs import enroll, tls
 from modules.fleet import FleetOptions, nodetls
+from modules.hub import tlslayer
 from tests.fakes import eventually
 from tests.modules.fleet.conftest import WAIT, FleetThread
 
@@ -117,8 +118,9 @@ def test_a_key_that_does_not_match_the_certificate_is_refused(
 ) -> None:
     paths = write_node(tmp_path, ca, "node-a")
     paths.key.write_bytes(write_node(tmp_path, ca, "node-b").key.read_bytes())
+    credentials = nodetls.Contexts().node("node-a", paths)
     with pytest.raises(ssl.SSLError):
-        nodetls.Contexts().node("node-a", paths)
+        credentials.load()
 
 
 # Against a TLS server on a thread of its own.
@@ -169,14 +171,90 @@ class _NoHandler:
         raise AssertionError("closed")
 
 
-def connect(credentials: nodetls.NodeTLS, port: int) -> None:
+def connect(
+    credentials: nodetls.NodeTLS, port: int, *, timeout: float = WAIT,
+    workers: tlslayer.HandshakeWorkers | None = None,
+) -> None:  # fmt: skip
     async def run() -> None:
         await nodetls.connect(
             _NoHandler(), f"wss://{HOST}:{port}/e632aba927ea4ac2b575ec1603d56f10/x/events",
-            credentials=credentials, headers={}, max_size=1 << 20, timeout=WAIT,
+            credentials=credentials, headers={}, max_size=1 << 20, timeout=timeout,
+            handshake_workers=workers,
         )  # fmt: skip
 
     asyncio.run(run())
+
+
+class Recorded(nodetls.NodeTLS):
+    """Credentials that say on which thread they were loaded, and can be held up."""
+
+    __slots__ = ("go", "loaded_on", "loading")
+
+    def __init__(self, credentials: nodetls.NodeTLS) -> None:
+        super().__init__(credentials.node, credentials.shared, credentials.cert, credentials.key)
+        self.loaded_on = ""  # the thread that loaded the chain
+        self.loading = threading.Event()  # a load started
+        self.go = threading.Event()  # let the load go on
+        self.go.set()
+
+    def load(self) -> None:
+        self.loaded_on = threading.current_thread().name
+        self.loading.set()
+        assert self.go.wait(WAIT)
+        super().load()
+
+
+@pytest.fixture
+def workers() -> Iterator[tlslayer.HandshakeWorkers]:
+    pool = tlslayer.HandshakeWorkers(2)
+    yield pool
+    pool.close()
+
+
+@pytest.mark.integration
+def test_with_handshake_workers_the_chain_is_loaded_on_one(
+    ca: ca_mod.KeyPair, tmp_path: Path, workers: tlslayer.HandshakeWorkers
+) -> None:
+    credentials = Recorded(nodetls.Contexts().node("node-a", write_node(tmp_path, ca, "node-a")))
+    with (
+        tls_server(server_context(ca_mod.generate_ca(NOW))) as port,
+        pytest.raises(nodetls.HandshakeError, match="certificate verify failed"),
+    ):
+        connect(credentials, port, workers=workers)
+    assert credentials.loaded_on.startswith("beehive-tls-handshake")
+
+
+@pytest.mark.integration
+def test_a_connection_given_up_while_loading_holds_the_context_until_the_load_ends(
+    ca: ca_mod.KeyPair, tmp_path: Path, workers: tlslayer.HandshakeWorkers
+) -> None:
+    """Another node's load must not run beside one still running on a worker (as when
+    a connection times out during its load)."""
+    credentials = Recorded(nodetls.Contexts().node("node-a", write_node(tmp_path, ca, "node-a")))
+    credentials.go.clear()
+    lock = credentials.shared.lock
+    states: list[tuple[bool, bool]] = []  # (the attempt ended, the lock is held)
+
+    async def run(port: int) -> None:
+        attempt = asyncio.create_task(
+            nodetls.connect(
+                _NoHandler(), f"wss://{HOST}:{port}/p/node-a/events", credentials=credentials,
+                headers={}, max_size=1 << 20, timeout=WAIT, handshake_workers=workers,
+            )
+        )  # fmt: skip
+        assert await asyncio.to_thread(credentials.loading.wait, WAIT)
+        attempt.cancel()
+        for _ in range(5):  # turns of the loop: the cancellation reaches the attempt
+            await asyncio.sleep(0)
+        states.append((attempt.done(), lock.locked()))
+        credentials.go.set()
+        with pytest.raises(asyncio.CancelledError):
+            await attempt
+        states.append((attempt.done(), lock.locked()))
+
+    with tls_server(server_context(ca)) as port:
+        asyncio.run(run(port))
+    assert states == [(False, True), (True, False)]
 
 
 @pytest.mark.integration
