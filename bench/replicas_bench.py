@@ -1,8 +1,10 @@
 """Replica benchmark: 3 cloudcore replicas behind a load balancer, failing in turn under load.
 
-Run: .venv/bin/python bench/replicas_bench.py --quick          (60 nodes, about 3 minutes)
+Run: .venv/bin/python bench/replicas_bench.py --quick       (60 nodes, 1-2 minutes here)
      .venv/bin/python bench/replicas_bench.py [--nodes 300] [--plain] [--kubeconfig PATH]
-         [--rate 20] [--json out.json] [--logs DIR]
+         [--rate 20] [--json out.json] [--logs DIR]    (300 nodes: about 2.5 minutes here)
+Prints a readable report, then the same figures as JSON (also to --json PATH); --logs
+keeps every process's log (rN-G.log: replica N's G-th start).
 
 Processes (reusing bench/e2e_bench.py's machinery): the API server (`beehive kube-api`,
 unless --kubeconfig names one); three cloudcore replicas r1-r3 (`beehive run`, each
@@ -16,7 +18,8 @@ over mutual TLS enrolled through r1's certserver (--plain: plain websockets).
 Workload: pods-per-node pods per node, each mounting one of a few configmaps; a writer
 thread here updates the pods (and now and then a configmap) at --rate writes/s and logs
 every version it wrote. Right after each fault it also updates one pod on every node
-the victim owned (a probe, so that each affected node has a post-fault change).
+the victim owned, and creates one more pod on each (a probe: each affected node gets
+post-fault changes while it is taken over; --no-probe-creates: the updates only).
 
 Scenarios, in order: (1) kill -9 a replica (the leader by default) under load, restart
 it; (2) SIGSTOP a replica for longer than its lease_duration (half of its edges are
@@ -29,7 +32,10 @@ quiesce, and regressions (an arrival older than what the edge held, from the fle
 records), and that exactly one CA Secret exists, unchanged since the start.
 
 Reported per scenario: failover times (fault -> every affected node connected again;
-fault -> first post-fault version applied on each affected node) p50/p99/max;
+fault -> first post-fault version applied on each affected node; the node's new session
+-> that version) p50/p99/max; for SIGSTOP the dropped and the kept edges apart, when the
+kept sessions were closed after SIGCONT, and deliveries over a pre-fault session after
+SIGCONT (a zombie's: must be 0);
 duplicates (the fleet's counter: deliveries not newer than what the node held);
 Lease writes during the fault and per second at rest (counted from a watch of the
 replicas' namespace: every ADDED/MODIFIED event is one write, by member Leases, the
