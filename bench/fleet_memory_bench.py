@@ -27,8 +27,11 @@ from cloudhub_bench import HERE, BenchCerts, CloudHub, free_port
 from e2e_bench import FleetControl
 
 
-def fleet_rss(tmp: Path, port: int, nodes: int, certs: BenchCerts | None, args: Any) -> int:
-    """The RSS of a fleet of `nodes` nodes once all are connected and `settle` s passed."""
+def fleet_rss(
+    tmp: Path, hub: CloudHub, port: int, nodes: int, certs: BenchCerts | None, args: Any
+) -> tuple[int, int, int]:
+    """The RSS of a fleet of `nodes` nodes once all are connected and `settle` s passed,
+    cloudhub's then, and the fleet's again after every session was dropped and came back."""
     auth = ["--certs", str(certs.folder)] if certs is not None else ["--plain"]
     command = [sys.executable, "-m", "modules.cli", "fleet", "--cloud", f"127.0.0.1:{port}",
                "--nodes", str(nodes), "--prefix", "bench", *auth, "--control",
@@ -40,18 +43,27 @@ def fleet_rss(tmp: Path, port: int, nodes: int, certs: BenchCerts | None, args: 
     )  # fmt: skip
     fleet = FleetControl(proc)
     try:
-        deadline = time.monotonic() + args.timeout
-        while fleet.ask("stats")["connected"] < nodes:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{nodes} nodes did not connect within {args.timeout} s")
-            time.sleep(0.2)
-        time.sleep(args.settle)  # registrations and first status reports drain (bounded)
-        if fleet.ask("stats")["connected"] != nodes:
-            raise RuntimeError("nodes disconnected while settling")
-        return int(psutil.Process(proc.pid).memory_info().rss)
+        connected = rss(fleet, proc.pid, nodes, nodes, args)
+        hub_rss = int(hub.ps.memory_info().rss)
+        fleet.ask("storm")
+        return connected, hub_rss, rss(fleet, proc.pid, nodes, 2 * nodes, args)
     finally:
         fleet.ask("stop")
         proc.wait(30)
+
+
+def rss(fleet: FleetControl, pid: int, nodes: int, connects: int, args: Any) -> int:
+    """The fleet's RSS once `connects` connections were made, all `nodes` are connected
+    and `settle` seconds passed."""
+    deadline = time.monotonic() + args.timeout
+    while (stats := fleet.ask("stats"))["connected"] < nodes or stats["connects"] < connects:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{nodes} nodes did not connect within {args.timeout} s")
+        time.sleep(0.2)
+    time.sleep(args.settle)  # registrations and first status reports drain (bounded)
+    if fleet.ask("stats")["connected"] != nodes:
+        raise RuntimeError("nodes disconnected while settling")
+    return int(psutil.Process(pid).memory_info().rss)
 
 
 def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
@@ -63,34 +75,46 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     try:
         time.sleep(3)  # start-up (bounded)
         rss: dict[int, int] = {}
+        after_storm: dict[int, int] = {}
         hub_before = hub_after = 0
         for nodes in sizes:
             if nodes == sizes[-1]:
                 hub_before = hub.ps.memory_info().rss
-            rss[nodes] = fleet_rss(tmp, port, nodes, certs, args)
-            if nodes == sizes[-1]:
-                hub_after = hub.ps.memory_info().rss
+            rss[nodes], hub_after, after_storm[nodes] = fleet_rss(
+                tmp, hub, port, nodes, certs, args
+            )
     finally:
         hub.stop()
-    slopes = {
-        f"{a}-{b}": round((rss[b] - rss[a]) / (b - a) / 1024, 1)
-        for a, b in itertools.pairwise(sizes)
-    }
     return {"plain": args.plain, "fleet_rss_mib": {n: round(r / 2**20, 1) for n, r in rss.items()},
-            "fleet_kib_per_edge": slopes,
+            "fleet_kib_per_edge": slopes(sizes, rss),
+            "after_storm_rss_mib": {n: round(r / 2**20, 1) for n, r in after_storm.items()},
+            "after_storm_kib_per_edge": slopes(sizes, after_storm),
             "fleet_kib_per_edge_all": round(rss[sizes[-1]] / sizes[-1] / 1024, 1),
             "cloudhub_kib_per_edge": round((hub_after - hub_before) / sizes[-1] / 1024, 1),
             }  # fmt: skip
 
 
+def slopes(sizes: list[int], rss: dict[int, int]) -> dict[str, float]:
+    """KiB per edge between successive sizes."""
+    return {
+        f"{a}-{b}": round((rss[b] - rss[a]) / (b - a) / 1024, 1)
+        for a, b in itertools.pairwise(sizes)
+    }
+
+
 def report(result: dict[str, Any]) -> str:
-    sizes = ", ".join(f"{n}: {mib} MiB" for n, mib in result["fleet_rss_mib"].items())
-    slopes = ", ".join(f"{k}: {v} KiB" for k, v in result["fleet_kib_per_edge"].items())
+    def line(rss: dict[int, float], per_edge: dict[str, float]) -> str:
+        sizes = ", ".join(f"{n}: {mib} MiB" for n, mib in rss.items())
+        between = ", ".join(f"{k}: {v} KiB" for k, v in per_edge.items())
+        return f"{sizes}; per edge between sizes: {between}"
+
+    connected = line(result["fleet_rss_mib"], result["fleet_kib_per_edge"])
+    stormed = line(result["after_storm_rss_mib"], result["after_storm_kib_per_edge"])
     return (
         f"fleet over {'plain websockets' if result['plain'] else 'mutual TLS'}, RSS by nodes:"
-        f" {sizes}\nper edge between sizes: {slopes}; all of the process per edge:"
-        f" {result['fleet_kib_per_edge_all']} KiB\ncloudhub per connected edge:"
-        f" {result['cloudhub_kib_per_edge']} KiB"
+        f" {connected}; all of the process per edge: {result['fleet_kib_per_edge_all']} KiB\n"
+        f"after a storm (every session dropped, back): {stormed}\n"
+        f"cloudhub per connected edge: {result['cloudhub_kib_per_edge']} KiB"
     )
 
 

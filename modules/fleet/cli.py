@@ -202,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _main(options: FleetOptions, args: argparse.Namespace) -> dict[str, Any]:
-    fleet = Fleet(options)
+    fleet = Fleet(options, owns_process=True)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, fleet.stop.set)
@@ -210,15 +210,4 @@ async def _main(options: FleetOptions, args: argparse.Namespace) -> dict[str, An
         fleet.progress(lambda line: print(line, file=sys.stderr, flush=True))
     if args.control:
         control.start(fleet)
-    freeze = asyncio.create_task(_freeze_when_connected(fleet))
-    try:
-        return await fleet.run(duration=args.duration)
-    finally:
-        freeze.cancel()
-
-
-async def _freeze_when_connected(fleet: Fleet) -> None:
-    """Once every node is connected, exempt what the sessions hold from later full
-    collections: a storm's garbage then costs a pause for itself, not for the fleet."""
-    await fleet.all_connected.wait()
-    runtime.freeze_startup()
+    return await fleet.run(duration=args.duration)

@@ -75,8 +75,9 @@ def cloud(tmp_path: Path) -> Iterator[Cloud]:
 class FleetThread:
     """A `Fleet` running on an event loop in a thread; `call` runs code on that loop."""
 
-    def __init__(self, options: FleetOptions) -> None:
+    def __init__(self, options: FleetOptions, **fleet: Any) -> None:
         self.options = options
+        self._fleet_args = fleet  # Fleet's keyword arguments
         self.loop = asyncio.new_event_loop()
         self._fleet: concurrent.futures.Future[Fleet] = concurrent.futures.Future()
         self.result: dict[str, Any] = {}
@@ -86,7 +87,7 @@ class FleetThread:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        fleet = Fleet(self.options)
+        fleet = Fleet(self.options, **self._fleet_args)
         self._fleet.set_result(fleet)
         try:
             self.result = self.loop.run_until_complete(fleet.run())

@@ -3,7 +3,9 @@ cloudhub with their certificates and receive pods, as KubeEdge edges do."""
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -82,3 +84,29 @@ def test_nodes_connecting_at_once_each_present_their_own_certificate(
     finally:
         summary = fleet.stop()
     assert summary["connect_failures"] == 0
+
+
+def test_what_a_storm_dropped_is_collected_once_every_node_is_back(
+    secure: dict[str, Any], tmp_path: Path
+) -> None:
+    """As on the command line (`owns_process`): what the sessions hold is frozen once
+    they are connected; a dropped TLS connection's objects refer to each other, so only
+    the full collection when the next wave is up frees them."""
+    options = FleetOptions(
+        cloud=secure["cloud"], nodes=3, prefix="gc", token=secure["token"],
+        certs=tmp_path / "certs", cert_server=f"127.0.0.1:{secure['cert_port']}",
+        heartbeat=1.0, status_interval=0.5,
+    )  # fmt: skip
+    fleet = FleetThread(options, owns_process=True)
+    try:
+        assert fleet.wait_connected()
+        assert eventually(lambda: fleet.call(lambda: fleet.fleet.waves) == 1, timeout=WAIT)
+        assert gc.get_freeze_count() > 0
+        dropped = fleet.call(lambda: [weakref.ref(s._ws) for s in fleet.fleet.sessions if s._ws])
+        assert len(dropped) == 3 and fleet.call(fleet.fleet.storm) == 3
+        assert eventually(lambda: fleet.counter("connects") == 6, timeout=WAIT)
+        assert eventually(lambda: fleet.call(lambda: fleet.fleet.waves) == 2, timeout=WAIT)
+        assert [ref() for ref in dropped] == [None] * 3
+    finally:
+        fleet.stop()
+    assert gc.get_freeze_count() == 0
