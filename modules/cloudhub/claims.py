@@ -7,13 +7,13 @@ fresh from the API when the claim was written (the node comes from elsewhere: wh
 this replica knew of it may be stale); `claim_failed`; `foreign_claim` for every
 other replica's claim the watch reports.
 
-One thread makes the claims in order, so a node's claims never race each other
-here; claims of a reconnect storm queue, each one or two API calls.
+A few threads make the claims (a failover brings hundreds at once, each two or three
+API calls); a node has at most one claim waiting and one in flight, so its claims never
+race each other here: a newer one for the same node replaces the one waiting.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 from collections.abc import Callable
@@ -37,35 +37,42 @@ _NO_ANSWER = (OSError, urllib3.exceptions.HTTPError, client.ApiException)
 class Claimer:
     """The claims thread and the owner watch of one cloudhub."""
 
-    def __init__(self, owners: OwnerLeases, *, apply: Apply, read_node: ReadNode | None) -> None:
+    def __init__(
+        self, owners: OwnerLeases, *, apply: Apply, read_node: ReadNode | None, workers: int = 4
+    ) -> None:
         self._owners = owners  # claims through the API
         self._apply = apply  # runs a call on the core, on the loop
         self._read_node = read_node  # fresh records of a node (None: records not kept)
-        self._claims: collections.deque[Claim] = collections.deque()
+        self._claims: dict[str, Claim] = {}  # node -> its newest claim waiting, oldest first
+        self._inflight: set[str] = set()  # nodes a worker is claiming now
         self._cond = threading.Condition()
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="beehive-cloudhub-claims",
-                                        daemon=True)  # fmt: skip
+        self._threads = [threading.Thread(target=self._run, name=f"beehive-cloudhub-claims-{i}",
+                                          daemon=True) for i in range(workers)]  # fmt: skip
         self._watch = OwnerWatch(owners.api, self._seen, name="beehive-cloudhub-owners")
         self.failed = 0  # claims that could not be written
 
     def start(self) -> None:
         self._watch.start()
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
         self._watch.stop(timeout=2.0)
-        if self._thread.is_alive():
-            self._thread.join(2.0)  # a claim in flight ends at its request's timeout
+        for thread in self._threads:  # a claim in flight ends at its request's timeout
+            thread.join(max(0.1, 2.0 / len(self._threads)))
 
     def put(self, claims: list[Claim]) -> None:
-        """On the loop thread: queue claims (never blocks)."""
+        """On the loop thread: queue claims (never blocks); a node's newer claim replaces
+        its waiting one (the core waits for the newest session's only)."""
         with self._cond:
-            self._claims.extend(claims)
-            self._cond.notify()
+            for claim in claims:
+                self._claims.pop(claim.node_id, None)  # to the back of the line
+                self._claims[claim.node_id] = claim
+            self._cond.notify(len(claims))
 
     def waiting(self) -> int:
         return len(self._claims)
@@ -104,11 +111,23 @@ class Claimer:
     def _run(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._claims or self._stopping)
+                self._cond.wait_for(lambda: self._next() is not None or self._stopping)
                 if self._stopping:
                     return
-                claim = self._claims.popleft()
-            self._claim(claim)
+                claim = self._next()
+                assert claim is not None
+                del self._claims[claim.node_id]
+                self._inflight.add(claim.node_id)
+            try:
+                self._claim(claim)
+            finally:
+                with self._cond:
+                    self._inflight.discard(claim.node_id)
+                    self._cond.notify_all()
+
+    def _next(self) -> Claim | None:
+        """The oldest waiting claim of a node no worker is claiming (with `_cond` held)."""
+        return next((c for n, c in self._claims.items() if n not in self._inflight), None)
 
     def _claim(self, claim: Claim) -> None:
         node, conn = claim.node_id, claim.conn

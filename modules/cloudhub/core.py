@@ -137,6 +137,8 @@ class CloudHubCore:
         session = self._sessions.by_node.get(node_id)
         if verdict == "ours" and session is not None and session.conn == conn:
             self._serve(node_id, takeover=records is not None)
+        elif verdict == "ours" and records is not None:
+            self.owned.fresh_owed.add(node_id)  # served later, from a claim that writes nothing
 
     def claim_failed(self, node_id: str, conn: int, why: str) -> None:
         """Our claim of the node for connection `conn` could not be written: the session
@@ -162,6 +164,9 @@ class CloudHubCore:
         (contract item 5; `takeover`: from fresh reads, the node came from elsewhere)."""
         self._scheduler.connect(node_id)
         self._notice(node_id, Operation.CONNECTED)
+        if self.owned is not None and node_id in self.owned.fresh_owed:
+            self.owned.fresh_owed.discard(node_id)
+            takeover = True
         if takeover:
             self._notice(node_id, contract.RESYNC, takeover="true")
         else:
@@ -450,9 +455,12 @@ class CloudHubCore:
         self._sessions.flush(session)
 
     def _session_ended(self, node_id: str, ended: str, details: str) -> None:
-        """The node's current session ended (SessionTable's `on_end`)."""
+        """The node's current session ended (SessionTable's `on_end`); a session never
+        served (its claim was not written) was never announced, and is not now."""
+        served = self.owned is None or self._scheduler.is_connected(node_id)
         self._scheduler.disconnect(node_id)
-        self._notice(node_id, Operation.DISCONNECTED, reason=ended, message=details)
+        if served:
+            self._notice(node_id, Operation.DISCONNECTED, reason=ended, message=details)
 
     def _owe(self, node_id: str) -> None:
         """The node's queue refused a message: a resync is owed (noticed the first time)."""

@@ -38,6 +38,9 @@ class OwnedNodes:
         self.epochs: dict[str, int] = {}  # node -> epoch we hold it at
         self.claiming: dict[str, int] = {}  # node -> conn whose claim is in flight
         self._foreign: dict[str, int] = {}  # node -> newest foreign epoch seen while claiming
+        # Nodes taken over whose session ended before it was served: the next one served
+        # still needs the takeover's fresh resync (its claim will write nothing).
+        self.fresh_owed: set[str] = set()
         self.taken = 0  # nodes given up to another replica's newer claim
         self.dropped = 0  # downstream messages for nodes not ours (not queued)
 
@@ -85,6 +88,7 @@ class OwnedNodes:
         if held is None or epoch <= held:
             return False
         del self.epochs[node_id]
+        self.fresh_owed.discard(node_id)
         self.taken += 1
         return True
 
@@ -92,3 +96,4 @@ class OwnedNodes:
         """The node was deleted."""
         self.epochs.pop(node_id, None)
         self._foreign.pop(node_id, None)
+        self.fresh_owed.discard(node_id)

@@ -341,6 +341,7 @@ class ServerTransport:
         if self._is_fenced is not None:
             reason = self._is_fenced()
             if reason is not None and not self._fence_closed:
+                log.warning("fenced (%s): closing every edge session, refusing upgrades", reason)
                 self.core.close_all(f"this cloudcore replica is fenced: {reason}")
             self._fence_closed = reason is not None
         self.core.pump()

@@ -93,6 +93,9 @@ class Downstream:
             pods = [self.pods[key] for key in self.location.pods_on(node)]
         else:
             pods = [newer(self.pods.get(_pod_key(pod)), pod) for pod in fresh.pods]
+            read = {_pod_key(pod) for pod in fresh.pods}
+            pods += [self.pods[key] for key in self.location.pods_on(node)
+                     if key not in read and _after(self.pods[key], fresh.list_rv)]  # fmt: skip
         sends += [Send(node, UPDATE, contract.POD, pod) for pod in pods]
         return sends
 
@@ -193,10 +196,22 @@ class Downstream:
 
 
 class Fresh(NamedTuple):
-    """A node and its pods as read from the API (quorum reads) for a takeover resync."""
+    """A node and its pods as read from the API (quorum reads) for a takeover resync.
+
+    The resync is answered later than the read, after the watch events queued before
+    it: a pod the caches got after the read (newer than `list_rv`) was sent to the
+    node meanwhile, and is among what it should have; an older one missing from the
+    read is gone."""
 
     node: Obj | None  # None: the Node is gone
     pods: list[Obj]
+    list_rv: int | None = None  # the pod list's resourceVersion (None: unknown)
+
+
+def _after(obj: Obj, list_rv: int | None) -> bool:
+    """Whether `obj` changed after a list at `list_rv` (True when either is unknown)."""
+    rv = contract.resource_version(str(contract.metadata(obj).get("resourceVersion", "")))
+    return list_rv is None or rv is None or rv > list_rv
 
 
 def newer(cached: Obj | None, read: Obj | None) -> Obj:

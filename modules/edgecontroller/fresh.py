@@ -19,6 +19,7 @@ from collections.abc import Callable
 import urllib3
 from kubernetes import client
 
+from modules import contract
 from modules.edgecontroller.downstream import Fresh
 from modules.kube import raw
 
@@ -50,33 +51,41 @@ def read(api_client: client.ApiClient, node: str) -> Fresh:
         pod.setdefault("kind", "Pod")
     found.setdefault("apiVersion", "v1")
     found.setdefault("kind", "Node")
-    return Fresh(found, pods)
+    list_rv = contract.resource_version(str((listed.get("metadata") or {}).get("resourceVersion")))
+    return Fresh(found, pods, list_rv)
 
 
 class FreshReader:
-    """One thread reading nodes in turn (a failover's nodes queue here)."""
+    """A few threads reading nodes (a failover's nodes queue here, hundreds at once)."""
 
     def __init__(
-        self, api_client: client.ApiClient, done: Callable[[str, Fresh | None], None]
-    ) -> None:
-        self._api_client = api_client
-        self._done = done  # (node, its read or None): called on this thread
+        self, api_client: client.ApiClient, done: Callable[[str, Fresh | None], None], *,
+        workers: int = 4,
+    ) -> None:  # fmt: skip
+        self._api_client = api_client  # its pool should allow `workers` connections
+        self._done = done  # (node, its read or None): called on a reader's thread
         self._nodes: collections.deque[str] = collections.deque()
         self._cond = threading.Condition()
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="beehive-edgecontroller-fresh",
-                                        daemon=True)  # fmt: skip
+        self._threads = [
+            threading.Thread(target=self._run, name=f"beehive-edgecontroller-fresh-{i}",
+                             daemon=True)
+            for i in range(workers)
+        ]  # fmt: skip
+        self._counts = threading.Lock()
         self.reads = 0  # nodes read
         self.failures = 0  # reads that failed (the caches answered)
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        self._thread.join(5)
+        for thread in self._threads:
+            thread.join(max(0.1, 4.0 / len(self._threads)))
 
     def put(self, node: str) -> None:
         with self._cond:
@@ -95,9 +104,11 @@ class FreshReader:
                 node = self._nodes.popleft()
             try:
                 fresh: Fresh | None = read(self._api_client, node)
-                self.reads += 1
+                with self._counts:
+                    self.reads += 1
             except (client.ApiException, *_NO_ANSWER) as exc:
-                self.failures += 1
+                with self._counts:
+                    self.failures += 1
                 log.warning("node %s: fresh read for its takeover failed (%s): resynced"
                             " from the caches", node, exc)  # fmt: skip
                 fresh = None

@@ -45,6 +45,7 @@ REQUIRED = frozenset({contract.NODE, contract.POD, contract.CONFIGMAP, contract.
 DRAIN_BATCH = 256
 SEND_BATCH = 512
 LIST_CHUNK = 256  # a list's events per queue entry
+FRESH_READERS = 4  # threads reading nodes taken over from another replica
 ROUTER_KINDS = frozenset({contract.RULE, contract.RULEENDPOINT})  # handed to the router
 _ROUTER_OPERATIONS = {"ADDED": "insert", "MODIFIED": "update", "DELETED": "delete"}
 
@@ -91,7 +92,10 @@ class EdgeController(Module):
         )
         self._events_api = self._requests.instrument(kube.api_client())  # the Event writer's
         # Takeover resyncs read the node and its pods from the API first (several replicas).
-        self._fresh = FreshReader(self._api_client, self._on_fresh)
+        self._fresh_api = self._requests.instrument(
+            kube.api_client(connection_pool_maxsize=FRESH_READERS)
+        )
+        self._fresh = FreshReader(self._fresh_api, self._on_fresh, workers=FRESH_READERS)
         self._fresh.start()
         self._events: EventRecorder | None = None  # the nodes' Events, unless turned off
         if settings.node_events:
@@ -116,6 +120,7 @@ class EdgeController(Module):
             reflector.stop()
         self._upstream.stop()
         self._fresh.stop()
+        self._fresh_api.close()
         self._thread.join(5)
         if self._events is not None:
             self._events.stop()

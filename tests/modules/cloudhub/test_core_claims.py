@@ -123,7 +123,7 @@ def test_a_newer_claim_seen_while_ours_is_written_wins_when_ours_lands() -> None
     core.claimed(NODE, CONN, 6, [])  # ours was written before theirs
     out = core.take_outputs()
     assert [c.code for c in out.closes] == [CLOSE_NORMAL]
-    assert ("connected", "node/edge-1") not in notices(out)
+    assert notices(out) == []  # neither connected nor disconnected: it was never served
 
 
 def test_a_takeover_starts_from_the_records_read_fresh() -> None:
@@ -161,3 +161,19 @@ def test_what_is_queued_while_the_claim_is_written_is_recorded_when_acked() -> N
     out = ack(core, delivered)
     assert [(type(op), op.ref.uid) for op in out.syncs] == [(objects.Acked, "uid-c")]
     assert row(core)["objects"] == 2
+
+
+def test_a_takeover_whose_session_ended_before_it_was_served_still_resyncs_fresh() -> None:
+    core = make(FakeClock())
+    core.open(CONN, NODE)
+    core.take_outputs()
+    core.lost(CONN)  # gone while its claim was written
+    assert core.take_outputs().upstream == []  # never announced connected: nor disconnected
+    core.claimed(NODE, CONN, 4, [])  # written, records read: the node came from elsewhere
+    assert core.take_outputs().upstream == []
+    core.open(2, NODE)
+    assert core.take_outputs().claims == [Claim(NODE, 2, 4)]
+    core.claimed(NODE, 2, 4, None)  # still ours: nothing written, nothing read
+    out = core.take_outputs()
+    content = out.upstream[1].content
+    assert isinstance(content, dict) and content["takeover"] == "true"

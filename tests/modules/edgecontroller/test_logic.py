@@ -324,7 +324,7 @@ def test_a_fresh_resync_sends_the_pods_read_each_the_newer_version() -> None:
     down.apply("pod", "ADDED", _pod("ahead", uid="uh", rv="30"))  # newer than the read
     read = [_pod("a", uid="ua", rv="20"), _pod("ahead", uid="uh", rv="25"),
             _pod("new", uid="un", rv="21")]  # fmt: skip
-    sends = down.resync("n1", Fresh(_edge(rv="6"), read))
+    sends = down.resync("n1", Fresh(_edge(rv="6"), read, list_rv=29))
     got = [(s.rtype, s.obj["metadata"]["name"], s.obj["metadata"]["resourceVersion"])
            for s in sends]  # fmt: skip
     assert got == [("node", "n1", "6"), ("pod", "a", "20"), ("pod", "ahead", "30"),
@@ -338,3 +338,17 @@ def test_newer_takes_the_read_version_unless_the_cached_one_is_newer() -> None:
     assert newer(_obj("x", uid="old", rv="99"), read) is read  # recreated under its name
     assert newer(None, read) is read and newer(cached, None) is cached
     assert newer(_obj("x", rv="abc"), read) is read  # not comparable: the read one
+
+
+def test_a_fresh_resync_keeps_the_pods_the_caches_got_after_the_read() -> None:
+    # The reads came back at list resourceVersion 50; the downstream thread then took
+    # a watch event for a new pod (sent to the node already) before the resync.
+    down = Downstream(LocationCache())
+    down.apply("node", "ADDED", _edge(rv="5"))
+    down.apply("pod", "ADDED", _pod("old", uid="uo", rv="40"))  # deleted before the read
+    down.apply("pod", "ADDED", _pod("born", uid="ub", rv="51"))  # created after it
+    sends = down.resync("n1", Fresh(_edge(rv="5"), [], list_rv=50))
+    assert [s.obj["metadata"]["name"] for s in sends if s.rtype == "pod"] == ["born"]
+    unknown = down.resync("n1", Fresh(_edge(rv="5"), []))  # no list version: keep both
+    assert sorted(s.obj["metadata"]["name"] for s in unknown if s.rtype == "pod") == [
+        "born", "old"]  # fmt: skip
