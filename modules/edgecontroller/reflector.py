@@ -311,4 +311,3 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, client.ApiException):
         return f"HTTP {exc.status} {exc.reason}"
     return f"{type(exc).__name__}: {exc}"[:256]
-
