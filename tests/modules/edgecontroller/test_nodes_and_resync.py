@@ -14,6 +14,13 @@ def test_labelling_a_node_as_edge_sends_it_its_pods_and_their_configmaps(
     node = cloud.node("later", edge=False)
     core.create_namespaced_config_map(ns, configmap("conf"))
     core.create_namespaced_pod(ns, pod("app", node, containers=env_from(configmaps=("conf",))))
+    # Each resource has its own watch: a witness edge node shows when both reached the
+    # caches (its pod comes after ours on the pod watch), before the label makes `node` one.
+    witness = cloud.node()
+    core.create_namespaced_pod(ns, pod("w", witness, containers=env_from(configmaps=("conf",))))
+    cloud.wait_ops(witness, [("update", f"node/{witness}/null/node/{witness}"),
+                             ("insert", f"node/{witness}/{ns}/configmap/conf"),
+                             ("insert", f"node/{witness}/{ns}/pod/w")])  # fmt: skip
     labels = {"metadata": {"labels": {contract.EDGE_NODE_LABEL: ""}}}
     core.patch_node(node, manifest(labels))
     cloud.wait_ops(

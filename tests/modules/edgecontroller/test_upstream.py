@@ -170,6 +170,8 @@ def test_query_is_answered_only_for_objects_a_pod_on_the_node_references(
     core.create_namespaced_config_map(ns, configmap("notmine", k="v"))
     core.create_namespaced_pod(ns, pod("app", node, containers=env_from(configmaps=("mine",))))
     cloud.wait_ops(node, [("insert", f"node/{node}/{ns}/pod/app")], rtype="pod")
+    # each resource has its own watch: the configmap may reach the cache after the pod
+    cloud.wait_ops(node, [("insert", f"node/{node}/{ns}/configmap/mine")], rtype="configmap")
 
     answer = cloud.report(node, "query", f"{ns}/configmap/mine", None)
     assert answer.route.operation == "response"
