@@ -78,6 +78,8 @@ def test_a_real_edgecore_joins_our_cloudcore_and_converges(
             for name in ("p1", "p2"):
                 core.create_namespaced_pod(ns, bound_pod(name, node, configmap="cfg"))
             wait_for(lambda: {f"{ns}/p1", f"{ns}/p2"} <= set(edge.stored("pod")), what="pods")
+            # configmaps have their own watch: this one may come after the pods
+            wait_for(lambda: f"{ns}/cfg" in edge.stored("configmap"), what="the configmap")
             assert edge.stored("configmap")[f"{ns}/cfg"]["data"] == {"k": "one"}
 
             core.patch_namespaced_config_map("cfg", ns, {"data": {"k": "two"}})
