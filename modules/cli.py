@@ -71,7 +71,9 @@ def services(config: Config) -> Iterator[Mapping[str, Any]]:
 def _replica(kube: Any, settings: ReplicaSettings, path: str) -> Iterator[Replica]:
     """This replica's Leases, held while the hive runs and released after."""
     settings.check(path)
-    with kube.api_client() as api_client:
+    # No retries inside a call: the keepers try again every retry period themselves; a
+    # pool for the keepers, the claims (4), the owner watch and the cleanup at once.
+    with kube.api_client(retries=0, connection_pool_maxsize=10) as api_client:
         replica = Replica(api_client, settings)
         replica.start()
         try:

@@ -60,7 +60,10 @@ class Replica:
         self.identity = s.identity  # holderIdentity of both Leases
         self.clock = clock  # monotonic seconds (deadlines)
         self.wall = wall  # dates (expiry of other replicas' Leases in `members`)
-        self.api = LeaseAPI(api_client, s.namespace, timeout=s.retry_period)  # plain-JSON calls
+        # A renewal may take up to half the renew deadline (client-go gives it the whole
+        # deadline): an API server slow under load must not fence every replica at once.
+        timeout = max(s.retry_period, s.renew_deadline / 2)
+        self.api = LeaseAPI(api_client, s.namespace, timeout=timeout)  # plain-JSON calls
         self.owners = OwnerLeases(  # claims of nodes (cloudhub's, for the edges it serves)
             LeaseAPI(api_client, s.namespace, timeout=10.0), self.identity, wall=wall
         )
