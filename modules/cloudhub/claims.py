@@ -30,19 +30,21 @@ from modules.replicas.owners import ClaimError, OwnerLeases, OwnerWatch
 log = logging.getLogger("modules.cloudhub.claims")
 
 Apply = Callable[[Callable[[core.CloudHubCore], object]], None]
-ReadNode = Callable[[str], list[objects.Restored]]
+ReadNodes = Callable[[list[str]], dict[str, list[objects.Restored]]]
 _NO_ANSWER = (OSError, urllib3.exceptions.HTTPError, client.ApiException)
+_BATCH = 32  # claims a worker takes at once (their records are read a list per shard)
 
 
 class Claimer:
     """The claims thread and the owner watch of one cloudhub."""
 
     def __init__(
-        self, owners: OwnerLeases, *, apply: Apply, read_node: ReadNode | None, workers: int = 4
-    ) -> None:
+        self, owners: OwnerLeases, *, apply: Apply, read_nodes: ReadNodes | None,
+        workers: int = 4,
+    ) -> None:  # fmt: skip
         self._owners = owners  # claims through the API
         self._apply = apply  # runs a call on the core, on the loop
-        self._read_node = read_node  # fresh records of a node (None: records not kept)
+        self._read_nodes = read_nodes  # fresh records of nodes (None: records not kept)
         self._claims: dict[str, Claim] = {}  # node -> its newest claim waiting, oldest first
         self._inflight: set[str] = set()  # nodes a worker is claiming now
         self._cond = threading.Condition()
@@ -111,40 +113,65 @@ class Claimer:
     def _run(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._next() is not None or self._stopping)
+                self._cond.wait_for(lambda: self._ready() or self._stopping)
                 if self._stopping:
                     return
-                claim = self._next()
-                assert claim is not None
-                del self._claims[claim.node_id]
-                self._inflight.add(claim.node_id)
+                batch = self._ready()[:_BATCH]
+                for claim in batch:
+                    del self._claims[claim.node_id]
+                    self._inflight.add(claim.node_id)
             try:
-                self._claim(claim)
+                self._claim(batch)
             finally:
                 with self._cond:
-                    self._inflight.discard(claim.node_id)
+                    self._inflight.difference_update(c.node_id for c in batch)
                     self._cond.notify_all()
 
-    def _next(self) -> Claim | None:
-        """The oldest waiting claim of a node no worker is claiming (with `_cond` held)."""
-        return next((c for n, c in self._claims.items() if n not in self._inflight), None)
+    def _ready(self) -> list[Claim]:
+        """The waiting claims of nodes no worker is claiming, oldest first (with `_cond`
+        held; stops at a batch)."""
+        ready: list[Claim] = []
+        for node, claim in self._claims.items():
+            if node not in self._inflight:
+                ready.append(claim)
+                if len(ready) == _BATCH:
+                    break
+        return ready
 
-    def _claim(self, claim: Claim) -> None:
-        node, conn = claim.node_id, claim.conn
-        try:
-            got = self._owners.claim(node, claim.known_epoch)
-            records = None
-            if got.wrote and self._read_node is not None:
-                records = self._read_node(node)
-            elif got.wrote:
-                records = []
-        except (ClaimError, *_NO_ANSWER) as exc:
-            self.failed += 1
-            why = str(exc)
-            self._apply(lambda hub: hub.claim_failed(node, conn, why))
+    def _claim(self, batch: list[Claim]) -> None:
+        """Claim each node, then read what the ones taken over acked, a list per shard
+        (after every claim of the batch is written: the reads are newer than them)."""
+        taken: dict[str, int] = {}  # node -> epoch, for claims that were written
+        for claim in batch:
+            node, conn = claim.node_id, claim.conn
+            try:
+                got = self._owners.claim(node, claim.known_epoch)
+            except (ClaimError, *_NO_ANSWER) as exc:
+                self._failed(claim, str(exc))
+                continue
+            if got.wrote:
+                taken[node] = got.epoch
+            else:
+                self._apply(_claimed(node, conn, got.epoch, None))
+        if not taken:
             return
-        epoch = got.epoch
-        self._apply(lambda hub: hub.claimed(node, conn, epoch, records))
+        try:
+            read = self._read_nodes(list(taken)) if self._read_nodes is not None else {}
+        except _NO_ANSWER as exc:
+            for claim in batch:
+                if claim.node_id in taken:
+                    self._failed(claim, f"cannot read its records: {exc}")
+            return
+        for claim in batch:
+            if claim.node_id in taken:
+                node, conn, epoch = claim.node_id, claim.conn, taken[claim.node_id]
+                self._apply(_claimed(node, conn, epoch, read.get(node, [])))
+
+    def _failed(self, claim: Claim, why: str) -> None:
+        with self._cond:
+            self.failed += 1
+        node, conn = claim.node_id, claim.conn
+        self._apply(lambda hub: hub.claim_failed(node, conn, why))
 
     def _seen(self, owner: ownership.Owner) -> None:
         """The watch's thread: a claim by someone else goes to the core."""
@@ -152,3 +179,10 @@ class Claimer:
             return
         node, holder, epoch = owner.node, owner.holder, owner.epoch
         self._apply(lambda hub: hub.foreign_claim(node, holder, epoch))
+
+
+def _claimed(
+    node: str, conn: int, epoch: int, records: list[objects.Restored] | None
+) -> Callable[[core.CloudHubCore], None]:
+    """The core's `claimed` with these arguments, to run on the loop."""
+    return lambda hub: hub.claimed(node, conn, epoch, records)

@@ -79,7 +79,7 @@ class CloudHub(Module):
             if replica is not None:  # nodes are claimed, their records read, as they connect
                 self._claimer = claims.Claimer(
                     replica.owners, apply=self._transport.apply,
-                    read_node=self._writer.read_node if self._writer is not None else None,
+                    read_nodes=self._writer.read_nodes if self._writer is not None else None,
                 )  # fmt: skip
                 self._claimer.start()
                 self._collector = collect.Collector(

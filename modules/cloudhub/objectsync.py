@@ -159,27 +159,30 @@ class ObjectSyncWriter:
         with self._cond:
             return self._ledger.held(node_id)
 
-    def read_node(self, node_id: str) -> list[objects.Restored]:
-        """What `node_id` acked, read fresh from its shard's records (any thread; a
-        replica that takes the node over must not trust what it knew), merged with
-        what this process has not written yet.
+    def read_nodes(self, node_ids: list[str]) -> dict[str, list[objects.Restored]]:
+        """What each node acked, read fresh from its shard's records (any thread; a
+        replica that takes nodes over must not trust what it knew), merged with what
+        this process has not written yet. One list per shard, however many nodes.
 
         Raises:
-            kubernetes.client.ApiException: the list failed.
+            kubernetes.client.ApiException: a list failed.
             OSError, urllib3.exceptions.HTTPError: no answer.
         """
-        shard = syncrecord.shard_of(node_id, self._shards)
-        query = [("labelSelector", f"{syncrecord.SHARD_LABEL}={shard}")]
-        found = raw.request(self._api_client, "GET", syncrecord.PATH, query=query,
-                            timeout=_TIMEOUT)  # fmt: skip
-        records = [r for item in found.get("items") or []
-                   if (r := syncrecord.parse(item)) is not None and r.shard == shard]  # fmt: skip
+        shards = {syncrecord.shard_of(node_id, self._shards) for node_id in node_ids}
+        records = []
+        for shard in sorted(shards):
+            query = [("labelSelector", f"{syncrecord.SHARD_LABEL}={shard}")]
+            found = raw.request(self._api_client, "GET", syncrecord.PATH, query=query,
+                                timeout=_TIMEOUT)  # fmt: skip
+            parsed = (syncrecord.parse(item) for item in found.get("items") or [])
+            records += [r for r in parsed if r is not None and r.shard == shard]
         with self._cond:
-            self._counts["reads"] += 1
+            self._counts["reads"] += len(shards)
             self._merge_inbox()  # ours not written yet are newer than the server's
             self._ledger.refresh_records(records, self._clock())
-            held = self._ledger.held(node_id)
-        return [objects.Restored(node_id, h.ref, h.rv) for h in held.values()]
+            held = {node_id: self._ledger.held(node_id) for node_id in node_ids}
+        return {node_id: [objects.Restored(node_id, h.ref, h.rv) for h in found.values()]
+                for node_id, found in held.items()}  # fmt: skip
 
     def collect(self) -> int | None:
         """Drop the entries of nodes that no longer exist, after reading every record

@@ -20,12 +20,15 @@ import urllib3
 from kubernetes import client
 
 from modules import contract
-from modules.edgecontroller.downstream import Fresh
+from modules.edgecontroller.downstream import Fresh, Obj
 from modules.kube import raw
 
 log = logging.getLogger("modules.edgecontroller.fresh")
 
 _TIMEOUT = 30.0  # seconds for one request
+_PAGE = "500"  # items per page of the lists of a batch
+BATCH = 16  # nodes waiting at once from which one list of everything beats a read each
+_MOST = 1000  # nodes one batch reads at most
 _NO_ANSWER = (OSError, urllib3.exceptions.HTTPError)
 
 
@@ -55,6 +58,52 @@ def read(api_client: client.ApiClient, node: str) -> Fresh:
     return Fresh(found, pods, list_rv)
 
 
+def read_many(api_client: client.ApiClient, nodes: list[str]) -> dict[str, Fresh]:
+    """`read` for many nodes at once (a failover's): one list of every Node and one of
+    every bound pod (a consistent snapshot, page by page), split by node.
+
+    Raises:
+        kubernetes.client.ApiException: a list failed.
+        OSError, urllib3.exceptions.HTTPError: no answer.
+    """
+    wanted = set(nodes)
+    found: dict[str, Obj] = {}
+    for node in _pages(api_client, "/api/v1/nodes", [])[0]:
+        name = str((node.get("metadata") or {}).get("name") or "")
+        if name in wanted:
+            node.setdefault("apiVersion", "v1")
+            node.setdefault("kind", "Node")
+            found[name] = node
+    pods, list_rv = _pages(api_client, "/api/v1/pods", [("fieldSelector", "spec.nodeName!=")])
+    by_node: dict[str, list[Obj]] = {name: [] for name in wanted}
+    for pod in pods:
+        name = str((pod.get("spec") or {}).get("nodeName") or "")
+        if name in by_node:
+            pod.setdefault("apiVersion", "v1")
+            pod.setdefault("kind", "Pod")
+            by_node[name].append(pod)
+    return {name: Fresh(found.get(name), by_node[name] if name in found else [], list_rv)
+            for name in nodes}  # fmt: skip
+
+
+def _pages(
+    api_client: client.ApiClient, path: str, query: list[tuple[str, str]]
+) -> tuple[list[Obj], int | None]:
+    """Every item of a list (one snapshot, page by page) and its resourceVersion."""
+    items: list[Obj] = []
+    token, list_rv = "", None
+    while True:
+        page_query = [*query, ("limit", _PAGE)] + ([("continue", token)] if token else [])
+        page = raw.request(api_client, "GET", path, query=page_query, timeout=_TIMEOUT)
+        meta = page.get("metadata") or {}
+        if list_rv is None:
+            list_rv = contract.resource_version(str(meta.get("resourceVersion")))
+        items += page.get("items") or []
+        token = meta.get("continue") or ""
+        if not token:
+            return items, list_rv
+
+
 class FreshReader:
     """A few threads reading nodes (a failover's nodes queue here, hundreds at once)."""
 
@@ -75,6 +124,7 @@ class FreshReader:
         self._counts = threading.Lock()
         self.reads = 0  # nodes read
         self.failures = 0  # reads that failed (the caches answered)
+        self.batches = 0  # reads of many nodes at once
 
     def start(self) -> None:
         for thread in self._threads:
@@ -101,15 +151,23 @@ class FreshReader:
                 self._cond.wait_for(lambda: self._nodes or self._stopping)
                 if self._stopping:
                     return
-                node = self._nodes.popleft()
+                many = len(self._nodes) >= BATCH
+                take = min(len(self._nodes), _MOST) if many else 1
+                nodes = [self._nodes.popleft() for _ in range(take)]
             try:
-                fresh: Fresh | None = read(self._api_client, node)
+                if many:
+                    read_in_batch = read_many(self._api_client, nodes)
+                    got: dict[str, Fresh | None] = dict(read_in_batch)
+                else:
+                    got = {nodes[0]: read(self._api_client, nodes[0])}
                 with self._counts:
-                    self.reads += 1
+                    self.reads += len(nodes)
+                    self.batches += many
             except (client.ApiException, *_NO_ANSWER) as exc:
                 with self._counts:
-                    self.failures += 1
-                log.warning("node %s: fresh read for its takeover failed (%s): resynced"
-                            " from the caches", node, exc)  # fmt: skip
-                fresh = None
-            self._done(node, fresh)
+                    self.failures += len(nodes)
+                log.warning("fresh read of %d node(s) taken over failed (%s): resynced from"
+                            " the caches", len(nodes), exc)  # fmt: skip
+                got = dict.fromkeys(nodes)
+            for node in nodes:
+                self._done(node, got[node])

@@ -331,3 +331,20 @@ def test_the_leaders_cleanup_drops_records_of_gone_nodes_another_replica_wrote(
     assert leader.flush(10)
     assert acked(api, gone) == {} and acked(api, alive) == {a.uid: 3}
     assert leader.stats()["collected"] == 1
+
+
+def test_a_takeover_reads_what_its_nodes_acked_a_list_per_shard(
+    api: Any, make_writer: Writer
+) -> None:
+    taker = make_writer(shards=2)  # started before the other replica wrote anything
+    other = make_writer(shards=2)
+    names = [unique("t") for _ in range(6)]
+    refs = {node: pod(unique("p")) for node in names}
+    write(other, [op for node, ref in refs.items()
+                  for op in (objects.Ensure(node, ref), objects.Acked(node, ref, 7))])  # fmt: skip
+    reads = taker.stats()["reads"]
+    got = taker.read_nodes(names)
+    assert {node: [(r.ref.uid, r.resource_version) for r in found]
+            for node, found in got.items()} == {node: [(refs[node].uid, 7)] for node in names}  # fmt: skip
+    shards = {syncrecord.shard_of(node, 2) for node in names}
+    assert taker.stats()["reads"] - reads == len(shards)  # not one per node

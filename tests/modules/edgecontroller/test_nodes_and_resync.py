@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from modules import contract
+from modules.edgecontroller import fresh
 from tests.kube_fixtures import manifest
 from tests.modules.edgecontroller.helpers import WAIT, Cloud, body, configmap, env_from, pod
 
@@ -98,3 +99,22 @@ def test_a_takeover_resync_reads_the_node_and_its_pods_from_the_api(
     ]
     watches = cloud.hive.commands["watches"]()
     assert watches["fresh_reads"] == 1 and watches["fresh_failures"] == 0
+
+
+def test_a_failovers_nodes_are_read_with_one_list_of_each(
+    cloud: Cloud, kube_namespace: str
+) -> None:
+    ns, core = kube_namespace, cloud.kube.core
+    first, second = cloud.node(), cloud.node()
+    core.create_namespaced_pod(ns, pod("a", first))
+    core.create_namespaced_pod(ns, pod("b", second))
+    core.create_namespaced_pod(ns, pod("c", second))
+    core.create_namespaced_pod(ns, pod("loose"))  # bound to no node
+    got = fresh.read_many(cloud.kube.api_client, [first, second, "no-such-node-y2"])
+    names = {node: sorted(p["metadata"]["name"] for p in f.pods) for node, f in got.items()}
+    assert names == {first: ["a"], second: ["b", "c"], "no-such-node-y2": []}
+    assert got["no-such-node-y2"].node is None
+    assert got[first].node is not None and got[first].node["kind"] == "Node"
+    one = fresh.read(cloud.kube.api_client, second)
+    assert sorted(p["metadata"]["name"] for p in one.pods) == ["b", "c"]
+    assert got[first].list_rv is not None and one.list_rv is not None
