@@ -114,7 +114,8 @@ def test_a_failovers_nodes_are_read_with_one_list_of_each(
     names = {node: sorted(p["metadata"]["name"] for p in f.pods) for node, f in got.items()}
     assert names == {first: ["a"], second: ["b", "c"], "no-such-node-y2": []}
     assert got["no-such-node-y2"].node is None
-    assert got[first].node is not None and got[first].node["kind"] == "Node"
+    found = got[first].node
+    assert found is not None and found["kind"] == "Node"
     one = fresh.read(cloud.kube.api_client, second)
     assert sorted(p["metadata"]["name"] for p in one.pods) == ["b", "c"]
     assert got[first].list_rv is not None and one.list_rv is not None
