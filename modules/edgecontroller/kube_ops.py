@@ -147,8 +147,11 @@ class KubeOps:
     ) -> None:
         """Delete a pod with DeleteOptions; a pod already gone (404), or a status in
         `also_done`, is no error."""
+        path = f"/api/v1/namespaces/{namespace}/pods/{name}"
         try:
-            self._core.delete_namespaced_pod(name, namespace, body=options, _preload_content=False)
+            # Through `raw`, which reads the answer: a response left unread keeps its
+            # connection out of the pool, and each delete opened a new one (TLS included).
+            raw.request(self._api_client, "DELETE", path, body=options)
         except client.ApiException as exc:
             if exc.status != 404 and exc.status not in also_done:
                 raise

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import ssl
-from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -23,6 +22,7 @@ from modules.certs import enroll, errors
 from modules.fleet import nodetls
 from modules.fleet.options import FleetOptions
 from modules.fleet.stats import Counters
+from modules.kube import raw
 
 
 class JoinError(Exception):
@@ -74,17 +74,16 @@ def create_nodes(options: FleetOptions) -> int:
         JoinError: the API refused a Node for another reason than that it exists.
     """
     api_client = config.new_client_from_config(config_file=options.kubeconfig)  # type: ignore[no-untyped-call]
-    core: Any = client.CoreV1Api(api_client)
     try:
         with concurrent.futures.ThreadPoolExecutor(options.enroll_concurrency) as pool:
-            return sum(pool.map(lambda name: _create_node(core, name), options.node_names))
+            return sum(pool.map(lambda name: _create_node(api_client, name), options.node_names))
     finally:
         api_client.close()
 
 
-def _create_node(core: Any, name: str) -> int:
-    try:
-        core.create_node(hollow.node_object(name), _preload_content=False)
+def _create_node(api_client: client.ApiClient, name: str) -> int:
+    try:  # `raw` reads the answer, so that the connection goes back to the pool
+        raw.request(api_client, "POST", "/api/v1/nodes", body=hollow.node_object(name))
     except ApiException as exc:
         if exc.status == 409:
             return 0
