@@ -224,7 +224,8 @@ class Driver:
                 name, ns, grace_period_seconds=0, _preload_content=False
             )
         returned = time.monotonic()
-        rv = json.loads(resp.data)["metadata"].get("resourceVersion") if verb != "delete" else None
+        data = resp.data  # read also for a delete: an unread answer keeps its connection
+        rv = json.loads(data)["metadata"].get("resourceVersion") if verb != "delete" else None
         return f"{ns}/pod/{name}", (node, int(rv) if rv else None, returned)
 
     def close(self) -> None:
