@@ -43,6 +43,7 @@ class Part:
     exists: bool = False  # on the server, as far as we know
     resource_version: str = ""  # metadata.resourceVersion last seen: the write's precondition
     stored: Nodes = dataclasses.field(default_factory=dict)  # what the server holds
+    stored_size: int = 0  # bytes of the stored entries (kept as writes settle)
     size: int = 0  # bytes of its entries, stored and to be written (for placement)
     pending: dict[Key, Change] = dataclasses.field(default_factory=dict)  # not written yet
     dirty_since: float | None = None  # when the oldest pending change arrived
@@ -60,6 +61,7 @@ class Plan:
     verb: str  # "create", "patch", "delete" or ""
     body: dict[str, Any] | None
     after: Nodes  # what the record holds once written
+    after_size: int  # bytes of its entries once written
     covered: dict[Key, Change]  # the pending changes it writes
 
 
@@ -92,7 +94,7 @@ class Ledger:
             part = self._part(record.shard, record.index)
             part.exists, part.resource_version = True, record.resource_version
             part.stored, part.broken = record.nodes, record.broken
-            part.size = _size(record.nodes)
+            part.size = part.stored_size = record_size(record.nodes)
             for node_id, uids in record.nodes.items():
                 for uid, held in uids.items():
                     self._restore_entry((node_id, uid), held, part, now)
@@ -216,6 +218,7 @@ class Ledger:
     def plan(self, part: Part) -> Plan:
         """The write that brings the record up to date (against what it last held)."""
         after = dict(part.stored)
+        size = part.stored_size  # kept entry by entry: a record may hold thousands
         patch: dict[str, Any] = {}
         for (node_id, uid), change in part.pending.items():
             have = part.entry((node_id, uid))
@@ -230,6 +233,9 @@ class Ledger:
             if node_id not in patch:
                 after[node_id] = dict(after.get(node_id, {}))
                 patch[node_id] = {}
+            size += (0 if new is None else _width(uid, new)) - (
+                0 if have is None else _width(uid, have)
+            )
             if new is None:
                 del after[node_id][uid]
                 patch[node_id][uid] = None
@@ -243,17 +249,17 @@ class Ledger:
         covered = dict(part.pending)
         if not part.exists:  # new, or deleted by someone else: all that is known
             verb, body = ("create", syncrecord.body(part.name, after)) if after else ("", None)
-            return Plan(part, verb, body, after, covered)
+            return Plan(part, verb, body, after, size, covered)
         if not patch:
-            return Plan(part, "", None, after, covered)
+            return Plan(part, "", None, after, size, covered)
         if not after:
             precondition = {"resourceVersion": part.resource_version}
-            return Plan(part, "delete", {"preconditions": precondition}, after, covered)
+            return Plan(part, "delete", {"preconditions": precondition}, after, size, covered)
         # The labels again: records made before they were added get them on their next write.
         labels = syncrecord.shard_labels(part.name)
         meta = {"resourceVersion": part.resource_version, "labels": labels}
         body = {"metadata": meta, "spec": {"nodes": patch}}
-        return Plan(part, "patch", body, after, covered)
+        return Plan(part, "patch", body, after, size, covered)
 
     def settle(self, plan: Plan, resource_version: str) -> None:
         """The API took `plan` (or it had nothing to send); changes that arrived while
@@ -265,7 +271,7 @@ class Ledger:
             del part.pending[key]
             if change.held is None and self._where.get(key) is part:
                 del self._where[key]
-        part.stored = plan.after
+        part.stored, part.stored_size = plan.after, plan.after_size
         if plan.verb:
             part.exists = plan.verb != "delete"
             part.resource_version = resource_version
@@ -277,7 +283,7 @@ class Ledger:
         part.exists = record is not None
         part.resource_version = record.resource_version if record else ""
         if record is not None:
-            part.stored = record.nodes
+            part.stored, part.stored_size = record.nodes, record_size(record.nodes)
         if record is not None and record.broken:  # someone else's now: ours go elsewhere
             part.broken = True
             moved = [(key, c.held) for key, c in part.pending.items() if c.held is not None]
@@ -310,7 +316,7 @@ class Ledger:
         return len(gone)
 
     def _clean(self, part: Part) -> None:
-        part.size = _size(part.stored) + sum(
+        part.size = part.stored_size + sum(
             _width(key[1], c.held) for key, c in part.pending.items() if c.held is not None
         )
         if not part.pending:
@@ -344,5 +350,6 @@ def _width(uid: str, held: Held) -> int:
     return syncrecord.entry_size(uid, Held(held.ref, _RV_WIDTH))
 
 
-def _size(nodes: Nodes) -> int:
+def record_size(nodes: Nodes) -> int:
+    """Bytes a record's entries take, with every version at its widest (for placement)."""
     return sum(_width(uid, held) for uids in nodes.values() for uid, held in uids.items())

@@ -85,11 +85,15 @@ class ObjectSyncWriter:
     def submit(self, ops: list[objects.SyncOp]) -> None:
         """Add work for the next round (merged here, past `max_queued` ops waiting)."""
         with self._cond:
+            # Only the first submit since the last merge wakes the writer: later ones
+            # would wake it in its wait between rounds for nothing (it merges them all).
+            first = not self._inbox
             self._inbox.append((self._clock(), ops))
             self._queued += len(ops)
             if self._queued > self._max_queued:  # a write is slow: what waits stays bounded
                 self._merge_inbox()
-            self._cond.notify_all()
+            if first:
+                self._cond.notify_all()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="beehive-cloudhub-objectsync")

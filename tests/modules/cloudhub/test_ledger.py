@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -166,6 +167,30 @@ def test_a_full_record_spills_into_the_next_part_of_the_shard() -> None:
         ledger_.apply(objects.Acked("n1", ref(uid, name="p" * 40), 1), 0.0)
     names = sorted(plan.part.name for plan in write_all(ledger_))
     assert names == ["shard-0-0", "shard-0-1"]
+
+
+def test_the_size_kept_write_by_write_is_the_size_of_what_each_record_holds() -> None:
+    rng = random.Random(7)
+    ledger_ = book(shards=2, part_bytes=400)
+    parts: dict[str, ledger.Part] = {}
+    for round_ in range(60):
+        for _ in range(rng.randint(1, 12)):
+            node, uid = f"n{rng.randint(0, 3)}", f"u{rng.randint(0, 15)}"
+            op = rng.choice(["ack", "ack", "ensure", "deleting", "forget"])
+            if op == "ack":
+                ledger_.apply(
+                    objects.Acked(node, ref(uid), rng.randint(1, 10 ** rng.randint(1, 12))), 0.0
+                )
+            elif op == "ensure":
+                ledger_.apply(objects.Ensure(node, ref(uid)), 0.0)
+            elif op == "deleting":
+                ledger_.apply(objects.Deleting(node, ref(uid)), 0.0)
+            else:
+                ledger_.apply(objects.Forget(node, ref(uid)), 0.0)
+        parts.update((plan.part.name, plan.part) for plan in write_all(ledger_, rv=round_))
+    assert len(parts) > 2  # records spilled over into further parts
+    for part in parts.values():
+        assert part.stored_size == ledger.record_size(part.stored), part.name
 
 
 def test_restore_merges_duplicates_and_kubeedge_records_and_drops_deleted_nodes() -> None:
