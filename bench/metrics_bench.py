@@ -45,6 +45,7 @@ class _Loop:
     def __init__(self) -> None:
         self.gate = gate.HandshakeGate(limit=128, timeout=10.0, clock=time.monotonic)
         self.refusals: collections.Counter[int] = collections.Counter()
+        self.tls_failures: collections.Counter[str] = collections.Counter()  # by reason
 
     def call(self, func: Any, timeout: float = 5.0) -> Any:
         return func()
@@ -124,6 +125,8 @@ def main() -> None:
         started = time.perf_counter()
         text = generate_latest(registry)
         times.append(time.perf_counter() - started)
+    if b'beehive_metrics_source_up{module="cloudhub"} 1.0' not in text:
+        raise SystemExit("the scrape did not read cloudhub's snapshot: the figures would not hold")
     series = sum(1 for line in text.splitlines() if line and not line.startswith(b"#"))
     print(f"scrape (generate_latest): best {min(times) * 1e3:.2f} ms, median"
           f" {statistics.median(times) * 1e3:.2f} ms over {args.repeat}; {len(text):,} bytes,"
