@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 
 import pytest
@@ -53,6 +54,42 @@ def test_certificate_from_another_ca_fails_the_handshake(ca, now, tmp_path) -> N
     client = tls.client_context(ca_pem=ca.cert_pem, cert=cert, key=key)
     with pytest.raises((ssl.SSLError, ConnectionError)):
         tls_peer_node(ca, client, node_id="edge-a")
+
+
+def _handshake_in_memory(
+    server: ssl.SSLContext, client: ssl.SSLContext, session: ssl.SSLSession | None = None
+) -> ssl.SSLObject:
+    """A TLS connection over memory BIOs, the server's first bytes of data read by the
+    client (TLS 1.3 tickets come after the handshake); the client's SSL object."""
+    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    tls_client = client.wrap_bio(c_in, c_out, server_hostname="127.0.0.1", session=session)
+    tls_server = server.wrap_bio(s_in, s_out, server_side=True)
+    for _ in range(10):
+        for side in (tls_client, tls_server):
+            with contextlib.suppress(ssl.SSLWantReadError):
+                side.do_handshake()
+        s_in.write(c_out.read())
+        c_in.write(s_out.read())
+    tls_server.write(b"x")
+    c_in.write(s_out.read())
+    assert tls_client.read() == b"x"
+    return tls_client
+
+
+def test_the_server_issues_no_session_tickets_and_resumes_nothing(ca, now, tmp_path) -> None:
+    # edgecore keeps no session cache; tickets cost the server a third of its handshake,
+    # and a resumed session would skip the certificate checks.
+    server_pair = ca_mod.generate_server_cert(ca, ips=["127.0.0.1"], dns_names=[], now=now)
+    server = tls.server_context(
+        ca_pem=ca.cert_pem, cert=server_pair.cert_pem, key=server_pair.key_pem
+    )
+    _, cert, key = _node_files(tmp_path, ca, "edge-a", now)
+    client = tls.client_context(ca_pem=ca.cert_pem, cert=cert, key=key)
+    first = _handshake_in_memory(server, client)
+    assert first.version() == "TLSv1.3"
+    assert first.session is not None and not first.session.has_ticket
+    again = _handshake_in_memory(server, client, session=first.session)
+    assert not again.session_reused
 
 
 def test_client_without_certificate_fails_the_handshake(ca) -> None:
