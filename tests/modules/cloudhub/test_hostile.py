@@ -66,7 +66,9 @@ class Fuzzer:
 
 
 def test_random_and_mutated_frames_never_hurt_the_server(make_hive, probe, world):
-    cloud, port = start_cloud(make_hive, probe, world)
+    # The good edge sends no keepalive while the fuzz runs, which on a busy machine
+    # took longer than the default keepalive_timeout (30 s): the session must outlive it.
+    cloud, port = start_cloud(make_hive, probe, world, keepalive_timeout=600.0)
     fuzzer = Fuzzer(port)
     good = RawEdge(port, "edge-good")
     tracemalloc.start()
