@@ -124,8 +124,10 @@ class Observer:
         return self._answers(timeout, "event loop")
 
     def ready(self, timeout: float = 1.0) -> list[str]:
-        """Ready while it listens: the server is up once the loop answers."""
-        return self._answers(timeout, "server")
+        """Ready while it listens (the server is up once the loop answers) and, with
+        several replicas, holds its member Lease (else it refuses every edge)."""
+        fenced = self._server.fence_reason()
+        return self._answers(timeout, "server") + ([fenced] if fenced else [])
 
     def _answers(self, timeout: float, what: str) -> list[str]:
         try:

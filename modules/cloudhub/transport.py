@@ -150,8 +150,8 @@ class ServerTransport:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def _fence_reason(self) -> str | None:
-        """Why no session may be served now (None: they may)."""
+    def fence_reason(self) -> str | None:
+        """Any thread. Why no session may be served now (None: they may)."""
         return self._is_fenced() if self._is_fenced is not None else self._fenced
 
     def fence(self, reason: str | None) -> None:
@@ -390,7 +390,7 @@ class ServerTransport:
         except errors.HandshakeError as exc:
             log.warning("refused a connection from %s: %s", remote, exc)
             return connection.respond(http.HTTPStatus.BAD_REQUEST, f"{exc}\n")
-        fenced = self._fence_reason()
+        fenced = self.fence_reason()
         if fenced is not None:
             log.warning("refused node %s from %s: fenced (%s)", peer.node_id[:64], remote,
                         fenced)  # fmt: skip

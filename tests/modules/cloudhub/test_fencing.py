@@ -61,7 +61,9 @@ def test_a_fenced_replica_closes_its_sessions_and_refuses_until_it_holds_its_lea
         edge.close()
     assert code == 1001 and "fenced: renewal overdue" in reason
     assert upgrade_status(port, "edge-g") == 503
+    assert cloud.commands["cloudhub.ready"]() == ["renewal overdue"]  # /readyz says why
     replica.tell(None)
+    assert cloud.commands["cloudhub.ready"]() == []
     again = RawEdge(port, "edge-f")
     try:
         assert eventually(lambda: node_row(cloud, "edge-f").get("connected", False))
