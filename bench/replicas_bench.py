@@ -3,14 +3,20 @@
 Run: .venv/bin/python bench/replicas_bench.py --quick       (60 nodes, 1-2 minutes here)
      .venv/bin/python bench/replicas_bench.py [--nodes 300] [--plain] [--kubeconfig PATH]
          [--rate 20] [--json out.json] [--logs DIR]    (300 nodes: about 2.5 minutes here)
+     .venv/bin/python bench/replicas_bench.py --nodes 150 --skip kill,stop,rolling
+         [--api-loss busiest] [--api-cut blackhole|refuse|stall] [--api-loss-seconds S]
+         [--ack-poll 0.5]                              (the api-loss scenario alone)
 Prints a readable report, then the same figures as JSON (also to --json PATH); --logs
 keeps every process's log (rN-G.log: replica N's G-th start).
 
 Processes (reusing bench/e2e_bench.py's machinery): the API server (`beehive kube-api`,
 unless --kubeconfig names one); three cloudcore replicas r1-r3 (`beehive run`, each
 certserver, edgecontroller, cloudhub and metrics on its own ports, with a ``replica:``
-section of short Lease durations); a round-robin TCP load balancer in front of the three
-cloudhub ports (bench/replicas_lb.py, skipping backends that refuse); the fleet
+section of short Lease durations), each reaching the API server through its own route
+of a TCP proxy (bench/replicas_apiproxy.py; a copy of the kubeconfig names the route,
+same host, so TLS and the token pass through; no proxy with --skip api-loss); a
+round-robin TCP load balancer in front of the three cloudhub ports
+(bench/replicas_lb.py, skipping backends that refuse); the fleet
 (bench/replicas_fleet.py: ``beehive fleet --control`` with a short reconnect backoff and
 records of every session open and close and every delivery), pointed at the balancer,
 over mutual TLS enrolled through r1's certserver (--plain: plain websockets).
@@ -21,21 +27,34 @@ every version it wrote. Right after each fault it also updates one pod on every 
 the victim owned, and creates one more pod on each (a probe: each affected node gets
 post-fault changes while it is taken over; --no-probe-creates: the updates only).
 
-Scenarios, in order: (1) kill -9 a replica (the leader by default) under load, restart
-it; (2) SIGSTOP a replica for longer than its lease_duration (half of its edges are
-dropped by the fleet meanwhile, as edges whose heartbeats go unanswered would; the other
-half stay on the stopped replica), SIGCONT; (3) rolling SIGTERM and restart of r1, r2,
-r3. After each, the writer pauses and the checker waits (at most --check-timeout) until
-every edge holds the API's newest version of each of its pods and configmaps, then
-reports lost (the newest version never arrived: missing, or an older one held), behind at
-quiesce, and regressions (an arrival older than what the edge held, from the fleet's
-records), and that exactly one CA Secret exists, unchanged since the start.
+Scenarios (--skip names them), in order: (1) kill: kill -9 a replica (the leader by
+default) under load, restart it; (2) stop: SIGSTOP a replica for longer than its
+lease_duration (half of its edges are dropped by the fleet meanwhile, as edges whose
+heartbeats go unanswered would; the other half stay on the stopped replica), SIGCONT;
+(3) api-loss: a replica (--api-loss, the busiest by default) loses the API server while
+it runs on and its edges stay connected: its route in the proxy is cut (--api-cut:
+blackhole resets its connections and answers new ones never, refuse resets them and
+refuses new ones, stall freezes them) for --api-loss-seconds (2 x duration + 1), then
+restored; it must fence itself within its renew deadline, close its sessions, and its
+edges reconnect through the balancer to the others, which claim the nodes; after the
+restore it renews its member Lease and is ready again; (4) rolling: rolling SIGTERM and
+restart of r1, r2, r3. After each, the writer pauses and the checker waits (at most
+--check-timeout) until every edge holds the API's newest version of each of its pods and
+configmaps, then reports lost (the newest version never arrived: missing, or an older
+one held), behind at quiesce, and regressions (an arrival older than what the edge held,
+from the fleet's records), and that exactly one CA Secret exists, unchanged since the
+start. Throughout, the ObjectSyncShard records (what the nodes acked) are listed every
+--ack-poll s: acked versions must never go down between two reads (reported per
+scenario and for the run).
 
 Reported per scenario: failover times (fault -> every affected node connected again;
 fault -> first post-fault version applied on each affected node; the node's new session
 -> that version) p50/p99/max; for SIGSTOP the dropped and the kept edges apart, when the
 kept sessions were closed after SIGCONT, and deliveries over a pre-fault session after
-SIGCONT (a zombie's: must be 0);
+SIGCONT (a zombie's: must be 0); for api-loss when the cut replica logged its fence and
+closed its sessions after the cut, deliveries over its sessions after the fence (must be
+0), when the other replicas claimed its nodes and by whom, and after the restore when its
+member Lease was renewed and it was ready;
 duplicates (the fleet's counter: deliveries not newer than what the node held);
 Lease writes during the fault and per second at rest (counted from a watch of the
 replicas' namespace: every ADDED/MODIFIED event is one write, by member Leases, the
@@ -47,6 +66,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import datetime
 import hashlib
 import json
 import os
@@ -58,6 +78,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -66,6 +87,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import yaml
 from e2e_bench import (
     Bench,
     FleetControl,
@@ -84,6 +106,7 @@ LEADER_LEASE = "cloudcore-leader"
 MEMBER_LABEL = "cloudcore.beehive-edge.io/member"
 OWNERSHIP_LABEL = "cloudcore.beehive-edge.io/ownership"
 NODE_ANNOTATION = "cloudcore.beehive-edge.io/node"
+SYNC_RECORDS = ("reliablesyncs.beehive-edge.io", "v1alpha1", "objectsyncshards")
 REPLICA = """kube: {{mode: kubeconfig, kubeconfig: "{kubeconfig}"}}
 replica: {{id: {id}, namespace: {namespace}, lease_duration: {lease_duration},
            renew_deadline: {renew_deadline}, retry_period: {retry_period}, ca_wait: 60}}
@@ -123,6 +146,14 @@ class Api:
     def coord(self) -> Any:
         self.core()
         return self._local.coord
+
+    def sync_records(self) -> list[dict[str, Any]]:
+        """Every ObjectSyncShard (what the nodes acked), as plain JSON."""
+        self.core()
+        objects = client.CustomObjectsApi(self._local.api)
+        items: list[dict[str, Any]] = raw(objects.list_cluster_custom_object(
+            *SYNC_RECORDS, _preload_content=False, _request_timeout=10))["items"]  # fmt: skip
+        return items
 
     def leases(self, namespace: str, selector: str = "") -> dict[str, Any]:
         found: dict[str, Any] = raw(self.coord().list_namespaced_lease(
@@ -341,6 +372,58 @@ class LeaseWatch:
             self._resp.close()
 
 
+class AckWatch:
+    """Polls the records of what the nodes acked (ObjectSyncShards) every `period` s and
+    notes every (node, object) whose acked resourceVersion is lower than one read before:
+    acked versions only go up, also when a replica that lost a node writes late."""
+
+    def __init__(self, api: Api, period: float) -> None:
+        self.polls = 0  # reads that succeeded
+        self.failures = 0  # reads that failed
+        self.entries = 0  # acked entries in the last read
+        # (when, node, object, highest acked read before, acked now)
+        self.decreases: list[tuple[float, str, str, int, int]] = []
+        self._api, self._period = api, period
+        self._high: dict[tuple[str, str], int] = {}  # (node, uid) -> highest acked read
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="ack-watch", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._period):
+            try:
+                items = self._api.sync_records()
+            except Exception:  # an API hiccup: the next poll reads again
+                self.failures += 1
+                continue
+            self._read(items, time.monotonic())
+
+    def _read(self, items: list[dict[str, Any]], now: float) -> None:
+        acked: dict[tuple[str, str], tuple[int, str]] = {}  # the newest over a read's parts
+        for item in items:
+            for node, entries in ((item.get("spec") or {}).get("nodes") or {}).items():
+                for uid, text in (entries or {}).items():
+                    field, _, rest = str(text).partition("|")  # "" while not acked
+                    if field.isdigit() and int(field) > acked.get((node, uid), (0, ""))[0]:
+                        acked[(node, uid)] = (int(field), rest)
+        for key, (rv, rest) in acked.items():
+            high = self._high.get(key, 0)
+            if rv < high:
+                name = "/".join(rest.split("|", 4)[i] for i in (0, 1, 4))  # namespace/kind/name
+                self.decreases.append((now, key[0], name, high, rv))
+            else:
+                self._high[key] = rv
+        self.polls += 1
+        self.entries = len(acked)
+
+    def between(self, start: float, end: float) -> list[tuple[float, str, str, int, int]]:
+        return [d for d in self.decreases if start <= d[0] < end]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(15)
+
+
 def lease_class(meta: dict[str, Any]) -> str:
     labels = meta.get("labels") or {}
     if labels.get(MEMBER_LABEL) == "true":
@@ -361,9 +444,41 @@ class ReplicaBench(Bench):
         self.idle_rss: dict[str, int] = {}  # replica -> RSS when it became ready (no edges)
         self.writer: Writer | None = None
         self.leases: LeaseWatch | None = None
+        self.acks: AckWatch | None = None
         self.api: Api | None = None
+        self.proxy: FleetControl | None = None  # bench/replicas_apiproxy.py's commands
+        self.kubeconfigs: dict[str, str] = {}  # replica -> its kubeconfig (through the proxy)
 
     # Processes.
+
+    def start_apiproxy(self) -> None:
+        """A route to the API server per replica (bench/replicas_apiproxy.py), and a copy
+        of the kubeconfig for each that names its route (the same host: the serving
+        certificate still verifies; another host gets ``tls-server-name``)."""
+        document = yaml.safe_load(Path(self.kubeconfig).read_text())
+        current = next(c["context"] for c in document["contexts"]
+                       if c["name"] == document["current-context"])  # fmt: skip
+        cluster = next(c["cluster"] for c in document["clusters"]
+                       if c["name"] == current["cluster"])  # fmt: skip
+        url = urllib.parse.urlsplit(cluster["server"])
+        host, port = url.hostname or "127.0.0.1", url.port or 443
+        args = [sys.executable, str(HERE / "replicas_apiproxy.py"),
+                "--upstream", f"{host}:{port}"]  # fmt: skip
+        for name in REPLICAS:
+            route = free_port()
+            args += ["--route", f"{name}={route}"]
+            if host not in ("127.0.0.1", "localhost"):
+                cluster.setdefault("tls-server-name", host)
+            cluster["server"] = urllib.parse.urlunsplit(url._replace(netloc=f"127.0.0.1:{route}"))
+            path = self.tmp / f"kubeconfig-{name}"
+            path.touch(0o600)
+            path.write_text(yaml.safe_dump(document, sort_keys=False))
+            self.kubeconfigs[name] = str(path)
+        proc = spawn(args, self.tmp / "apiproxy.log", stdin=subprocess.PIPE,
+                     stdout=subprocess.PIPE)  # fmt: skip
+        self.procs["apiproxy"] = proc
+        self.proxy = FleetControl(proc)
+        self.proxy.ask("stats")  # answers once every route listens
 
     def start_replicas(self) -> None:
         for name in REPLICAS:
@@ -372,7 +487,8 @@ class ReplicaBench(Bench):
             path = self.tmp / f"{name}.yaml"
             a = self.args
             path.write_text(REPLICA.format(
-                kubeconfig=self.kubeconfig, id=name, namespace=a.replica_namespace,
+                kubeconfig=self.kubeconfigs.get(name, self.kubeconfig), id=name,
+                namespace=a.replica_namespace,
                 lease_duration=a.lease_duration, renew_deadline=a.renew_deadline,
                 retry_period=a.retry_period, limit=a.nodes + 10, tls=str(not a.plain).lower(),
                 handshake_threads=a.handshake_threads, **ports,
@@ -389,7 +505,26 @@ class ReplicaBench(Bench):
         command = [sys.executable, "-m", "modules.cli", "run", str(self.configs[name])]
         self.procs[name] = spawn(command, log)
 
-    def wait_ready(self, name: str, timeout: float = 90) -> None:
+    def hub_counts(self, name: str) -> dict[str, float]:
+        """The replica's cloudhub totals so far: messages written to nodes (first writes
+        and resends) and sessions accepted."""
+        url = f"http://127.0.0.1:{self.ports[name]['metrics_port']}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        wanted = {
+            "beehive_cloudhub_messages_sent_total": "sent",
+            "beehive_cloudhub_messages_resent_total": "resent",
+            'beehive_cloudhub_handshakes_total{reason="ok",result="accepted"}': "accepted",
+        }
+        found = {}
+        for line in text.splitlines():
+            series, _, value = line.rpartition(" ")
+            if series in wanted:
+                found[wanted[series]] = float(value)
+        return found
+
+    def wait_ready(self, name: str, timeout: float = 90, *, idle: bool = True) -> None:
+        """Wait for the replica's /readyz; `idle`: note its RSS then (no edges yet)."""
         url = f"http://127.0.0.1:{self.ports[name]['metrics_port']}/readyz"
 
         def ready() -> bool:
@@ -402,7 +537,8 @@ class ReplicaBench(Bench):
                 return False
 
         wait_until(ready, timeout, f"replica {name} ready")
-        self.idle_rss[name] = psutil.Process(self.procs[name].pid).memory_info().rss
+        if idle:
+            self.idle_rss[name] = psutil.Process(self.procs[name].pid).memory_info().rss
 
     def start_lb(self) -> None:
         port = free_port()
@@ -638,6 +774,10 @@ def finish(bench: ReplicaBench, name: str, steps: list[dict[str, Any]]) -> dict[
     result["connect_failures"] = stats["connect_failures"] - steps[0]["stats0"]["connect_failures"]
     result["lease_writes_during"] = bench.leases.count(start, end)
     result["during_seconds"] = round(end - start, 1)
+    if bench.acks is not None:
+        found = bench.acks.between(start, end)
+        result["acked_decreases"] = len(found)
+        result["examples"] += [f"acked {n} {k} {a} -> {b}" for _, n, k, a, b in found[:5]]
     result["rest"] = at_rest(bench, bench.args.rest_seconds)
     return {"scenario": name, **result}
 
@@ -705,11 +845,128 @@ def scenario_rolling(bench: ReplicaBench) -> dict[str, Any]:
     return result
 
 
-def fence_lines(bench: ReplicaBench, name: str) -> list[str]:
+def scenario_api_loss(bench: ReplicaBench) -> dict[str, Any]:
+    """Cut a replica off the API server (its route in the proxy) while its edges stay
+    connected; restore the route after --api-loss-seconds."""
+    victim, a = bench.pick(bench.args.api_loss), bench.args
+    proxy = bench.proxy
+    assert proxy is not None
+    cut: dict[str, Any] = {}
+    step = fault_step(bench, victim, lambda t0, aff: cut.update(proxy.ask(
+        f"cut {victim} {a.api_cut}")))  # fmt: skip
+    step["cut"] = cut
+    after_fault(bench, step)
+    step["back"] = time.monotonic() - step["t0"]
+    step["hub_back"] = bench.hub_counts(victim)  # fenced by now: its nodes left it
+    time.sleep(max(0.0, step["t0"] + a.api_loss_seconds - time.monotonic()))
+    step["hub_restore"] = bench.hub_counts(victim)
+    restored = proxy.ask(f"restore {victim}")
+    step["restored"] = step["resumed"] = restored["at"]  # resumed: failover's zombie count
+    bench.wait_ready(victim, idle=False)
+    step["ready"] = time.monotonic() - restored["at"]
+    result = finish(bench, f"api-loss {victim} ({a.api_cut}) {a.api_loss_seconds:g} s,"
+                    " restore", [step])  # fmt: skip
+    result["api_loss"] = api_loss_figures(bench, step, bench.records(), victim)
+    result["owned_after"] = len(bench.affected(victim))
+    words = ("closing every edge session", f"replica {victim}:", "held (epoch")
+    result["fence_log"] = fence_lines(bench, victim, words)
+    return result
+
+
+def api_loss_figures(
+    bench: ReplicaBench, step: dict[str, Any], records: dict[str, Any], victim: str
+) -> dict[str, Any]:
+    """When the cut replica fenced (its log) and closed its sessions (the fleet's records),
+    deliveries over those sessions after the fence, who claimed its nodes and when, and
+    when it renewed its member Lease and was ready again after the restore."""
+    assert bench.leases is not None
+    t0, affected = step["t0"], step["affected"]
+    wanted, n = set(affected), len(affected)
+    fenced_at = logged_at(bench, victim, "closing every edge session", after=t0)
+    deadline = t0 + bench.args.renew_deadline  # fenced by then at the latest
+    closed: dict[str, float] = {}
+    for node, what, t in records["events"]:
+        if node in wanted and what == "close" and t > t0:
+            closed.setdefault(node, t - t0)
+    pre_cut = {}  # node -> its session open at the cut: [node, opened, deliveries, last]
+    for row in records["sessions"]:
+        if row[0] in wanted and row[1] < t0:
+            pre_cut[row[0]] = row
+    late = [r for r in pre_cut.values() if r[3] is not None and r[3] > t0]
+    bound = min(fenced_at or deadline, deadline)
+    claimed: dict[str, float] = {}
+    holders: collections.Counter[str] = collections.Counter()
+    names = {f"edge-owner-{node.lower()}": node for node in affected}
+    member = f"cloudcore-{victim.lower()}"
+    renewed, last_renewal = None, None
+    for t, kind, name, holder in bench.leases.events:
+        if t <= t0:
+            if name == member and holder == victim:
+                last_renewal = t  # as the watch saw it: a little after the write
+            continue
+        node = names.get(name)
+        if kind == "owner" and node is not None and node not in claimed and holder != victim:
+            claimed[node] = t - t0
+            holders[holder] += 1
+        if name == member and renewed is None and t > step["restored"]:
+            renewed = t - step["restored"]
+    return {
+        "fence_logged": round(fenced_at - t0, 3) if fenced_at is not None else None,
+        "last_renewal_before_cut": round(t0 - last_renewal, 3) if last_renewal else None,
+        "sessions_closed": _quantiles(list(closed.values()), n),
+        "sessions_before_cut": len(pre_cut),
+        "sessions_delivering_after_cut": len(late),
+        "sessions_delivering_after_fence": sum(1 for r in late if r[3] > bound),
+        "last_delivery_after_fence": round(max(r[3] for r in late) - bound, 3) if late else None,
+        "claimed_elsewhere": _quantiles(list(claimed.values()), n),
+        "claimed_by": dict(holders),
+        "all_back": round(step["back"], 3),
+        "member_renewed_after_restore": round(renewed, 3) if renewed is not None else None,
+        "ready_after_restore": round(step["ready"], 3),
+        # written or accepted by the cut replica from when its nodes were back elsewhere
+        # (it was fenced by then) to the restore: must be 0
+        "while_fenced": {
+            k: v - step["hub_back"].get(k, 0.0) for k, v in step["hub_restore"].items()
+        },
+        "proxy": {k: v for k, v in step["cut"].items() if k != "at"},
+    }
+
+
+def logged_at(bench: ReplicaBench, name: str, text: str, *, after: float) -> float | None:
+    """The monotonic time of the first line of the replica's current log that holds
+    `text` and was written after `after` (its asctime, read as this machine's)."""
+    offset = time.time() - time.monotonic()
     log = bench.tmp / f"{name}-{bench.generation[name]}.log"
-    words = ("fenced", "member", "foreign", "taken")
-    lines = [line for line in log.read_text().splitlines() if any(w in line for w in words)]
-    return [line[:240] for line in lines[-8:]]
+    for line in log.read_text().splitlines():
+        if text not in line:
+            continue
+        try:
+            stamp = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        except ValueError:
+            continue
+        if stamp - offset > after:
+            return stamp - offset
+    return None
+
+
+def fence_lines(
+    bench: ReplicaBench,
+    name: str,
+    words: tuple[str, ...] = ("fenced", "member", "foreign", "taken"),
+) -> list[str]:
+    """The last lines of the replica's current log about its Leases (holding `words`),
+    and how many nodes it gave up."""
+    log = bench.tmp / f"{name}-{bench.generation[name]}.log"
+    text = log.read_text().splitlines()
+    lines = [line[:240] for line in text if any(w in line for w in words)][-8:]
+    given_up = sum(": given up: " in line for line in text)
+    return lines + ([f"({given_up} nodes given up in this log)"] if given_up else [])
+
+
+SCENARIOS: dict[str, Callable[[ReplicaBench], dict[str, Any]]] = {
+    "kill": scenario_kill, "stop": scenario_stop, "api-loss": scenario_api_loss,
+    "rolling": scenario_rolling,
+}  # fmt: skip
 
 
 # The run.
@@ -721,10 +978,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             return _run(bench)
         finally:
-            for closer in (bench.writer, bench.leases):
+            for closer in (bench.writer, bench.leases, bench.acks):
                 if closer is not None:
                     closer.close()
-            for name in ("fleet", "lb", *REPLICAS, "api"):
+            for name in ("fleet", "lb", *REPLICAS, "apiproxy", "api"):
                 proc = bench.procs.get(name)
                 if proc is not None and proc.poll() is None:
                     os.kill(proc.pid, signal.SIGCONT)
@@ -740,7 +997,11 @@ def _run(bench: ReplicaBench) -> dict[str, Any]:
         bench.start_api()
     bench.api = Api(bench.kubeconfig)
     bench.leases = LeaseWatch(bench.api, args.replica_namespace)
+    if "api-loss" not in args.skip:
+        bench.start_apiproxy()
     bench.start_replicas()
+    if args.ack_poll > 0:
+        bench.acks = AckWatch(bench.api, args.ack_poll)
     ca0 = bench.api.ca_secrets("kubeedge")
     bench.start_lb()
     bench.start_fleet()
@@ -752,8 +1013,8 @@ def _run(bench: ReplicaBench) -> dict[str, Any]:
     baseline = check(bench, first)
     baseline["rest"] = at_rest(bench, args.rest_seconds)
     scenarios = []
-    for scenario in (scenario_kill, scenario_stop, scenario_rolling):
-        if scenario.__name__.split("_")[1] in args.skip:
+    for key, scenario in SCENARIOS.items():
+        if key in args.skip:
             continue
         scenarios.append(scenario(bench))
         print(f"{scenarios[-1]['scenario']}: done", file=sys.stderr, flush=True)
@@ -770,6 +1031,10 @@ def _run(bench: ReplicaBench) -> dict[str, Any]:
             "fleet": {k: summary.get(k) for k in ("connects", "duplicates", "connect_failures",
                                                    "errors", "received")},
             "repeats": records["repeats"], "regressions": len(records["regressions"]),
+            "acks": None if bench.acks is None else {
+                "polls": bench.acks.polls, "failures": bench.acks.failures,
+                "entries": bench.acks.entries, "decreases": len(bench.acks.decreases),
+                "examples": [list(d) for d in bench.acks.decreases[:10]]},
             "lb": lb, "seconds": round(time.monotonic() - started, 1)}  # fmt: skip
 
 
@@ -805,7 +1070,9 @@ def report(result: dict[str, Any]) -> str:
             f" leader {w['leader']}; CA {'unchanged' if s['ca_secrets'] == ca0 else 'CHANGED'}"
             f" ({len(s['ca_secrets'])} CA Secret)"
         )
-        if "fence_log" in s:
+        if "acked_decreases" in s:
+            lines[-1] += f"; acked versions decreased {s['acked_decreases']}"
+        if "fence_log" in s and "api_loss" not in s:
             f = s["failover"][0]
             for group, what in (("dropped", "dropped by the fleet while stopped"),
                                 ("kept", "kept on the stopped replica")):  # fmt: skip
@@ -818,10 +1085,37 @@ def report(result: dict[str, Any]) -> str:
                          f"{c['p99']}/{c['max']} s after SIGCONT; the resumed replica owns"
                          f" {s['owned_after']} nodes after; its log:")  # fmt: skip
             lines += [f"  | {line}" for line in s["fence_log"]]
+        if "api_loss" in s:
+            lines += _api_loss_lines(s)
         lines.append("  at rest: " + _rest_line(s["rest"]))
     lines.append(f"fleet: {result['fleet']}, repeats {result['repeats']}, regressions"
                  f" {result['regressions']}; balancer: {result['lb']}")  # fmt: skip
+    acks = result["acks"]
+    if acks is not None:
+        e = f", e.g. {acks['examples'][:3]}" if acks["examples"] else ""
+        lines.append(f"acked versions (ObjectSyncShards read {acks['polls']} times,"
+                     f" {acks['failures']} failed, {acks['entries']} acked entries at the end):"
+                     f" decreased {acks['decreases']}{e}")  # fmt: skip
     return "\n".join(lines)
+
+
+def _api_loss_lines(s: dict[str, Any]) -> list[str]:
+    f, c = s["api_loss"], s["api_loss"]["sessions_closed"]
+    m = s["api_loss"]["claimed_elsewhere"]
+    return [
+        f"  the cut replica renewed its member Lease last {f['last_renewal_before_cut']} s before"
+        f" the cut, logged its fence {f['fence_logged']} s after the cut and closed"
+        f" {c['n']}/{c['of']} sessions p50/p99/max {c['p50']}/{c['p99']}/{c['max']} s after;"
+        f" of its {f['sessions_before_cut']} sessions open at the cut,"
+        f" {f['sessions_delivering_after_cut']} delivered after the cut,"
+        f" {f['sessions_delivering_after_fence']} after the fence",
+        f"  claimed elsewhere {m['n']}/{m['of']} p50/p99/max {m['p50']}/{m['p99']}/{m['max']} s"
+        f" after the cut (by {f['claimed_by']}); every node back {f['all_back']} s after;"
+        f" after the restore the member Lease renewed in {f['member_renewed_after_restore']} s,"
+        f" ready in {f['ready_after_restore']} s; it owns {s['owned_after']} nodes after;"
+        f" proxy {f['proxy']}; written or accepted while fenced {f['while_fenced']}; its log:",
+        *[f"  | {line}" for line in s["fence_log"]],
+    ]
 
 
 def _check_line(c: dict[str, Any]) -> str:
@@ -872,7 +1166,18 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default=True,
         help="each probe also creates a pod on every affected node",
     )
-    add("--skip", default="", help="scenarios to skip, e.g. stop,rolling")
+    add("--api-loss", default="busiest", help="api-loss's victim: leader, busiest or r1..r3")
+    add("--api-loss-seconds", type=float, default=0.0,
+        help="how long its API stays cut (default 2 x duration + 1)")  # fmt: skip
+    add("--api-cut", default="blackhole", choices=("blackhole", "refuse", "stall"),
+        help="how the API is cut (bench/replicas_apiproxy.py)")  # fmt: skip
+    add("--ack-poll", type=float, default=0.5,
+        help="seconds between reads of the acked versions (0: none)")  # fmt: skip
+    add(
+        "--skip",
+        default="",
+        help=f"scenarios to skip, e.g. stop,rolling (of {','.join(SCENARIOS)})",
+    )
     add("--timeout", type=float, default=120, help="seconds a reconnection may take")
     add("--check-timeout", type=float, default=60, help="bound of each convergence wait")
     add("--rest-seconds", type=float, default=10, help="window of the at-rest figures")
@@ -884,6 +1189,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         args.nodes, args.rate, args.rest_seconds, args.check_timeout = 60, 10.0, 4, 30
         args.timeout = 60
     args.stop_seconds = args.stop_seconds or 2 * args.lease_duration + 1
+    args.api_loss_seconds = args.api_loss_seconds or 2 * args.lease_duration + 1
+    args.skip = {name for name in args.skip.split(",") if name}
+    if args.skip - set(SCENARIOS):
+        p.error(f"--skip: unknown {','.join(sorted(args.skip - set(SCENARIOS)))}")
     args.prefix = args.prefix or f"rb{uuid.uuid4().hex[:4]}"
     return args
 

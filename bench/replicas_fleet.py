@@ -12,6 +12,8 @@ fleet's session in place (nothing under modules/ changes):
 - every delivery that changed what a node holds (node, key, resourceVersion, time), and
   deliveries older than what the node held (a regression) apart from repeats of the
   version held (a duplicate);
+- per session (node, opened, deliveries, when the last came): whether a replica
+  delivered over a session after it should have stopped;
 - control commands ``rdump PATH`` (all of that, as JSON, to a file) and ``drop-nodes
   PATH`` (drop the sessions of the nodes listed in a JSON file, as an edge whose
   heartbeats go unanswered would), beside the fleet's own (modules/fleet/control.py).
@@ -44,6 +46,11 @@ class Records:
     arrivals: list[tuple[str, str, int, float]] = dataclasses.field(default_factory=list)
     regressions: list[tuple[str, str, int, int, float]] = dataclasses.field(default_factory=list)
     repeats: int = 0  # deliveries of the very version the node held
+    # [node, opened, deliveries, time of the last] of every session
+    sessions: list[list[Any]] = dataclasses.field(default_factory=list)
+
+
+_CURRENT: dict[str, list[Any]] = {}  # node -> its current session's row in RECORDS.sessions
 
 
 RECORDS = Records()
@@ -56,7 +63,10 @@ def install(*, initial: float, cap: float, connect_timeout: float) -> None:
     options_from = fleet_cli.options_from
 
     def opened(self: EdgeSession, conn: Any) -> None:
-        RECORDS.events.append((self.node_id, "open", time.monotonic()))
+        now = time.monotonic()
+        RECORDS.events.append((self.node_id, "open", now))
+        _CURRENT[self.node_id] = row = [self.node_id, now, 0, None]
+        RECORDS.sessions.append(row)
         on_open(self, conn)
 
     def closed(self: EdgeSession, conn: Any) -> None:
@@ -71,6 +81,10 @@ def install(*, initial: float, cap: float, connect_timeout: float) -> None:
         if message.route.operation not in store_mod.CHANGES:
             return
         rv, now = store_mod.resource_version(message), time.monotonic()
+        row = _CURRENT.get(self.node_id)
+        if row is not None:
+            row[2] += 1
+            row[3] = now
         after = self.store.objects.get(key)
         if rv is None:
             return
