@@ -19,7 +19,7 @@ Rules:
 - Every acquisition by a process adds one to ``leaseTransitions``, even of a Lease
   that still names this identity (a restarted replica with the same pod name): a new
   incarnation never shares its predecessor's epoch.
-- The holder stops counting itself as holder ``renew_deadline`` after its last
+- The holder stops counting itself as holder ``renew_deadline`` after it sent its last
   successful write, before anyone else may take over (``leaseDurationSeconds`` after
   the last change they saw): that gap is what self-fencing relies on.
 - `release` drops the holding at once, then asks for a write with an empty holder.
@@ -112,7 +112,8 @@ class Elector:
                                            acquire=True))  # fmt: skip
 
     def written(self, lease: JsonObj, now: float) -> None:
-        """The API server's answer to our create or replace."""
+        """The API server's answer to our create or replace, sent at `now` (the holding
+        counts from then: the server stored it later)."""
         self._see(lease, now)
         if holder_of(lease) == self.identity:
             if self._renewed_at is None:

@@ -6,6 +6,12 @@ Lease it wrote last, so holding costs one write per period), and `on_change(held
 called on this thread whenever holding starts or stops (including when the renew
 deadline passes without a successful write: the self-fencing signal). `stop` releases
 the Lease (holder emptied) so that another replica may take it at once.
+
+A successful write counts from when it was sent, not from when its answer came: the
+API server stored it in between, and the others measure their lease duration from when
+they see it, so a slow answer (a call may take half the renew deadline, more than
+duration - renew deadline in some valid settings) must not stretch the holding past
+the time another may take over.
 """
 
 from __future__ import annotations
@@ -98,8 +104,9 @@ class LeaseKeeper:
             write = e.next_write(self.clock(), self.wall())
             if write is None:
                 return
-            sent = self.api.create if write.verb == "create" else self.api.replace
-            e.written(sent(write.body), self.clock())
+            send = self.api.create if write.verb == "create" else self.api.replace
+            sent_at = self.clock()  # the write counts from here (see the module docstring)
+            e.written(send(write.body), sent_at)
             self.writes += 1
         except client.ApiException as exc:
             if exc.status == 409:  # another writer won the compare-and-swap: read next round
