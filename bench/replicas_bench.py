@@ -5,7 +5,7 @@ Run: .venv/bin/python bench/replicas_bench.py --quick       (60 nodes, 1-2 minut
          [--rate 20] [--json out.json] [--logs DIR]    (300 nodes: about 2.5 minutes here)
      .venv/bin/python bench/replicas_bench.py --nodes 150 --skip kill,stop,rolling
          [--api-loss busiest] [--api-cut blackhole|refuse|stall] [--api-loss-seconds S]
-         [--ack-poll 0.5]                              (the api-loss scenario alone)
+         [--ack-poll 0.5]              (the api-loss scenario alone: about 1 minute here)
 Prints a readable report, then the same figures as JSON (also to --json PATH); --logs
 keeps every process's log (rN-G.log: replica N's G-th start).
 
