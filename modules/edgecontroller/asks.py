@@ -138,7 +138,10 @@ class Asks:
                                    "uid": pod["metadata"].get("uid")},
             },
         }  # fmt: skip
-        path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token"
+        path = (
+            f"/api/v1/namespaces/{raw.segment(namespace)}/serviceaccounts/"
+            f"{raw.segment(account)}/token"
+        )
         issued: Obj = self._api("POST", path, body=body)
         issued.setdefault("apiVersion", "authentication.k8s.io/v1")
         issued.setdefault("kind", "TokenRequest")
@@ -165,18 +168,21 @@ class Asks:
     def _claim(self, node: str, namespace: str, name: str) -> Obj:
         if (namespace, name) not in self._claims_on(node):
             raise forbidden(f"node {node}: no pod on it mounts claim {namespace}/{name}")
-        path = f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{name}"
+        path = (
+            f"/api/v1/namespaces/{raw.segment(namespace)}/persistentvolumeclaims/"
+            f"{raw.segment(name)}"
+        )
         return _typed(self._get(path), "v1", "PersistentVolumeClaim")
 
     def _volume(self, node: str, name: str) -> Obj:
-        volume = self._get(f"/api/v1/persistentvolumes/{name}")
+        volume = self._get(f"/api/v1/persistentvolumes/{raw.segment(name)}")
         ref = (volume.get("spec") or {}).get("claimRef") or {}
         if (ref.get("namespace"), ref.get("name")) not in self._claims_on(node):
             raise forbidden(f"node {node}: no pod on it mounts a claim bound to volume {name}")
         return _typed(volume, "v1", "PersistentVolume")
 
     def _attachment(self, node: str, name: str) -> Obj:
-        found = self._get(f"/apis/storage.k8s.io/v1/volumeattachments/{name}")
+        found = self._get(f"/apis/storage.k8s.io/v1/volumeattachments/{raw.segment(name)}")
         if (found.get("spec") or {}).get("nodeName") != node:
             raise forbidden(f"node {node}: volumeattachment {name} is for another node")
         return _typed(found, "storage.k8s.io/v1", "VolumeAttachment")
@@ -192,7 +198,7 @@ class Asks:
         if MIRROR_ANNOTATION not in (meta.get("annotations") or {}):
             raise forbidden(f"node {node} may only create mirror pods ({MIRROR_ANNOTATION})")
         body = {**content, "metadata": {**meta, "namespace": namespace}}
-        path = f"/api/v1/namespaces/{namespace}/pods"
+        path = f"/api/v1/namespaces/{raw.segment(namespace)}/pods"
         return replies.object_resp(self._api("POST", path, body=body))
 
     # --- certificates ----------------------------------------------------------------
@@ -206,7 +212,7 @@ class Asks:
             return replies.object_resp(created)
         if operation != "query":
             raise ReportError(f"unsupported {operation!r} on a certificatesigningrequest", 405)
-        found = self._get(f"{_CSR_PATH}/{name}")
+        found = self._get(f"{_CSR_PATH}/{raw.segment(name)}")
         _check_csr(node, found)
         return _typed(found, "certificates.k8s.io/v1", "CertificateSigningRequest")
 
@@ -219,10 +225,10 @@ class Asks:
         if why:
             log.debug("node %s: event %s/%s not written (%s)", node, namespace, report.name, why)
             return NO_REPLY
-        base = f"/api/v1/namespaces/{namespace}/events"
+        base = f"/api/v1/namespaces/{raw.segment(namespace)}/events"
         if report.patch is not None:
             try:
-                self._api("PATCH", f"{base}/{report.name}",
+                self._api("PATCH", f"{base}/{raw.segment(report.name)}",
                            body=report.patch,
                            content_type="application/strategic-merge-patch+json")  # fmt: skip
             except client.ApiException as exc:
@@ -232,7 +238,7 @@ class Asks:
         elif operation == "update":
             try:
                 body = events.creatable(report.event)
-                self._api("PUT", f"{base}/{report.name}", body=body)
+                self._api("PUT", f"{base}/{raw.segment(report.name)}", body=body)
             except client.ApiException as exc:
                 if exc.status != 404:
                     raise

@@ -13,7 +13,6 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-import urllib.parse
 from collections.abc import Callable
 
 import urllib3
@@ -39,9 +38,10 @@ def read(api_client: client.ApiClient, node: str) -> Fresh:
         kubernetes.client.ApiException: a read failed (not a missing Node).
         OSError, urllib3.exceptions.HTTPError: no answer.
     """
-    quoted = urllib.parse.quote(node, safe="")
     try:
-        found = raw.request(api_client, "GET", f"/api/v1/nodes/{quoted}", timeout=_TIMEOUT)
+        found = raw.request(
+            api_client, "GET", f"/api/v1/nodes/{raw.segment(node)}", timeout=_TIMEOUT
+        )
     except client.ApiException as exc:
         if exc.status != 404:
             raise

@@ -16,7 +16,6 @@ from typing import Any
 import urllib3
 from kubernetes import client
 
-from beehive import codec
 from modules import contract
 from modules.edgecontroller.queues import TokenBucket
 from modules.edgecontroller.settings import EdgeControllerSettings
@@ -47,7 +46,6 @@ class KubeOps:
     def __init__(self, api_client: client.ApiClient, settings: EdgeControllerSettings) -> None:
         self._api_client = api_client
         self._core: Any = client.CoreV1Api(api_client)
-        self._leases: Any = client.CoordinationV1Api(api_client)
         self._settings = settings
 
     def call(
@@ -68,11 +66,13 @@ class KubeOps:
                 stop.wait(0.05 * 2**attempt)
         raise AssertionError("unreachable")
 
-    @staticmethod
-    def _plain(response: Any) -> Obj:
-        """The JSON body of a raw (``_preload_content=False``) response."""
-        plain: Obj = codec.loads(response.data)
-        return plain
+    def _patch(self, path: str, body: Obj, content_type: str) -> Obj:
+        """A patch as plain JSON (`modules.kube.raw`): the generated client's validation
+        of every call cost more CPU than the request, for the most frequent reports."""
+        patched: Obj = raw.request(
+            self._api_client, "PATCH", path, body=body, content_type=content_type
+        )
+        return patched
 
     # --- nodes -----------------------------------------------------------------------
 
@@ -83,29 +83,20 @@ class KubeOps:
         for condition in status.get("conditions") or []:
             if isinstance(condition, dict):
                 condition["lastHeartbeatTime"] = stamp
-        return self._plain(
-            self._core.patch_node_status(
-                node, {"status": status}, _content_type=MERGE, _preload_content=False
-            )
-        )
+        return self._patch(f"/api/v1/nodes/{raw.segment(node)}/status", {"status": status}, MERGE)
 
     def read_node(self, node: str) -> Obj:
-        return self._plain(self._core.read_node(node, _preload_content=False))
+        found: Obj = raw.request(self._api_client, "GET", f"/api/v1/nodes/{raw.segment(node)}")
+        return found
 
     def patch_node_metadata(self, node: str, labels: Obj, annotations: Obj) -> Obj:
         """Merge labels and annotations into the Node (``node`` ``update``)."""
         patch = {"metadata": {"labels": labels, "annotations": annotations}}
-        return self._plain(
-            self._core.patch_node(node, patch, _content_type=STRATEGIC, _preload_content=False)
-        )
+        return self._patch(f"/api/v1/nodes/{raw.segment(node)}", patch, STRATEGIC)
 
     def patch_node_status_strategic(self, node: str, patch: Obj) -> Obj:
         """A ``nodepatch``: the edge's own strategic-merge patch of the node's status."""
-        return self._plain(
-            self._core.patch_node_status(
-                node, patch, _content_type=STRATEGIC, _preload_content=False
-            )
-        )
+        return self._patch(f"/api/v1/nodes/{raw.segment(node)}/status", patch, STRATEGIC)
 
     def register_node(self, node: str, body: Obj) -> Obj:
         """Create the Node labelled as an edge node, or label the existing one."""
@@ -121,33 +112,25 @@ class KubeOps:
             if exc.status != 409:
                 raise
         patch = {"metadata": {"labels": self._settings.node_labels}}
-        return self._plain(
-            self._core.patch_node(node, patch, _content_type=MERGE, _preload_content=False)
-        )
+        return self._patch(f"/api/v1/nodes/{raw.segment(node)}", patch, MERGE)
 
     # --- pods ------------------------------------------------------------------------
 
     def patch_pod_status(self, namespace: str, name: str, status: Obj) -> Obj:
-        return self._plain(
-            self._core.patch_namespaced_pod_status(
-                name, namespace, {"status": status}, _content_type=MERGE, _preload_content=False
-            )
-        )
+        path = f"/api/v1/namespaces/{raw.segment(namespace)}/pods/{raw.segment(name)}/status"
+        return self._patch(path, {"status": status}, MERGE)
 
     def patch_pod_status_strategic(self, namespace: str, name: str, patch: Obj) -> Obj:
         """A ``podpatch``: the edge's own strategic-merge patch of the pod's status."""
-        return self._plain(
-            self._core.patch_namespaced_pod_status(
-                name, namespace, patch, _content_type=STRATEGIC, _preload_content=False
-            )
-        )
+        path = f"/api/v1/namespaces/{raw.segment(namespace)}/pods/{raw.segment(name)}/status"
+        return self._patch(path, patch, STRATEGIC)
 
     def delete_pod(
         self, namespace: str, name: str, options: Obj, also_done: tuple[int, ...] = ()
     ) -> None:
         """Delete a pod with DeleteOptions; a pod already gone (404), or a status in
         `also_done`, is no error."""
-        path = f"/api/v1/namespaces/{namespace}/pods/{name}"
+        path = f"/api/v1/namespaces/{raw.segment(namespace)}/pods/{raw.segment(name)}"
         try:
             # Through `raw`, which reads the answer: a response left unread keeps its
             # connection out of the pool, and each delete opened a new one (TLS included).
@@ -174,7 +157,11 @@ class KubeOps:
         api = self._api_client
         try:
             found: Obj = raw.request(
-                api, "PATCH", f"{leases}/{node}", body={"spec": spec}, content_type=MERGE
+                api,
+                "PATCH",
+                f"{leases}/{raw.segment(node)}",
+                body={"spec": spec},
+                content_type=MERGE,
             )
             return found
         except client.ApiException as exc:
@@ -193,11 +180,10 @@ class KubeOps:
         return created
 
     def read_lease(self, node: str) -> Obj:
-        return self._plain(
-            self._leases.read_namespaced_lease(
-                node, contract.LEASE_NAMESPACE, _preload_content=False
-            )
-        )
+        leases = f"/apis/coordination.k8s.io/v1/namespaces/{contract.LEASE_NAMESPACE}/leases"
+        path = f"{leases}/{raw.segment(node)}"
+        found: Obj = raw.request(self._api_client, "GET", path)
+        return found
 
     def _ensure_namespace(self, name: str) -> None:
         try:

@@ -8,11 +8,19 @@ client's own transport (configuration, auth, TLS), and answered as plain JSON.
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Any
 
 from kubernetes import client
 
 from beehive import codec
+
+
+def segment(name: str) -> str:
+    """A name as one segment of a request path, quoted as the generated client quotes
+    path parameters: a name with ``/`` or ``..`` in it (from an edge, say) cannot point
+    the request at another resource."""
+    return urllib.parse.quote(name, safe="")
 
 
 def request(
