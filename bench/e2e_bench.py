@@ -137,9 +137,10 @@ def peak_rss(pid: int) -> Iterator[list[int]]:
 
 
 @contextmanager
-def profiled(pid: int, out: str) -> Iterator[None]:
-    """py-spy samples `pid` (every thread, collapsed stacks to `out`) while the block runs;
-    nothing happens when `out` is empty."""
+def profiled(pid: int, out: str, *, gil: bool = False) -> Iterator[None]:
+    """py-spy samples `pid` (every thread, collapsed stacks to `out`; with `gil`, only
+    the thread holding the GIL) while the block runs; nothing happens when `out` is
+    empty."""
     if not out:
         yield
         return
@@ -157,6 +158,7 @@ def profiled(pid: int, out: str) -> Iterator[None]:
         "--nonblocking",
         "-r",
         "50",
+        *(["--gil"] if gil else []),
     ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -477,13 +479,21 @@ class Bench:
         return arrived
 
     def workload(
-        self, waiter: Callable[[Returned], dict[str, float]], namespace: str
-    ) -> list[dict[str, Any]]:
+        self, waiter: Callable[[Returned], dict[str, float]], namespace: str,
+        profile_pid: int | None = None,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """W's three phases; with `profile_pid` and --profile, each phase's profile of
+        that process in PREFIX-<phase>.txt."""
         driver = Driver(self.kubeconfig, namespace, self.args.drivers)
-        per_node = self.args.pods_per_node
+        per_node, prefix = self.args.pods_per_node, self.args.profile
+        results = []
         try:
-            return [self.phase(verb, driver, self.calls(verb, "w", per_node), waiter)
-                    for verb in ("create", "update", "delete")]  # fmt: skip
+            for verb in ("create", "update", "delete"):
+                out = f"{prefix}-{verb}.txt" if prefix and profile_pid else ""
+                with profiled(profile_pid or 0, out, gil=self.args.profile_gil):
+                    calls = self.calls(verb, "w", per_node)
+                    results.append(self.phase(verb, driver, calls, waiter))
+            return results
         finally:
             driver.close()
 
@@ -581,10 +591,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             edge_ns = bench.namespace(f"edge-{bench.run_id}")
             pid, prefix = bench.procs["cloudcore"].pid, args.profile
             phases: list[dict[str, Any]] = []
-            with profiled(pid, f"{prefix}-workload.txt" if prefix else ""):
-                if not args.storm_only:
-                    phases = bench.workload(bench.fleet_waiter, edge_ns)
-            with profiled(pid, f"{prefix}-storm.txt" if prefix else ""):
+            if not args.storm_only:
+                phases = bench.workload(bench.fleet_waiter, edge_ns, profile_pid=pid)
+            with profiled(pid, f"{prefix}-storm.txt" if prefix else "", gil=args.profile_gil):
                 storm = bench.storm(edge_ns)
             summary = bench.fleet.ask("stats") if bench.fleet else {}
         finally:
@@ -680,8 +689,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--profile",
         default="",
         metavar="PREFIX",
-        help="py-spy cloudcore: PREFIX-workload.txt, PREFIX-storm.txt",
+        help="py-spy cloudcore: PREFIX-create.txt, -update, -delete and -storm.txt",
     )
+    parser.add_argument(
+        "--profile-gil", action="store_true",
+        help="profile only the thread holding the GIL (where Python time goes)",
+    )  # fmt: skip
     parser.add_argument("--logs", default="", metavar="DIR", help="keep the processes' logs here")
     parser.add_argument("--json", default="", metavar="PATH", help="also write the results here")
     args = parser.parse_args(argv)
