@@ -664,9 +664,13 @@ def held_at(records: dict[str, Any], when: float) -> dict[tuple[str, str], int]:
     return out
 
 
-def failover(records: dict[str, Any], step: dict[str, Any]) -> dict[str, Any]:
+def failover(
+    records: dict[str, Any], step: dict[str, Any], written: dict[tuple[str, int], float]
+) -> dict[str, Any]:
     """Per node the victim owned: fault -> its next session open; fault -> first arrival
-    of a version newer than the newest written before the fault. With a resume (SIGCONT):
+    of a version newer than the newest written before the fault, and the cloud's part
+    of it: from when both its session was open and that version written (`written`:
+    (key, rv) -> when the write returned) to its arrival. With a resume (SIGCONT):
     for the nodes the fleet did not drop, resume -> their session's close, and
     deliveries over a session opened before the fault after the resume (the zombie's)."""
     t0, affected, rv0 = step["t0"], step["affected"], step["rv0"]
@@ -674,6 +678,7 @@ def failover(records: dict[str, Any], step: dict[str, Any]) -> dict[str, Any]:
     wanted = set(affected)
     opened: dict[str, float] = {}
     applied: dict[str, float] = {}
+    first: dict[str, tuple[str, int, float]] = {}  # node -> (key, rv, arrival) of `applied`
     closed: dict[str, float] = {}  # resume -> close, for sessions open across the fault
     opens: dict[str, list[float]] = collections.defaultdict(list)
     for node, what, t in records["events"]:
@@ -686,19 +691,23 @@ def failover(records: dict[str, Any], step: dict[str, Any]) -> dict[str, Any]:
         elif t > resumed and node not in closed and node not in opened:
             closed[node] = t - resumed
     zombie = 0
-    for node, _key, rv, t in records["arrivals"]:
+    for node, key, rv, t in records["arrivals"]:
         if node not in wanted or t <= t0:
             continue
         if rv > rv0 and node not in applied:
             applied[node] = t - t0
+            first[node] = (key, rv, t)
         before = [o for o in opens[node] if o <= t]
         zombie += t > resumed and bool(before) and before[-1] < t0
     n = len(affected)
     gaps = [applied[k] - opened[k] for k in applied if k in opened and applied[k] >= opened[k]]
+    cloud = [t - max(t0 + opened[node], written[(key, rv)])
+             for node, (key, rv, t) in first.items()
+             if node in opened and (key, rv) in written]  # fmt: skip
     result: dict[str, Any] = {
         "affected": n, "reconnected": _quantiles(list(opened.values()), n),
         "applied": _quantiles(list(applied.values()), n), "old_session_deliveries": zombie,
-        "open_to_applied": _quantiles(gaps, n),
+        "open_to_applied": _quantiles(gaps, n), "cloud_part": _quantiles(cloud, n),
     }  # fmt: skip
     if "dropped" in step:
         kept = [n for n in affected if n not in set(step["dropped"])]
@@ -769,7 +778,9 @@ def finish(bench: ReplicaBench, name: str, steps: list[dict[str, Any]]) -> dict[
     end = time.monotonic()
     records = bench.records()
     stats = bench.fleet.ask("stats")
-    result["failover"] = [{"victim": s["victim"], **failover(records, s)} for s in steps]
+    assert bench.writer is not None
+    written = {(key, rv): t for key, rv, t in bench.writer.log}
+    result["failover"] = [{"victim": s["victim"], **failover(records, s, written)} for s in steps]
     result["duplicates"] = stats["duplicates"] - steps[0]["stats0"]["duplicates"]
     result["connect_failures"] = stats["connect_failures"] - steps[0]["stats0"]["connect_failures"]
     result["lease_writes_during"] = bench.leases.count(start, end)
@@ -1054,13 +1065,15 @@ def report(result: dict[str, Any]) -> str:
     for s in result["scenarios"]:
         lines.append(f"{s['scenario']}: " + _check_line(s))
         for f in s["failover"]:
-            r, a, g = f["reconnected"], f["applied"], f["open_to_applied"]
+            r, a, g, c = f["reconnected"], f["applied"], f["open_to_applied"], f["cloud_part"]
             extra = f", exited in {f['exit_seconds']} s" if "exit_seconds" in f else ""
             lines.append(
                 f"  victim {f['victim']} owned {f['affected']}{extra}: reconnected"
                 f" {r['n']}/{r['of']} p50/p99/max {r['p50']}/{r['p99']}/{r['max']} s; first new"
                 f" version applied {a['n']}/{a['of']} {a['p50']}/{a['p99']}/{a['max']} s"
-                f" (after its session opened: {g['p50']}/{g['p99']}/{g['max']} s);"
+                f" (after its session opened: {g['p50']}/{g['p99']}/{g['max']} s; after its"
+                f" session opened and the version was written, the cloud's part:"
+                f" {c['p50']}/{c['p99']}/{c['max']} s);"
                 f" deliveries over pre-fault sessions after resume {f['old_session_deliveries']}"
             )
         w = s["lease_writes_during"]
