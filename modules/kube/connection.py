@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,35 @@ class KubeConnection:
             )
         for key, value in overrides.items():
             setattr(configuration, key, value)
+        hook: Any = configuration.refresh_api_key_hook  # typed None in the client
+        if hook is not None:
+            setattr(configuration, "refresh_api_key_hook", throttled(hook, REFRESH_EVERY))  # noqa: B010
         return client.ApiClient(configuration)
+
+
+REFRESH_EVERY = 1.0  # seconds between two runs of the client's token refresh hook
+
+
+def throttled(
+    hook: Callable[[Any], None], every: float, clock: Callable[[], float] = time.monotonic
+) -> Callable[[Any], None]:
+    """`hook` run at most once every `every` seconds.
+
+    The kubeconfig and in-cluster loaders install a refresh hook that the client runs
+    before every request: it reloads an expired token, and otherwise sets the
+    configuration's host again, whose setter reads every environment variable for
+    proxies. That was a tenth of a replica's Python time during a takeover. Tokens
+    expire in minutes; a second's delay in noticing is harmless.
+    """
+    last = [-float("inf")]
+
+    def run(configuration: Any) -> None:
+        now = clock()
+        if now - last[0] >= every:
+            last[0] = now
+            hook(configuration)
+
+    return run
 
 
 def _default_kubeconfig() -> Path:
