@@ -47,14 +47,20 @@ class SlowLeaseAPI:
         return copy.deepcopy(self.lease)
 
 
-def test_a_renewal_counts_from_when_it_was_sent_not_from_when_its_answer_came() -> None:
+def slow_keeper() -> tuple[FakeClock, SlowLeaseAPI, LeaseKeeper]:
+    """A keeper of a 12 s Lease with a 10 s renew deadline and a 2 s retry: valid settings
+    (duration > renew deadline > 1.2 x retry) where a call may take more than duration -
+    renew deadline (the replicas give a call half the deadline)."""
     clock = FakeClock()
     api = SlowLeaseAPI(clock)
-    # valid settings (duration > renew deadline > 1.2 x retry) where a call may take
-    # more than duration - renew deadline: the replicas give a call half the deadline
     elector = Elector(identity="a", name="m", namespace="ns", labels={}, duration=12.0,
                       renew_deadline=10.0)  # fmt: skip
     keeper = LeaseKeeper(elector, api, retry_period=2.0, clock=clock, wall=lambda: WALL)  # type: ignore[arg-type]
+    return clock, api, keeper
+
+
+def test_a_renewal_counts_from_when_it_was_sent_not_from_when_its_answer_came() -> None:
+    clock, api, keeper = slow_keeper()
     keeper.step()
     assert keeper.held()
     api.delay = 4.9  # the API server stores the renewal at once, its answer is slow
@@ -68,11 +74,7 @@ def test_a_renewal_counts_from_when_it_was_sent_not_from_when_its_answer_came() 
 
 
 def test_a_fast_renewal_keeps_holding_for_the_renew_deadline() -> None:
-    clock = FakeClock()
-    api = SlowLeaseAPI(clock)
-    elector = Elector(identity="a", name="m", namespace="ns", labels={}, duration=12.0,
-                      renew_deadline=10.0)  # fmt: skip
-    keeper = LeaseKeeper(elector, api, retry_period=2.0, clock=clock, wall=lambda: WALL)  # type: ignore[arg-type]
+    clock, _, keeper = slow_keeper()
     keeper.step()
     clock.advance(9.9)
     keeper.step()  # renewed
