@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from modules.metrics import catalogue
@@ -61,3 +64,23 @@ def test_the_readme_lists_every_series() -> None:
     section = readme[readme.index("## Metrics and health") :]
     missing = [f.name for f in catalogue.FAMILIES if f"`{f.name}`" not in section]
     assert not missing
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Prometheus) not installed")
+def test_prometheus_parses_the_alert_rules_and_every_dashboard_query(tmp_path: Path) -> None:
+    # The dashboard's queries go in as recording rules: promtool parses each as PromQL.
+    variables = {"$__rate_interval": "1m", "${instance}": ".*", "$instance": ".*"}
+    records = []
+    for i, expr in enumerate(dashboard_expressions()):
+        for variable, value in variables.items():
+            expr = expr.replace(variable, value)
+        assert "$" not in expr, f"a dashboard variable this test does not fill: {expr!r}"
+        grafana = re.fullmatch(r"label_values\((.+),\s*\w+\)", expr)  # Grafana's, not PromQL
+        expr = grafana.group(1) if grafana else expr
+        records.append({"record": f"dashboard:query_{i}", "expr": expr})
+    queries = tmp_path / "dashboard-queries.yaml"
+    queries.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": records}]}))
+    for rules in (ROOT / "deploy/prometheus/alerts.yaml", queries):
+        done = subprocess.run(["promtool", "check", "rules", str(rules)],
+                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
