@@ -50,12 +50,12 @@ scenario and for the run).
 Reported per scenario: failover times (fault -> every affected node connected again;
 fault -> first post-fault version applied on each affected node; the node's new session
 -> that version; and the cloud's part: from when both the new session was open and that
-version written -> its arrival) p50/p99/max; for SIGSTOP the dropped and the kept edges apart, when the
-kept sessions were closed after SIGCONT, and deliveries over a pre-fault session after
-SIGCONT (a zombie's: must be 0); for api-loss when the cut replica logged its fence and
-closed its sessions after the cut, deliveries over its sessions after the fence (must be
-0), when the other replicas claimed its nodes and by whom, and after the restore when its
-member Lease was renewed and it was ready;
+version written -> its arrival) p50/p99/max; for SIGSTOP the dropped and the kept edges
+apart, when the kept sessions were closed after SIGCONT, and deliveries over a pre-fault
+session after SIGCONT (a zombie's: must be 0); for api-loss when the cut replica logged
+its fence and closed its sessions after the cut, deliveries over its sessions after the
+fence (must be 0), when the other replicas claimed its nodes and by whom, and after the
+restore when its member Lease was renewed and it was ready;
 duplicates (the fleet's counter: deliveries not newer than what the node held);
 Lease writes during the fault and per second at rest (counted from a watch of the
 replicas' namespace: every ADDED/MODIFIED event is one write, by member Leases, the
