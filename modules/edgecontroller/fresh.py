@@ -163,7 +163,7 @@ class FreshReader:
                 with self._counts:
                     self.reads += len(nodes)
                     self.batches += many
-            except (client.ApiException, *_NO_ANSWER) as exc:
+            except (client.ApiException, raw.BadName, *_NO_ANSWER) as exc:
                 with self._counts:
                     self.failures += len(nodes)
                 log.warning("fresh read of %d node(s) taken over failed (%s): resynced from"

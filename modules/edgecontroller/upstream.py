@@ -50,6 +50,7 @@ from modules.edgecontroller.location import LocationCache
 from modules.edgecontroller.queues import FairQueue, QueueFullError, TokenBucket
 from modules.edgecontroller.reports import ReportError
 from modules.edgecontroller.settings import EdgeControllerSettings
+from modules.kube import raw
 
 log = logging.getLogger("modules.edgecontroller.upstream")
 
@@ -180,6 +181,8 @@ class Upstream:
             content = self._dispatch(node, resource, message)
         except ReportError as exc:
             self._refuse(node, message, resource.type, exc)
+        except raw.BadName as exc:  # a name no object can have, in a request's path
+            self._refuse(node, message, resource.type, ReportError(str(exc), 400))
         except client.ApiException as exc:
             self._refuse(node, message, resource.type, exc)
         except Exception as exc:
@@ -282,6 +285,9 @@ class Upstream:
             except ReportError as exc:
                 problems.append(str(exc))
                 codes.add(exc.code)
+            except raw.BadName as exc:
+                problems.append(str(exc))
+                codes.add(400)
             except client.ApiException as exc:
                 problems.append(_api_text(exc))
                 codes.add(int(exc.status or 500))

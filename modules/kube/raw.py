@@ -16,10 +16,26 @@ from kubernetes import client
 from beehive import codec
 
 
+class BadName(ValueError):
+    """A name that cannot be one segment of a request path."""
+
+
 def segment(name: str) -> str:
     """A name as one segment of a request path, quoted as the generated client quotes
-    path parameters: a name with ``/`` or ``..`` in it (from an edge, say) cannot point
-    the request at another resource."""
+    path parameters (``?`` and ``#`` included).
+
+    Quoting alone does not keep a name in its segment: kube-apiserver decodes ``%2F``
+    before it routes, so ``ns%2Fconfigmaps%2Fcm`` as a namespace reads that ConfigMap.
+    So a name is first checked as Kubernetes checks path segment names
+    (apimachinery's ValidatePathSegmentName): no ``/`` or ``%``, not ``.`` or ``..``.
+    A name from an edge that breaks this names no object, and is refused here.
+
+    Raises:
+        BadName: `name` is empty, ``.`` or ``..``, or holds ``/`` or ``%``.
+    """
+    if name in ("", ".", "..") or "/" in name or "%" in name:
+        raise BadName(f"{name[:64]!r} is not a valid name: a name may not be empty, '.' or"
+                      " '..', nor contain '/' or '%'")  # fmt: skip
     return urllib.parse.quote(name, safe="")
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from kubernetes import client
 
 from modules.edgecontroller import kube_ops
 from modules.edgecontroller.settings import EdgeControllerSettings
+from modules.kube import raw
 from tests.kube_fixtures import KubeTestCluster, kube  # noqa: F401
 
 PODS = 4
@@ -56,3 +58,17 @@ def test_an_unread_raw_response_keeps_its_connection_from_the_pool(
     for i in range(PODS):
         core.delete_namespaced_pod(f"p{i}", namespace, _preload_content=False)
     assert connections(api_client) == PODS
+
+
+def test_a_name_no_object_can_have_is_refused_before_any_request(
+    kube: KubeTestCluster,  # noqa: F811
+) -> None:
+    # A real kube-apiserver decodes %2F before routing: quoting alone would let this
+    # namespace reach another resource (tests/modules/kube/test_raw.py).
+    api_client = kube.new_client()
+    ops = kube_ops.KubeOps(api_client, EdgeControllerSettings())
+    with pytest.raises(raw.BadName):
+        ops.patch_pod_status("default%2Fconfigmaps%2Fcm", "p", {"phase": "Failed"})
+    with pytest.raises(raw.BadName):
+        ops.delete_pod("default", "..", {"gracePeriodSeconds": 0})
+    assert connections(api_client) == 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from modules.kube import connection, raw
 from tests.fakes import FakeClock
 from tests.kube_fixtures import KubeTestCluster, kube  # noqa: F401
@@ -25,8 +27,11 @@ def test_a_throttled_hook_runs_at_most_once_per_period() -> None:
 def test_the_client_runs_the_refresh_hook_before_every_request(
     kube: KubeTestCluster,  # noqa: F811
 ) -> None:
-    # Why the hook is throttled: the client library calls it for each request.
+    # Why the hook is throttled: the client library calls it for each request, when it
+    # logs in with a token (the embedded API's kubeconfig has one).
     api_client = kube.new_client()
+    if "BearerToken" not in api_client.configuration.api_key:
+        pytest.skip("the kubeconfig logs in without a token: the client runs no refresh hook")
     calls: list[Any] = []
     original = api_client.configuration.refresh_api_key_hook
     api_client.configuration.refresh_api_key_hook = lambda conf: calls.append(conf)
