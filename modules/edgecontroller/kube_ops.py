@@ -40,8 +40,19 @@ def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{contract.LEASE_NAMESPACE}/leases"
+
+
+def _node(node: str) -> str:
+    return f"/api/v1/nodes/{raw.segment(node)}"
+
+
+def _pod(namespace: str, name: str) -> str:
+    return f"/api/v1/namespaces/{raw.segment(namespace)}/pods/{raw.segment(name)}"
+
+
 class KubeOps:
-    """Typed-client calls returning plain JSON objects."""
+    """The API calls of edge reports, as plain JSON (`modules.kube.raw`)."""
 
     def __init__(self, api_client: client.ApiClient, settings: EdgeControllerSettings) -> None:
         self._api_client = api_client
@@ -83,20 +94,20 @@ class KubeOps:
         for condition in status.get("conditions") or []:
             if isinstance(condition, dict):
                 condition["lastHeartbeatTime"] = stamp
-        return self._patch(f"/api/v1/nodes/{raw.segment(node)}/status", {"status": status}, MERGE)
+        return self._patch(f"{_node(node)}/status", {"status": status}, MERGE)
 
     def read_node(self, node: str) -> Obj:
-        found: Obj = raw.request(self._api_client, "GET", f"/api/v1/nodes/{raw.segment(node)}")
+        found: Obj = raw.request(self._api_client, "GET", _node(node))
         return found
 
     def patch_node_metadata(self, node: str, labels: Obj, annotations: Obj) -> Obj:
         """Merge labels and annotations into the Node (``node`` ``update``)."""
         patch = {"metadata": {"labels": labels, "annotations": annotations}}
-        return self._patch(f"/api/v1/nodes/{raw.segment(node)}", patch, STRATEGIC)
+        return self._patch(_node(node), patch, STRATEGIC)
 
     def patch_node_status_strategic(self, node: str, patch: Obj) -> Obj:
         """A ``nodepatch``: the edge's own strategic-merge patch of the node's status."""
-        return self._patch(f"/api/v1/nodes/{raw.segment(node)}/status", patch, STRATEGIC)
+        return self._patch(f"{_node(node)}/status", patch, STRATEGIC)
 
     def register_node(self, node: str, body: Obj) -> Obj:
         """Create the Node labelled as an edge node, or label the existing one."""
@@ -112,29 +123,26 @@ class KubeOps:
             if exc.status != 409:
                 raise
         patch = {"metadata": {"labels": self._settings.node_labels}}
-        return self._patch(f"/api/v1/nodes/{raw.segment(node)}", patch, MERGE)
+        return self._patch(_node(node), patch, MERGE)
 
     # --- pods ------------------------------------------------------------------------
 
     def patch_pod_status(self, namespace: str, name: str, status: Obj) -> Obj:
-        path = f"/api/v1/namespaces/{raw.segment(namespace)}/pods/{raw.segment(name)}/status"
-        return self._patch(path, {"status": status}, MERGE)
+        return self._patch(f"{_pod(namespace, name)}/status", {"status": status}, MERGE)
 
     def patch_pod_status_strategic(self, namespace: str, name: str, patch: Obj) -> Obj:
         """A ``podpatch``: the edge's own strategic-merge patch of the pod's status."""
-        path = f"/api/v1/namespaces/{raw.segment(namespace)}/pods/{raw.segment(name)}/status"
-        return self._patch(path, patch, STRATEGIC)
+        return self._patch(f"{_pod(namespace, name)}/status", patch, STRATEGIC)
 
     def delete_pod(
         self, namespace: str, name: str, options: Obj, also_done: tuple[int, ...] = ()
     ) -> None:
         """Delete a pod with DeleteOptions; a pod already gone (404), or a status in
         `also_done`, is no error."""
-        path = f"/api/v1/namespaces/{raw.segment(namespace)}/pods/{raw.segment(name)}"
         try:
             # Through `raw`, which reads the answer: a response left unread keeps its
             # connection out of the pool, and each delete opened a new one (TLS included).
-            raw.request(self._api_client, "DELETE", path, body=options)
+            raw.request(self._api_client, "DELETE", _pod(namespace, name), body=options)
         except client.ApiException as exc:
             if exc.status != 404 and exc.status not in also_done:
                 raise
@@ -153,16 +161,12 @@ class KubeOps:
             "renewTime": micro_time(),
         }
         ns = contract.LEASE_NAMESPACE
-        leases = f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
         api = self._api_client
         try:
             found: Obj = raw.request(
-                api,
-                "PATCH",
-                f"{leases}/{raw.segment(node)}",
-                body={"spec": spec},
+                api, "PATCH", f"{_LEASES}/{raw.segment(node)}", body={"spec": spec},
                 content_type=MERGE,
-            )
+            )  # fmt: skip
             return found
         except client.ApiException as exc:
             if exc.status != 404:
@@ -170,19 +174,17 @@ class KubeOps:
         body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                 "metadata": {"name": node, "namespace": ns}, "spec": spec}  # fmt: skip
         try:
-            created: Obj = raw.request(api, "POST", leases, body=body)
+            created: Obj = raw.request(api, "POST", _LEASES, body=body)
             return created
         except client.ApiException as exc:
             if exc.status != 404:
                 raise
         self._ensure_namespace(ns)
-        created = raw.request(api, "POST", leases, body=body)
+        created = raw.request(api, "POST", _LEASES, body=body)
         return created
 
     def read_lease(self, node: str) -> Obj:
-        leases = f"/apis/coordination.k8s.io/v1/namespaces/{contract.LEASE_NAMESPACE}/leases"
-        path = f"{leases}/{raw.segment(node)}"
-        found: Obj = raw.request(self._api_client, "GET", path)
+        found: Obj = raw.request(self._api_client, "GET", f"{_LEASES}/{raw.segment(node)}")
         return found
 
     def _ensure_namespace(self, name: str) -> None:

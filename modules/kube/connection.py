@@ -72,12 +72,13 @@ def throttled(
     proxies. That was a tenth of a replica's Python time during a takeover. Tokens
     expire in minutes; a second's delay in noticing is harmless.
     """
-    last = [-float("inf")]
+    last = -float("inf")  # when the hook last ran
 
     def run(configuration: Any) -> None:
+        nonlocal last
         now = clock()
-        if now - last[0] >= every:
-            last[0] = now
+        if now - last >= every:
+            last = now
             hook(configuration)
 
     return run
