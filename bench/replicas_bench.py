@@ -101,13 +101,15 @@ from e2e_bench import (
 )
 from kubernetes import client, config
 
+from modules.cloudhub import syncrecord
+
 HERE = Path(__file__).resolve().parent
 REPLICAS = ("r1", "r2", "r3")
 LEADER_LEASE = "cloudcore-leader"
 MEMBER_LABEL = "cloudcore.beehive-edge.io/member"
 OWNERSHIP_LABEL = "cloudcore.beehive-edge.io/ownership"
 NODE_ANNOTATION = "cloudcore.beehive-edge.io/node"
-SYNC_RECORDS = ("reliablesyncs.beehive-edge.io", "v1alpha1", "objectsyncshards")
+SYNC_RECORDS = (syncrecord.GROUP, syncrecord.VERSION, syncrecord.PLURAL)
 REPLICA = """kube: {{mode: kubeconfig, kubeconfig: "{kubeconfig}"}}
 replica: {{id: {id}, namespace: {namespace}, lease_duration: {lease_duration},
            renew_deadline: {renew_deadline}, retry_period: {retry_period}, ca_wait: 60}}
@@ -400,17 +402,19 @@ class AckWatch:
             self._read(items, time.monotonic())
 
     def _read(self, items: list[dict[str, Any]], now: float) -> None:
-        acked: dict[tuple[str, str], tuple[int, str]] = {}  # the newest over a read's parts
-        for item in items:
-            for node, entries in ((item.get("spec") or {}).get("nodes") or {}).items():
-                for uid, text in (entries or {}).items():
-                    field, _, rest = str(text).partition("|")  # "" while not acked
-                    if field.isdigit() and int(field) > acked.get((node, uid), (0, ""))[0]:
-                        acked[(node, uid)] = (int(field), rest)
-        for key, (rv, rest) in acked.items():
-            high = self._high.get(key, 0)
+        acked: dict[tuple[str, str], syncrecord.Held] = {}  # the newest over a read's parts
+        for record in filter(None, map(syncrecord.parse, items)):
+            for node, entries in record.nodes.items():
+                for uid, held in entries.items():
+                    if held.rv is None:  # queued, not acked yet
+                        continue
+                    newest = acked.get((node, uid))
+                    if newest is None or held.rv > (newest.rv or 0):
+                        acked[(node, uid)] = held
+        for key, held in acked.items():
+            rv, high = held.rv or 0, self._high.get(key, 0)
             if rv < high:
-                name = "/".join(rest.split("|", 4)[i] for i in (0, 1, 4))  # namespace/kind/name
+                name = f"{held.ref.namespace}/{held.ref.kind}/{held.ref.name}"
                 self.decreases.append((now, key[0], name, high, rv))
             else:
                 self._high[key] = rv
