@@ -12,6 +12,13 @@ nodes hold (one change per node and object), never by the acks. Acked versions o
 go up, also over what someone else wrote (a conflict re-reads the record and the
 changes are merged into it again), except after the edge acked a delete: a later
 send of the same object starts from "not acked" again (`Change.replace`).
+
+With several replicas each writes into its own parts (`writer`), so that replicas
+taking nodes over do not conflict on one record. An entry found in another writer's
+part (the node was served elsewhere) is moved on its next change: the new version
+goes into an own part, and the old copy stays where it was (`_stale`; readers take the
+newest) until the edge acked the object's delete, or the leader's cleanup
+(`drop_stale`) removes the older copies.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ class Part:
     """One record (a shard's part) as this process knows it."""
 
     name: str
+    writer: str = ""  # whose part: this process's own, or another replica's
     exists: bool = False  # on the server, as far as we know
     resource_version: str = ""  # metadata.resourceVersion last seen: the write's precondition
     stored: Nodes = dataclasses.field(default_factory=dict)  # what the server holds
@@ -68,11 +76,13 @@ class Plan:
 class Ledger:
     """Records, their pending changes, and where each node's objects are written."""
 
-    def __init__(self, *, shards: int, part_bytes: int) -> None:
+    def __init__(self, *, shards: int, part_bytes: int, writer: str = "") -> None:
         self._shards = shards  # a node's new entries go to shard crc32(node) % shards
         self._part_bytes = part_bytes  # most entry bytes placed in one record
+        self._writer = writer  # the parts new entries go to (`syncrecord.writer_token`)
         self._parts: dict[str, Part] = {}  # name -> record
         self._where: dict[Key, Part] = {}  # the record each known entry is written in
+        self._stale: dict[Key, list[Part]] = {}  # other records with an older copy
         self._deleting: set[Key] = set()  # a delete is queued: its acks need no write
         self._dirty: dict[str, Part] = {}  # records with pending changes, oldest first
 
@@ -91,13 +101,13 @@ class Ledger:
         ours; entries of nodes not in `nodes` (when known) are dropped.
         """
         for record in records:
-            part = self._part(record.shard, record.index)
+            part = self._part(record.shard, record.index, record.writer)
             part.exists, part.resource_version = True, record.resource_version
             part.stored, part.broken = record.nodes, record.broken
             part.size = part.stored_size = record_size(record.nodes)
             for node_id, uids in record.nodes.items():
-                for uid, held in uids.items():
-                    self._restore_entry((node_id, uid), held, part, now)
+                for uid in uids:
+                    self._restore_entry((node_id, uid), part)
         for item in legacy:
             restored = item.restored
             if nodes is None or restored.node_id in nodes:
@@ -113,14 +123,12 @@ class Ledger:
                 found.append(objects.Restored(key[0], known.ref, known.rv))
         return found
 
-    def _restore_entry(self, key: Key, held: Held, part: Part, now: float) -> None:
-        first = self._where.get(key)
-        if first is None:
-            self._where[key] = part
-            return
-        # In two records (two writers placed it): one place only, the newest version.
-        self._mark(part, key, Change(None, replace=True), now)
-        self._set(key, held, now)
+    def _restore_entry(self, key: Key, part: Part) -> None:
+        # In two records (a node served by two replicas in turn): both are read, the
+        # newest counts, and `drop_stale` removes the older.
+        first = self._where.setdefault(key, part)
+        if first is not part:
+            self._stale.setdefault(key, []).append(part)
 
     # Changes from the core.
 
@@ -155,13 +163,29 @@ class Ledger:
             return None
         change, stored = part.pending.get(key), part.entry(key)
         if change is None:
-            return stored
-        if change.held is None or change.replace:
+            best = stored
+        elif change.held is None or change.replace:
             return change.held
-        return syncrecord.newest(stored, change.held)
+        else:
+            best = syncrecord.newest(stored, change.held)
+        for other in self._stale.get(key, ()):
+            copy = other.entry(key)
+            if copy is not None:
+                best = syncrecord.newest(best, copy)
+        return best
 
     def _set(self, key: Key, held: Held, now: float) -> None:
-        part = self._where.get(key) or self._place(key, held)
+        for other in self._stale.get(key, ()):  # never written below an older copy
+            copy = other.entry(key)
+            if copy is not None:
+                held = syncrecord.newest(copy, held)
+        part = self._where.get(key)
+        if part is not None and part.writer != self._writer and key not in part.pending:
+            copy = part.entry(key)
+            if copy is not None and syncrecord.newest(copy, held) is copy:
+                return  # says nothing new: stays where it is
+            part, held = self._move(key, part, held)
+        part = part or self._place(key, held)
         change, stored = part.pending.get(key), part.entry(key)
         if change is None:
             if stored is not None and syncrecord.newest(stored, held) is stored:
@@ -173,7 +197,26 @@ class Ledger:
             self._mark(part, key, Change(syncrecord.newest(change.held, held), change.replace),
                        now)  # fmt: skip
 
+    def _move(self, key: Key, part: Part, held: Held) -> tuple[Part, Held]:
+        """An entry in another writer's record changes: the new version goes into an own
+        record (one that has an older copy, else the first with room), not newer than
+        the copy it leaves behind."""
+        stale = self._stale.setdefault(key, [])
+        stale.append(part)
+        copy = part.entry(key)
+        held = syncrecord.newest(copy, held) if copy is not None else held
+        own = next((other for other in stale if other.writer == self._writer), None)
+        if own is None:
+            del self._where[key]
+            return self._place(key, held), held
+        stale.remove(own)
+        self._where[key] = own
+        return own, held
+
     def _drop(self, key: Key, now: float) -> None:
+        for other in self._stale.pop(key, ()):  # older copies elsewhere go too
+            if other.entry(key) is not None and not other.broken:
+                self._mark(other, key, Change(None, replace=True), now)
         part = self._where.get(key)
         if part is None:
             return
@@ -190,11 +233,12 @@ class Ledger:
             self._dirty[part.name] = part
 
     def _place(self, key: Key, held: Held) -> Part:
-        """The record a new entry goes to: its node's shard, the first part with room."""
+        """The record a new entry goes to: its node's shard, the writer's first part with
+        room."""
         width = _width(key[1], held)
         shard, index = syncrecord.shard_of(key[0], self._shards), 0
         while True:
-            part = self._part(shard, index)
+            part = self._part(shard, index, self._writer)
             if not part.broken and (part.size == 0 or part.size + width <= self._part_bytes):
                 break
             index += 1
@@ -202,11 +246,11 @@ class Ledger:
         self._where[key] = part
         return part
 
-    def _part(self, shard: int, index: int) -> Part:
-        name = syncrecord.part_name(shard, index)
+    def _part(self, shard: int, index: int, writer: str) -> Part:
+        name = syncrecord.part_name(shard, index, writer)
         part = self._parts.get(name)
         if part is None:
-            part = self._parts[name] = Part(name)
+            part = self._parts[name] = Part(name, writer)
         return part
 
     # Writing.
@@ -298,15 +342,59 @@ class Ledger:
 
     def refresh_records(self, records: list[syncrecord.Record], now: float) -> None:
         """Records just read again (a replica took a node over): what they hold is what
-        the server holds; an entry this process did not know is found where it is."""
+        the server holds; an entry this process did not know is found where it is, and
+        a copy in another record is remembered as one (the newest counts)."""
         for record in records:
-            part = self._part(record.shard, record.index)
+            part = self._part(record.shard, record.index, record.writer)
             self.refresh(part, record, now)
             if part.broken:
                 continue
             for node_id, uids in record.nodes.items():
-                for uid in uids:
-                    self._where.setdefault((node_id, uid), part)
+                for uid, copy in uids.items():
+                    key = (node_id, uid)
+                    where = self._where.setdefault(key, part)
+                    stale = self._stale.setdefault(key, [])
+                    if where is not part and part not in stale:
+                        stale.append(part)
+                        change = where.pending.get(key)  # its write: not below this copy
+                        if change is not None and change.held is not None and not change.replace:
+                            where.pending[key] = Change(syncrecord.newest(change.held, copy),
+                                                        replace=False)  # fmt: skip
+                    if not stale:
+                        del self._stale[key]
+
+    def drop_stale(self, now: float) -> int:
+        """Remove the older copies of entries found in several records, keeping the
+        newest (the leader's cleanup, after reading every record); returns how many
+        removals are to be written. An entry with a change waiting is left for later."""
+        removed = 0
+        for key, stale in list(self._stale.items()):
+            where = self._where[key]
+            change = where.pending.get(key)
+            if where.broken or (change is not None and (change.held is None or change.replace)):
+                continue  # its removal or replacement is being written: left as it is
+            copies = [(place, entry) for place in (where, *stale)
+                      if not place.broken and key not in place.pending
+                      and (entry := place.entry(key)) is not None]  # fmt: skip
+            if change is not None and change.held is not None:  # its write keeps the newest
+                keep, held = where, change.held
+                for _, entry in copies:
+                    held = syncrecord.newest(held, entry)
+                where.pending[key] = Change(held, replace=False)
+            elif copies:
+                keep, held = copies[0]
+                for place, entry in copies[1:]:
+                    if syncrecord.newest(held, entry) is entry:
+                        keep, held = place, entry
+            else:
+                continue
+            self._where[key] = keep
+            del self._stale[key]
+            for place, _ in copies:
+                if place is not keep:
+                    self._mark(place, key, Change(None, replace=True), now)
+                    removed += 1
+        return removed
 
     def drop_except(self, nodes: set[str], now: float) -> int:
         """Drop every entry of a node not in `nodes` (deleted); returns how many."""

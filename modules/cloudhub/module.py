@@ -27,7 +27,7 @@ from modules import contract, probes
 from modules.certs import cloud as cloud_tls
 from modules.certs import errors as cert_errors
 from modules.certs.token import utc_now
-from modules.cloudhub import claims, collect, core, objects, objectsync, observe
+from modules.cloudhub import claims, collect, core, objects, objectsync, observe, syncrecord
 from modules.cloudhub.objectsync import ObjectSyncWriter
 from modules.cloudhub.owned import Claim
 from modules.cloudhub.settings import CloudHubSettings
@@ -167,9 +167,11 @@ class CloudHub(Module):
         self._api = self._requests.instrument(kube.api_client())
         if settings.install_crds:
             crds.install(self._api)
+        replica = self.context.services.get("replica")
         self._writer = ObjectSyncWriter(
-            self._api, interval=settings.sync_interval, shards=settings.sync_shards
-        )
+            self._api, interval=settings.sync_interval, shards=settings.sync_shards,
+            writer=syncrecord.writer_token(replica.identity) if replica is not None else "",
+        )  # fmt: skip
         restored = self._writer.read_all()
         if restore:
             count = self._core.restore(restored)

@@ -58,6 +58,7 @@ class ObjectSyncWriter:
         retry_delay: float = 1.0,
         legacy_deletes: int = 100,
         max_queued: int = 50_000,
+        writer: str = "",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._api_client = api_client  # raw requests go through its transport
@@ -67,7 +68,9 @@ class ObjectSyncWriter:
         self._max_queued = max_queued  # ops waiting for a round before `submit` merges them
         self._clock = clock
         self._shards = shards  # a node's records are in shard crc32(node) % shards
-        self._ledger = ledger.Ledger(shards=shards, part_bytes=part_bytes)  # under _cond
+        # Under _cond. `writer`: this replica's parts (`syncrecord.writer_token`), "" alone.
+        self._writer = writer
+        self._ledger = ledger.Ledger(shards=shards, part_bytes=part_bytes, writer=writer)
         self._legacy: list[syncrecord.Legacy] = []  # KubeEdge records not deleted yet
         self._inbox: list[tuple[float, list[objects.SyncOp]]] = []  # (when, ops) not merged
         self._queued = 0  # ops in _inbox
@@ -150,6 +153,7 @@ class ObjectSyncWriter:
                 "conflicts": self._counts["conflicts"],
                 "failures": self._counts["failures"],
                 "collected": self._counts["collected"],  # entries of deleted nodes dropped
+                "stale_dropped": self._counts["stale_dropped"],  # older copies removed
                 "pending_records": records,
                 "pending_changes": changes,
                 "queued_ops": self._queued,
@@ -208,6 +212,7 @@ class ObjectSyncWriter:
             self._ledger.refresh_records(records, self._clock())
             dropped = self._ledger.drop_except(nodes, self._clock())
             self._counts["collected"] += dropped
+            self._counts["stale_dropped"] += self._ledger.drop_stale(self._clock())
             self._cond.notify_all()
         if dropped:
             log.info("dropped what %d object(s) on deleted nodes were recorded as", dropped)
@@ -236,6 +241,8 @@ class ObjectSyncWriter:
         nodes = self._node_names()
         with self._cond:
             restored = self._ledger.restore(records, legacy, nodes, self._clock())
+            if not self._writer:  # alone: no one else writes, older copies go now
+                self._counts["stale_dropped"] += self._ledger.drop_stale(self._clock())
             self._legacy = legacy
             changes = self._ledger.counts()[1]
         log.info("read %d record(s) of what nodes acked and %d of KubeEdge's: %d object(s)"
@@ -420,7 +427,8 @@ def node_names(api_client: client.ApiClient) -> set[str] | None:
 
 
 def read_acked(api_client: client.ApiClient, node_id: str) -> dict[str, syncrecord.Held]:
-    """What the records in the API say of one node (uid -> entry), for tests and tools.
+    """What the records in the API say of one node (uid -> entry; the newest over the
+    records that hold a copy), for tests and tools.
 
     Raises:
         kubernetes.client.ApiException: the list failed.
@@ -430,5 +438,22 @@ def read_acked(api_client: client.ApiClient, node_id: str) -> dict[str, syncreco
     for item in page.get("items") or []:
         record = syncrecord.parse(item)
         if record is not None:
-            found.update(record.nodes.get(node_id, {}))
+            for uid, held in record.nodes.get(node_id, {}).items():
+                found[uid] = syncrecord.newest(found.get(uid), held)
+    return found
+
+
+def copies(api_client: client.ApiClient, node_id: str) -> dict[str, list[str]]:
+    """uid -> the records holding an entry of one node's object (for tests and tools).
+
+    Raises:
+        kubernetes.client.ApiException: the list failed.
+    """
+    found: dict[str, list[str]] = {}
+    page = raw.request(api_client, "GET", syncrecord.PATH)
+    for item in page.get("items") or []:
+        record = syncrecord.parse(item)
+        if record is not None:
+            for uid in record.nodes.get(node_id, {}):
+                found.setdefault(uid, []).append(record.name)
     return found

@@ -117,7 +117,7 @@ class Observer:
             return None
         stats = writer.stats()
         return {"pending": writer.pending(), "lag": stats["lag"], "writes": writer.writes,
-                "failures": stats["failures"]}  # fmt: skip
+                "failures": stats["failures"], "conflicts": stats["conflicts"]}  # fmt: skip
 
     def health(self, timeout: float = 1.0) -> list[str]:
         """Healthy while the event loop answers within `timeout`."""

@@ -5,8 +5,13 @@ keyed by node and object UID for `modules.cloudhub.ledger`, and the bodies the
 writer (`modules.cloudhub.objectsync`) sends.
 
 Ours: cluster-scoped ``ObjectSyncShard`` objects (reliablesyncs.beehive-edge.io/v1alpha1),
-named ``shard-<shard>-<part>``. A node's entries live in shard crc32(node) % shards, in
-the first part with room; each entry is one short string under the object's UID::
+named ``shard-<shard>-<part>``, or ``shard-<shard>-<part>-<writer>`` with several
+replicas (`writer_token` of the replica: each replica writes new entries only into its
+own parts, so that replicas do not conflict on one record). A node's entries live in
+shard crc32(node) % shards, in the writer's first part with room; an entry may also be
+found in another writer's part (written before the node moved), and the newest version
+over a shard's parts is what the node acked. Each entry is one short string under the
+object's UID::
 
     spec:
       nodes:
@@ -25,7 +30,9 @@ object's namespace) or ClusterObjectSync per node and object, named ``<node>.<ui
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
+import re
 import zlib
 from typing import Any, NamedTuple
 
@@ -71,17 +78,25 @@ def shard_of(node_id: str, shards: int) -> int:
     return zlib.crc32(node_id.encode()) % shards
 
 
-def part_name(shard: int, index: int) -> str:
-    return f"shard-{shard}-{index}"
+_NAME = re.compile(r"shard-([0-9]+)-([0-9]+)(?:-([0-9a-f]{8}))?")
 
 
-def parse_name(name: str) -> tuple[int, int] | None:
-    """(shard, part) of a record name, or None if it is not ``shard-<n>-<n>``."""
-    prefix, _, rest = name.partition("-")
-    shard, _, index = rest.partition("-")
-    if prefix != "shard" or not (shard.isdigit() and index.isdigit()):
+def writer_token(identity: str) -> str:
+    """The name of a replica's own parts (8 hex digits of its identity's SHA-256)."""
+    return hashlib.sha256(identity.encode()).hexdigest()[:8]
+
+
+def part_name(shard: int, index: int, writer: str = "") -> str:
+    return f"shard-{shard}-{index}-{writer}" if writer else f"shard-{shard}-{index}"
+
+
+def parse_name(name: str) -> tuple[int, int, str] | None:
+    """(shard, part, writer) of a record name (writer "": one replica's, no suffix), or
+    None if it is not ``shard-<n>-<n>`` or ``shard-<n>-<n>-<8 hex digits>``."""
+    found = _NAME.fullmatch(name)
+    if found is None:
         return None
-    return int(shard), int(index)
+    return int(found[1]), int(found[2]), found[3] or ""
 
 
 def encode(held: Held) -> str:
@@ -132,6 +147,7 @@ class Record:
     resource_version: str
     nodes: Nodes
     broken: bool  # not our shape: nothing in it is read, and it is never written
+    writer: str = ""  # whose part: a replica's `writer_token`, "" for one replica's
 
 
 def parse(item: Any) -> Record | None:
@@ -141,7 +157,7 @@ def parse(item: Any) -> Record | None:
     name = metadata.get("name") if isinstance(metadata, dict) else None
     where = parse_name(name) if isinstance(name, str) else None
     if where is None or not isinstance(metadata, dict) or not isinstance(name, str):
-        log.warning("ignored %s %r: not named shard-<n>-<n>", KIND, name)
+        log.warning("ignored %s %r: not named shard-<n>-<n>[-<writer>]", KIND, name)
         return None
     spec = item.get("spec")
     listed = spec.get("nodes") if isinstance(spec, dict) else None
@@ -149,7 +165,7 @@ def parse(item: Any) -> Record | None:
     if not isinstance(listed, dict):
         log.warning("%s %s: no spec.nodes map: its entries are not read, and it is not"
                     " written", KIND, name)  # fmt: skip
-        return Record(name, where[0], where[1], rv, {}, broken=True)
+        return Record(name, where[0], where[1], rv, {}, broken=True, writer=where[2])
     nodes: Nodes = {}
     skipped = 0
     for node_id, entries in listed.items():
@@ -165,7 +181,7 @@ def parse(item: Any) -> Record | None:
     if skipped:
         log.warning("%s %s: skipped %d malformed entr%s", KIND, name, skipped,
                     "y" if skipped == 1 else "ies")  # fmt: skip
-    return Record(name, where[0], where[1], rv, nodes, broken=False)
+    return Record(name, where[0], where[1], rv, nodes, broken=False, writer=where[2])
 
 
 def shard_labels(name: str) -> dict[str, str]:

@@ -90,6 +90,9 @@ FAMILIES: tuple[Family, ...] = (
     _f("cloudhub", "beehive_objectsync_writes_total", "counter", "", "ObjectSync API calls"),
     _f("cloudhub", "beehive_objectsync_failures_total", "counter", "",
        "ObjectSync API calls that failed (retried)"),
+    _f("cloudhub", "beehive_objectsync_conflicts_total", "counter", "",
+       "ObjectSync writes refused because the record changed since it was read (409: the"
+       " record is read again and the write retried)"),
     # cloudhub with several replicas (the ``replica:`` section).
     _f("cloudhub", "beehive_replica_nodes_owned", "gauge", "",
        "Nodes this replica holds the owner Lease of"),

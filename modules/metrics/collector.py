@@ -176,6 +176,7 @@ def _cloudhub(out: Families, module: str, data: dict[str, Any]) -> None:
         out.add("beehive_objectsync_lag_seconds", [], sync["lag"])
         out.add("beehive_objectsync_writes_total", [], sync["writes"])
         out.add("beehive_objectsync_failures_total", [], sync["failures"])
+        out.add("beehive_objectsync_conflicts_total", [], sync["conflicts"])
     _kube_requests(out, module, data.get("kube_requests"))
     _certificates(out, module, data.get("certificates") or {})
 

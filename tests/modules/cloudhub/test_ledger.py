@@ -211,6 +211,7 @@ def test_restore_merges_duplicates_and_kubeedge_records_and_drops_deleted_nodes(
         ("n1", "a", 8),
         ("n1", "b", 7),
     ]
+    assert ledger_.drop_stale(0.0) == 1  # the older copy of a (the writer does this alone)
     plans = {plan.part.name: plan for plan in write_all(ledger_)}
     assert syncrecord.shard_of("n1", 2) == 0  # b, new, goes where n1's entries go
     assert entries(plans["shard-0-0"]) == {
@@ -248,3 +249,105 @@ def test_entries_read_back_as_written(text: str) -> None:
 )
 def test_malformed_entries_are_not_read(text: object) -> None:
     assert syncrecord.decode("u1", text) is None
+
+
+# Several replicas: each writes into its own parts.
+
+A, B = "aaaaaaaa", "bbbbbbbb"  # two replicas' writer tokens
+
+
+def record_of(plan: ledger.Plan, rv: str = "1") -> syncrecord.Record:
+    """The record a plan wrote, as a read would return it."""
+    found = syncrecord.parse({"metadata": {"name": plan.part.name, "resourceVersion": rv},
+                              "spec": {"nodes": syncrecord.body(plan.part.name, plan.after)
+                                       ["spec"]["nodes"]}})  # fmt: skip
+    assert found is not None
+    return found
+
+
+def test_each_replica_places_new_entries_in_its_own_parts_of_the_shard() -> None:
+    first, second = book(writer=A), book(writer=B)
+    first.apply(objects.Acked("n1", ref("a"), 3), 0.0)
+    second.apply(objects.Acked("n2", ref("b"), 4), 0.0)
+    [one], [two] = write_all(first), write_all(second)
+    assert (one.part.name, two.part.name) == (f"shard-0-0-{A}", f"shard-0-0-{B}")
+    assert one.verb == two.verb == "create"
+    assert (record_of(one).writer, record_of(two).writer) == (A, B)
+
+
+def test_a_taken_over_node_is_written_into_the_new_owners_part_only() -> None:
+    old, new = book(writer=A), book(writer=B)
+    old.apply(objects.Acked("n1", ref("a"), 5), 0.0)
+    old.apply(objects.Acked("n1", ref("b"), 5), 0.0)
+    [written] = write_all(old)
+    new.refresh_records([record_of(written)], 0.0)  # read when the node is claimed
+    assert {uid: h.rv for uid, h in new.held("n1").items()} == {"a": 5, "b": 5}
+    new.apply(objects.Ensure("n1", ref("a")), 0.0)  # sent again: nothing new to write
+    new.apply(objects.Acked("n1", ref("b"), 4), 0.0)  # a late, older ack: nothing either
+    assert new.dirty() == []
+    new.apply(objects.Acked("n1", ref("b"), 9), 0.0)
+    [plan] = write_all(new)
+    assert plan.part.name == f"shard-0-0-{B}" and plan.verb == "create"
+    assert entries(plan) == {"n1": {"b": "9|default|Pod|||p-b"}}  # nothing to A's part
+    assert {uid: h.rv for uid, h in new.held("n1").items()} == {"a": 5, "b": 9}
+    new.apply(objects.Acked("n1", ref("b"), 7), 0.0)  # never below what either part holds
+    assert new.dirty() == []
+
+
+def test_a_new_entry_never_goes_below_a_copy_in_another_part() -> None:
+    old, new = book(writer=A), book(writer=B)
+    old.apply(objects.Acked("n1", ref("a"), 8), 0.0)
+    [written] = write_all(old)
+    new.apply(objects.Acked("n1", ref("a"), 3), 0.0)  # before the read: placed in B's part
+    new.refresh_records([record_of(written)], 0.0)
+    assert new.held("n1")["a"].rv == 8
+    [plan] = write_all(new)
+    assert entries(plan) == {"n1": {"a": "8|default|Pod|||p-a"}}
+
+
+def test_the_delete_of_a_moved_entry_removes_the_copy_left_in_the_old_part() -> None:
+    old, new = book(writer=A), book(writer=B)
+    old.apply(objects.Acked("n1", ref("a"), 5), 0.0)
+    old.apply(objects.Acked("n1", ref("c"), 5), 0.0)
+    [written] = write_all(old)
+    new.refresh_records([record_of(written, rv="11")], 0.0)
+    new.apply(objects.Acked("n1", ref("a"), 6), 0.0)
+    write_all(new, rv=12)
+    new.apply(objects.Deleting("n1", ref("a")), 0.0)
+    new.apply(objects.Forget("n1", ref("a")), 0.0)  # the edge acked the delete
+    plans = {plan.part.name: plan for plan in write_all(new, rv=13)}
+    assert entries(plans[f"shard-0-0-{A}"]) == {"n1": {"a": None}}
+    body = plans[f"shard-0-0-{A}"].body
+    assert body is not None and body["metadata"]["resourceVersion"] == "11"
+    assert plans[f"shard-0-0-{B}"].verb == "delete"  # a was all it held
+    assert new.held("n1").keys() == {"c"}
+
+
+def test_the_cleanup_keeps_the_newest_copy_and_removes_the_older() -> None:
+    first, second, leader = book(writer=A), book(writer=B), book(writer="cccccccc")
+    first.apply(objects.Acked("n1", ref("a"), 5), 0.0)
+    first.apply(objects.Acked("n1", ref("b"), 9), 0.0)
+    second.apply(objects.Acked("n1", ref("a"), 7), 0.0)
+    second.apply(objects.Acked("n1", ref("b"), 2), 0.0)
+    [one], [two] = write_all(first), write_all(second)
+    leader.refresh_records([record_of(one), record_of(two)], 0.0)
+    assert {uid: h.rv for uid, h in leader.held("n1").items()} == {"a": 7, "b": 9}
+    assert leader.drop_stale(0.0) == 2
+    plans = {plan.part.name: entries(plan) for plan in write_all(leader)}
+    assert plans == {f"shard-0-0-{A}": {"n1": {"a": None}},
+                     f"shard-0-0-{B}": {"n1": {"b": None}}}  # fmt: skip
+    assert leader.drop_stale(0.0) == 0  # once
+    assert {uid: h.rv for uid, h in leader.held("n1").items()} == {"a": 7, "b": 9}
+
+
+@pytest.mark.parametrize(
+    ("name", "where"),
+    [("shard-3-0", (3, 0, "")), (f"shard-3-12-{A}", (3, 12, A)), ("shard-3-0-ABCDEF12", None),
+     ("shard-3-0-abc", None), ("shard-3", None), ("shard-٣-0", None), ("shard-3-0-", None)],
+)  # fmt: skip
+def test_record_names_with_and_without_a_writer(
+    name: str, where: tuple[int, int, str] | None
+) -> None:
+    assert syncrecord.parse_name(name) == where
+    if where is not None:
+        assert syncrecord.part_name(*where) == name

@@ -348,3 +348,28 @@ def test_a_takeover_reads_what_its_nodes_acked_a_list_per_shard(
             for node, found in got.items()} == {node: [(refs[node].uid, 7)] for node in names}  # fmt: skip
     shards = {syncrecord.shard_of(node, 2) for node in names}
     assert taker.stats()["reads"] - reads == len(shards)  # not one per node
+
+
+def test_replicas_write_their_own_parts_and_a_takeover_never_conflicts(
+    api: Any, make_writer: Writer, nodes: Any
+) -> None:
+    tokens = [syncrecord.writer_token(name) for name in ("cloudcore-0", "cloudcore-1", "leader")]
+    first, second, leader = (make_writer(shards=1, writer=token) for token in tokens)
+    moved, stays = nodes("moved"), nodes("stays")
+    a, b, c = pod(unique("a")), pod(unique("b")), pod(unique("c"))
+    write(first, [objects.Acked(moved, a, 3), objects.Acked(moved, b, 3),
+                  objects.Acked(stays, c, 3)])  # fmt: skip
+    second.read_nodes([moved])  # the node is claimed by the second replica
+    write(second, [objects.Acked(moved, a, 5), objects.Ensure(moved, b)])
+    write(first, [objects.Acked(stays, c, 4)])  # each in its own record: no conflict
+    assert first.stats()["conflicts"] == second.stats()["conflicts"] == 0
+    assert acked(api, moved) == {a.uid: 5, b.uid: 3} and acked(api, stays) == {c.uid: 4}
+    where = objectsync.copies(api, moved)
+    assert sorted(where[a.uid]) == sorted(f"shard-0-0-{token}" for token in tokens[:2])
+    assert where[b.uid] == [f"shard-0-0-{tokens[0]}"]  # b said nothing new: not moved
+    assert leader.collect() == 0 and leader.flush(10)  # the older copy of a goes
+    assert objectsync.copies(api, moved) == {a.uid: [f"shard-0-0-{tokens[1]}"],
+                                              b.uid: [f"shard-0-0-{tokens[0]}"]}  # fmt: skip
+    assert acked(api, moved) == {a.uid: 5, b.uid: 3}
+    write(second, [objects.Deleting(moved, b), objects.Forget(moved, b)])
+    assert objectsync.copies(api, moved) == {a.uid: [f"shard-0-0-{tokens[1]}"]}
