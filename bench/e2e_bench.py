@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -116,6 +117,44 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
         t = psutil.Process(pid).cpu_times()
         times[name] = t.user + t.system
     return times
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds per thread id of a process (Linux: /proc/PID/task)."""
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # the thread ended
+        times[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return times
+
+
+def thread_names(pid: int) -> dict[int, str]:
+    """Python's name for each thread id (py-spy dump), a pool's number dropped; {} when
+    py-spy is not installed."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    try:
+        out = subprocess.run([spy, "dump", "--nonblocking", "-p", str(pid)],
+                             capture_output=True, text=True, timeout=30).stdout  # fmt: skip
+    except OSError:
+        return {}
+    found = re.findall(r'^Thread (\d+) \(\w+\): "(.*)"$', out, re.MULTILINE)
+    return {int(tid): name.rstrip("0123456789").rstrip("_-") for tid, name in found}
+
+
+def thread_cpu_spent(pid: int, before: dict[int, float]) -> dict[str, float]:
+    """CPU seconds spent since `before` per thread name (threads py-spy cannot name, or
+    that ended, are summed as 'other')."""
+    after, names = thread_cpu(pid), thread_names(pid)
+    spent: dict[str, float] = {}
+    for tid, cpu in after.items():
+        name = names.get(tid, "other")
+        spent[name] = spent.get(name, 0.0) + cpu - before.get(tid, 0.0)
+    return dict(sorted(((k, round(v, 2)) for k, v in spent.items() if v >= 0.05),
+                       key=lambda kv: -kv[1]))  # fmt: skip
 
 
 @contextmanager
@@ -506,6 +545,7 @@ class Bench:
             before = self.fleet.ask("stats")
             connects, failures0 = before["connects"], before["connect_failures"]
             cpu0 = cpu_seconds(self.pids())
+            threads0 = {p: thread_cpu(self.procs[p].pid) for p in ("cloudcore", "fleet")}
             start = time.monotonic()
             dropped = self.fleet.ask("storm")["dropped"]
             done: dict[str, Returned] = {}
@@ -517,6 +557,7 @@ class Bench:
             returned = done["r"]
             arrived, lost = self._storm_arrivals(returned)
             cpu1 = cpu_seconds(self.pids())
+            threads = {p: thread_cpu_spent(self.procs[p].pid, threads0[p]) for p in threads0}
             failed = self.fleet.ask("stats")["connect_failures"] - failures0
         finally:
             driver.close()
@@ -529,7 +570,8 @@ class Bench:
                 "converged_seconds": round(end - start, 3),
                 "after_last_update_seconds": round(end - last_call, 3),
                 "latency_ms": quantiles, "connects_failed": failed,
-                "cpu_seconds": {p: round(cpu1[p] - cpu0.get(p, 0.0), 2) for p in cpu1}}  # fmt: skip
+                "cpu_seconds": {p: round(cpu1[p] - cpu0.get(p, 0.0), 2) for p in cpu1},
+                "thread_cpu_seconds": threads}  # fmt: skip
 
     def _reconnected(self, connects: int) -> float:
         """When every session is back (polled): the fleet made `connects` connections."""
@@ -593,7 +635,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             phases: list[dict[str, Any]] = []
             if not args.storm_only:
                 phases = bench.workload(bench.fleet_waiter, edge_ns, profile_pid=pid)
-            with profiled(pid, f"{prefix}-storm.txt" if prefix else "", gil=args.profile_gil):
+            fleet_pid = bench.procs["fleet"].pid
+            with (
+                profiled(pid, f"{prefix}-storm.txt" if prefix else "", gil=args.profile_gil),
+                profiled(
+                    fleet_pid, f"{prefix}-fleet-storm.txt" if prefix else "", gil=args.profile_gil
+                ),
+            ):
                 storm = bench.storm(edge_ns)
             summary = bench.fleet.ask("stats") if bench.fleet else {}
         finally:
@@ -636,6 +684,9 @@ def report(result: dict[str, Any]) -> str:
         f" {storm['connects_failed']} connection attempts failed (refused or cut) on the way;"
         f" cpu s {_cpus(storm['cpu_seconds'])}"
     )
+    for proc, threads in storm["thread_cpu_seconds"].items():
+        spent = ", ".join(f"{name} {cpu}" for name, cpu in threads.items())
+        lines.append(f"storm cpu s by thread, {proc}: {spent}")
     for edge in result["cloudcore"]:
         kinds = ", ".join(f"{k} {v:.0f}" for k, v in edge["api_writes"].items())
         lines.append(f"cloudcore's API writes, {edge['phase']}:"
@@ -689,7 +740,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--profile",
         default="",
         metavar="PREFIX",
-        help="py-spy cloudcore: PREFIX-create.txt, -update, -delete and -storm.txt",
+        help="py-spy cloudcore: PREFIX-create.txt, -update, -delete and -storm.txt (and"
+        " the fleet in the storm: PREFIX-fleet-storm.txt)",
     )
     parser.add_argument(
         "--profile-gil", action="store_true",

@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import datetime
 import hashlib
 import json
@@ -95,8 +96,11 @@ from e2e_bench import (
     free_port,
     keep_logs,
     percentiles,
+    profiled,
     spawn,
     stop,
+    thread_cpu,
+    thread_cpu_spent,
     wait_until,
 )
 from kubernetes import client, config
@@ -519,6 +523,8 @@ class ReplicaBench(Bench):
         wanted = {
             "beehive_cloudhub_messages_sent_total": "sent",
             "beehive_cloudhub_messages_resent_total": "resent",
+            "beehive_objectsync_writes_total": "record_writes",
+            "beehive_objectsync_conflicts_total": "record_conflicts",
             'beehive_cloudhub_handshakes_total{reason="ok",result="accepted"}': "accepted",
         }
         found = {}
@@ -526,6 +532,19 @@ class ReplicaBench(Bench):
             series, _, value = line.rpartition(" ")
             if series in wanted:
                 found[wanted[series]] = float(value)
+        return found
+
+    def record_counts(self) -> dict[str, tuple[int, dict[str, float]]]:
+        """Each running replica's (generation, record writes and conflicts so far)."""
+        found = {}
+        for name, proc in self.procs.items():
+            if name in self.configs and proc.poll() is None:
+                with contextlib.suppress(OSError):
+                    counts = self.hub_counts(name)
+                    found[name] = (
+                        self.generation[name],
+                        {k: counts.get(k, 0.0) for k in ("record_writes", "record_conflicts")},
+                    )
         return found
 
     def wait_ready(self, name: str, timeout: float = 90, *, idle: bool = True) -> None:
@@ -769,10 +788,24 @@ def fault_step(bench: ReplicaBench, victim: str, act: Callable[[float, list[str]
     assert bench.writer is not None and bench.fleet is not None
     bench.wait_connected(0, bench.args.timeout)
     affected = bench.affected(victim)
-    stats0 = bench.fleet.ask("stats")
+    stats0, records0 = bench.fleet.ask("stats"), bench.record_counts()
     rv0, t0 = bench.last_rv(), time.monotonic()
     act(t0, affected)
-    return {"victim": victim, "t0": t0, "rv0": rv0, "affected": affected, "stats0": stats0}
+    return {"victim": victim, "t0": t0, "rv0": rv0, "affected": affected, "stats0": stats0,
+            "records0": records0}  # fmt: skip
+
+
+def record_writes(before: dict[str, tuple[int, dict[str, float]]],
+                  after: dict[str, tuple[int, dict[str, float]]]) -> dict[str, int]:  # fmt: skip
+    """ObjectSync record writes and conflicts (409s) the replicas made in between; a
+    replica restarted in between counts from zero, a killed one is not counted."""
+    total = {"record_writes": 0, "record_conflicts": 0}
+    for name, (generation, counts) in after.items():
+        base = before.get(name)
+        start = base[1] if base is not None and base[0] == generation else {}
+        for key in total:
+            total[key] += int(counts[key] - start.get(key, 0.0))
+    return total
 
 
 def finish(bench: ReplicaBench, name: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
@@ -785,11 +818,14 @@ def finish(bench: ReplicaBench, name: str, steps: list[dict[str, Any]]) -> dict[
     stats = bench.fleet.ask("stats")
     assert bench.writer is not None
     written = {(key, rv): t for key, rv, t in bench.writer.log}
-    result["failover"] = [{"victim": s["victim"], **failover(records, s, written)} for s in steps]
+    result["failover"] = [{"victim": s["victim"], **failover(records, s, written),
+                           **({"takeover_cpu": s["takeover_cpu"]} if "takeover_cpu" in s else {})}
+                          for s in steps]  # fmt: skip
     result["duplicates"] = stats["duplicates"] - steps[0]["stats0"]["duplicates"]
     result["connect_failures"] = stats["connect_failures"] - steps[0]["stats0"]["connect_failures"]
     result["lease_writes_during"] = bench.leases.count(start, end)
     result["during_seconds"] = round(end - start, 1)
+    result["record_writes"] = record_writes(steps[0]["records0"], bench.record_counts())
     if bench.acks is not None:
         found = bench.acks.between(start, end)
         result["acked_decreases"] = len(found)
@@ -807,9 +843,18 @@ def after_fault(bench: ReplicaBench, step: dict[str, Any]) -> None:
 
 def scenario_kill(bench: ReplicaBench) -> dict[str, Any]:
     victim = bench.pick(bench.args.kill)
-    step = fault_step(bench, victim, lambda t0, a: bench.procs[victim].kill())
-    bench.procs[victim].wait(10)
-    after_fault(bench, step)
+    survivors = {name: bench.procs[name].pid for name in bench.configs if name != victim}
+    cpu0 = {name: thread_cpu(pid) for name, pid in survivors.items()}
+    prefix = bench.args.profile
+    with contextlib.ExitStack() as spies:
+        for name, pid in survivors.items():
+            spies.enter_context(profiled(pid, f"{prefix}-{name}.txt" if prefix else ""))
+        step = fault_step(bench, victim, lambda t0, a: bench.procs[victim].kill())
+        bench.procs[victim].wait(10)
+        after_fault(bench, step)
+        time.sleep(bench.args.takeover_tail)  # what follows the reconnects: resyncs
+    step["takeover_cpu"] = {name: thread_cpu_spent(pid, cpu0[name])
+                            for name, pid in survivors.items()}  # fmt: skip
     bench.spawn_replica(victim)
     bench.wait_ready(victim)
     return finish(bench, f"kill -9 {victim}, restart", [step])
@@ -1081,12 +1126,17 @@ def report(result: dict[str, Any]) -> str:
                 f" {c['p50']}/{c['p99']}/{c['max']} s);"
                 f" deliveries over pre-fault sessions after resume {f['old_session_deliveries']}"
             )
+            for name, threads in f.get("takeover_cpu", {}).items():
+                spent = ", ".join(f"{thread} {cpu}" for thread, cpu in threads.items())
+                lines.append(f"  {name}'s cpu s by thread, kill to reconnected + tail: {spent}")
         w = s["lease_writes_during"]
         lines.append(
             f"  duplicates {s['duplicates']}, connect failures {s['connect_failures']}; Lease"
             f" writes in {s['during_seconds']} s: owner {w['owner']}, member {w['member']},"
             f" leader {w['leader']}; CA {'unchanged' if s['ca_secrets'] == ca0 else 'CHANGED'}"
-            f" ({len(s['ca_secrets'])} CA Secret)"
+            f" ({len(s['ca_secrets'])} CA Secret); record writes"
+            f" {s['record_writes']['record_writes']}, conflicts"
+            f" {s['record_writes']['record_conflicts']}"
         )
         if "acked_decreases" in s:
             lines[-1] += f"; acked versions decreased {s['acked_decreases']}"
@@ -1200,6 +1250,20 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     add("--check-timeout", type=float, default=60, help="bound of each convergence wait")
     add("--rest-seconds", type=float, default=10, help="window of the at-rest figures")
     add("--quick", action="store_true", help="60 nodes, 10 writes/s, short windows")
+    add(
+        "--profile",
+        default="",
+        metavar="PREFIX",
+        help="py-spy the surviving replicas from the kill until --takeover-tail seconds"
+        " after every affected node reconnected: PREFIX-r1.txt, ...",
+    )
+    add(
+        "--takeover-tail",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="seconds after the reconnects that the kill's takeover CPU counts",
+    )
     add("--logs", default="", metavar="DIR", help="keep the processes' logs here")
     add("--json", default="", metavar="PATH", help="also write the results here")
     args = p.parse_args(argv)
