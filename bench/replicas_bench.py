@@ -16,7 +16,7 @@ section of short Lease durations), each reaching the API server through its own 
 of a TCP proxy (bench/replicas_apiproxy.py; a copy of the kubeconfig names the route,
 same host, so TLS and the token pass through; no proxy with --skip api-loss); a
 round-robin TCP load balancer in front of the three cloudhub ports
-(bench/replicas_lb.py, skipping backends that refuse); the fleet
+(bench/replicas_lb.py, skipping backends that refuse or whose /readyz fails); the fleet
 (bench/replicas_fleet.py: ``beehive fleet --control`` with a short reconnect backoff and
 records of every session open and close and every delivery), pointed at the balancer,
 over mutual TLS enrolled through r1's certserver (--plain: plain websockets).
@@ -125,7 +125,8 @@ modules:
   edgecontroller: {{}}
   cloudhub:
     settings: {{address: 127.0.0.1, port: {port}, node_limit: {limit}, tls: {tls},
-                handshake_threads: {handshake_threads}}}
+                handshake_threads: {handshake_threads}, hand_over_seconds: {hand_over}}}
+hive: {{stop_timeout: {stop_timeout}}}
 """
 
 Log = list[tuple[str, int, float]]  # (key, resourceVersion, when the call returned)
@@ -500,7 +501,8 @@ class ReplicaBench(Bench):
                 namespace=a.replica_namespace,
                 lease_duration=a.lease_duration, renew_deadline=a.renew_deadline,
                 retry_period=a.retry_period, limit=a.nodes + 10, tls=str(not a.plain).lower(),
-                handshake_threads=a.handshake_threads, **ports,
+                handshake_threads=a.handshake_threads, hand_over=a.hand_over,
+                stop_timeout=a.hand_over + 10, **ports,
             ))  # fmt: skip
             self.configs[name] = path
             self.spawn_replica(name)
@@ -571,6 +573,9 @@ class ReplicaBench(Bench):
                 "--stats", str(self.tmp / "lb-stats.json")]  # fmt: skip
         for backend in backends:
             args += ["--backend", backend]
+        if not self.args.no_health_checks:
+            for n in REPLICAS:
+                args += ["--health", f"127.0.0.1:{self.ports[n]['metrics_port']}/readyz"]
         self.procs["lb"] = spawn(args, self.tmp / "lb.log")
         self.cloud = f"127.0.0.1:{port}"
 
@@ -1250,6 +1255,18 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     add("--check-timeout", type=float, default=60, help="bound of each convergence wait")
     add("--rest-seconds", type=float, default=10, help="window of the at-rest figures")
     add("--quick", action="store_true", help="60 nodes, 10 writes/s, short windows")
+    add(
+        "--hand-over",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="cloudhub's hand_over_seconds: a SIGTERM closes the sessions over S seconds",
+    )
+    add(
+        "--no-health-checks",
+        action="store_true",
+        help="the balancer does not read the replicas' /readyz",
+    )
     add(
         "--profile",
         default="",

@@ -217,6 +217,10 @@ class CloudHubCore:
         """End every session (cloudhub is stopping)."""
         self._sessions.close_all(reason)
 
+    def close_some(self, count: int, reason: str) -> int:
+        """End up to `count` sessions (a stop spread over time); returns how many are left."""
+        return self._sessions.close_some(count, reason)
+
     # Input from edgecontroller (via the module's mailbox).
 
     def downstream(self, message: Message) -> None:

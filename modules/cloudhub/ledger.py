@@ -24,6 +24,7 @@ newest) until the edge acked the object's delete, or the leader's cleanup
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 from modules.cloudhub import objects, syncrecord
@@ -73,6 +74,45 @@ class Plan:
     covered: dict[Key, Change]  # the pending changes it writes
 
 
+class _Places:
+    """Which record each known entry is written in, by node (a node's are one lookup)."""
+
+    __slots__ = ("_nodes",)
+
+    def __init__(self) -> None:
+        self._nodes: dict[str, dict[str, Part]] = {}
+
+    def get(self, key: Key) -> Part | None:
+        uids = self._nodes.get(key[0])
+        return uids.get(key[1]) if uids is not None else None
+
+    def __setitem__(self, key: Key, part: Part) -> None:
+        self._nodes.setdefault(key[0], {})[key[1]] = part
+
+    def __getitem__(self, key: Key) -> Part:
+        return self._nodes[key[0]][key[1]]
+
+    def __delitem__(self, key: Key) -> None:
+        uids = self._nodes[key[0]]
+        del uids[key[1]]
+        if not uids:
+            del self._nodes[key[0]]
+
+    def setdefault(self, key: Key, part: Part) -> Part:
+        return self._nodes.setdefault(key[0], {}).setdefault(key[1], part)
+
+    def __iter__(self) -> Iterator[Key]:
+        for node_id, uids in self._nodes.items():
+            for uid in uids:
+                yield node_id, uid
+
+    def nodes(self) -> list[str]:
+        return list(self._nodes)
+
+    def of(self, node_id: str) -> list[Key]:
+        return [(node_id, uid) for uid in self._nodes.get(node_id, ())]
+
+
 class Ledger:
     """Records, their pending changes, and where each node's objects are written."""
 
@@ -81,7 +121,7 @@ class Ledger:
         self._part_bytes = part_bytes  # most entry bytes placed in one record
         self._writer = writer  # the parts new entries go to (`syncrecord.writer_token`)
         self._parts: dict[str, Part] = {}  # name -> record
-        self._where: dict[Key, Part] = {}  # the record each known entry is written in
+        self._where = _Places()  # the record each known entry is written in
         self._stale: dict[Key, list[Part]] = {}  # other records with an older copy
         self._deleting: set[Key] = set()  # a delete is queued: its acks need no write
         self._dirty: dict[str, Part] = {}  # records with pending changes, oldest first
@@ -114,7 +154,8 @@ class Ledger:
                 self._set((restored.node_id, restored.ref.uid), Held(restored.ref,
                           restored.resource_version), now)  # fmt: skip
         if nodes is not None:
-            for key in [key for key in self._where if key[0] not in nodes]:
+            for key in [key for node_id in self._where.nodes() if node_id not in nodes
+                        for key in self._where.of(node_id)]:  # fmt: skip
                 self._drop(key, now)
         found = []
         for key in self._where:
@@ -398,7 +439,8 @@ class Ledger:
 
     def drop_except(self, nodes: set[str], now: float) -> int:
         """Drop every entry of a node not in `nodes` (deleted); returns how many."""
-        gone = [key for key in self._where if key[0] not in nodes]
+        gone = [key for node_id in self._where.nodes() if node_id not in nodes
+                for key in self._where.of(node_id)]  # fmt: skip
         for key in gone:
             self._drop(key, now)
         return len(gone)
@@ -421,7 +463,7 @@ class Ledger:
     def held(self, node_id: str) -> dict[str, Held]:
         """uid -> entry of one node, as it will be once written."""
         found = {}
-        for key in [key for key in self._where if key[0] == node_id]:
+        for key in self._where.of(node_id):
             held = self.effective(key)
             if held is not None:
                 found[key[1]] = held

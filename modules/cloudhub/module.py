@@ -110,6 +110,9 @@ class CloudHub(Module):
                      health=self._observer.health, ready=self._observer.ready)  # fmt: skip
 
     def on_stop(self) -> None:
+        settings: CloudHubSettings = self.settings or CloudHubSettings()
+        if self.context.services.get("replica") is not None and settings.hand_over_seconds:
+            self._transport.hand_over(settings.hand_over_seconds)
         self.hive.detach_reader(self.module_name)
         self._transport.stop()
         self._upstream.stop()

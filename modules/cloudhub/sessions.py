@@ -11,6 +11,7 @@ the dispatcher that a node's current session ended, and why (one of contract's
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 from collections.abc import Callable
 
@@ -109,8 +110,14 @@ class SessionTable:
 
     def close_all(self, reason: str) -> None:
         """End every session (cloudhub is stopping)."""
-        for session in list(self.by_node.values()):
+        self.close_some(len(self.by_node), reason)
+
+    def close_some(self, count: int, reason: str) -> int:
+        """End up to `count` sessions (cloudhub is stopping, a batch at a time); returns
+        how many are left."""
+        for session in list(itertools.islice(self.by_node.values(), max(count, 0))):
             self.close(session, CLOSE_GOING_AWAY, reason, ended=contract.ENDED_STOPPING)
+        return len(self.by_node)
 
     def remove(self, node_id: str) -> None:
         """The node was deleted: end its session and drop its counters."""

@@ -59,6 +59,10 @@ class CloudHubSettings:
     # TLS: connections past max_pending_handshakes wait in line (none wait over plain ws).
     max_queued_handshakes: int = dataclasses.field(default=4096, metadata=_min(0))
     handshake_threads: int = dataclasses.field(default=2, metadata=_min(0))  # 0: on the loop
+    # With several replicas, a clean stop closes the edge sessions in batches over this
+    # many seconds, so the others take the nodes over at a pace they can serve (0: all
+    # at once). Keep it below hive.stop_timeout.
+    hand_over_seconds: float = dataclasses.field(default=0.0, metadata=_min(0))
 
     def limits(self) -> core.HubLimits:
         return core.HubLimits(

@@ -4,6 +4,7 @@ refuses upgrades with 503 until it holds it again: its edges go to another repli
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -111,3 +112,33 @@ def test_a_lapse_no_listener_reports_still_closes_the_sessions_before_anything_i
         assert eventually(lambda: node_row(cloud, "edge-z").get("connected", False))
     finally:
         again.close()
+
+
+def test_a_clean_stop_hands_the_sessions_over_in_batches_and_refuses_new_ones(
+    make_hive, probe, world, kube, kube_namespace
+):
+    # hand_over_seconds: a replica stopping closes its sessions a batch at a time (here
+    # one every 0.1 s), and from the start refuses upgrades and reports not ready, so
+    # that the balancer sends the edges to the other replicas.
+    replica = StandInReplica(kube, kube_namespace)
+    cloud, port = start_cloud(make_hive, probe, world, services={"replica": replica},
+                              hand_over_seconds=4.0)  # fmt: skip
+    edges = [RawEdge(port, f"edge-h{i}") for i in range(20)]
+    closed: list[tuple[int, str]] = []
+    try:
+        assert eventually(lambda: cloud.commands["cloudhub.ready"]() == [])
+        assert eventually(lambda: all(node_row(cloud, e.node).get("connected") for e in edges))
+        stopper = threading.Thread(target=cloud.stop, kwargs={"timeout": 10.0})
+        stopper.start()
+        closed.append(edges[0].close_status())  # the first batch
+        still_open = [e for e in edges[1:] if node_row(cloud, e.node).get("connected")]
+        assert upgrade_status(port, "edge-new") == 503
+        assert len(still_open) >= 10  # not all at once
+        closed += [e.close_status() for e in edges[1:]]
+        stopper.join(15)
+        assert not stopper.is_alive()
+    finally:
+        for edge in edges:
+            edge.close()
+    assert {code for code, _ in closed} == {1001}
+    assert all("stopping" in reason for _, reason in closed)
