@@ -357,10 +357,19 @@ class Bench:
         self.kubeconfig = str(path)
 
     def namespace(self, name: str) -> str:
+        """A new namespace, with its ServiceAccount "default" (pods are refused without
+        it; an API server without a controller manager makes none)."""
         api = config.new_client_from_config(config_file=self.kubeconfig)  # type: ignore[no-untyped-call]
         core: Any = client.CoreV1Api(api)
-        core.create_namespace({"metadata": {"name": name}})
-        api.close()
+        try:
+            core.create_namespace({"metadata": {"name": name}})
+            try:
+                core.create_namespaced_service_account(name, {"metadata": {"name": "default"}})
+            except client.ApiException as exc:
+                if exc.status != 409:  # made by the cluster's controller manager
+                    raise
+        finally:
+            api.close()
         return name
 
     def start_cloudcore(self) -> None:

@@ -277,7 +277,8 @@ class Writer:
     def close(self) -> None:
         self._stop.set()
         self._run.set()
-        self._thread.join(10)
+        if self._thread.ident is not None:  # started
+            self._thread.join(10)
 
     def _loop(self) -> None:
         period, i = 1.0 / self.args.rate, 0
