@@ -633,7 +633,8 @@ class ReplicaBench(Bench):
     def affected(self, victim: str) -> list[str]:
         assert self.api is not None
         owners = self.api.owners(self.args.replica_namespace)
-        return sorted(n for n, (holder, _) in owners.items() if holder == victim)
+        ours = set(self.nodes)  # an API server kept across runs has other runs' Leases
+        return sorted(n for n, (holder, _) in owners.items() if holder == victim and n in ours)
 
     def last_rv(self) -> int:
         assert self.writer is not None
