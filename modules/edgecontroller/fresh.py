@@ -26,7 +26,11 @@ log = logging.getLogger("modules.edgecontroller.fresh")
 
 _TIMEOUT = 30.0  # seconds for one request
 _PAGE = "500"  # items per page of the lists of a batch
-BATCH = 16  # nodes waiting at once from which one list of everything beats a read each
+BATCH = 16  # nodes waiting at once from which one list of everything may beat a read each
+# ... when they are at least this share of the cluster's edge nodes: a list of everything
+# parses every pod of the cluster, a read each only the nodes' own (a failover of one
+# replica of three at 900 nodes spent 2.4-3 CPU-s per survivor in whole lists).
+WHOLE_SHARE = 0.25
 _MOST = 1000  # nodes one batch reads at most
 _NO_ANSWER = (OSError, urllib3.exceptions.HTTPError)
 
@@ -104,15 +108,22 @@ def _pages(
             return items, list_rv
 
 
+def whole_lists(waiting: int, cluster_nodes: int) -> bool:
+    """Whether `waiting` nodes are read with one list of everything rather than a read
+    each: many of them, and a large share of the cluster's `cluster_nodes`."""
+    return waiting >= BATCH and waiting >= WHOLE_SHARE * cluster_nodes
+
+
 class FreshReader:
     """A few threads reading nodes (a failover's nodes queue here, hundreds at once)."""
 
     def __init__(
         self, api_client: client.ApiClient, done: Callable[[str, Fresh | None], None], *,
-        workers: int = 4,
+        workers: int = 4, cluster_nodes: Callable[[], int] = lambda: 0,
     ) -> None:  # fmt: skip
         self._api_client = api_client  # its pool should allow `workers` connections
         self._done = done  # (node, its read or None): called on a reader's thread
+        self._cluster_nodes = cluster_nodes  # how many edge nodes the cluster has now
         self._nodes: collections.deque[str] = collections.deque()
         self._cond = threading.Condition()
         self._stopping = False
@@ -151,8 +162,9 @@ class FreshReader:
                 self._cond.wait_for(lambda: self._nodes or self._stopping)
                 if self._stopping:
                     return
-                many = len(self._nodes) >= BATCH
-                take = min(len(self._nodes), _MOST) if many else 1
+                waiting = len(self._nodes)
+                many = whole_lists(waiting, self._cluster_nodes())
+                take = min(waiting, _MOST) if many else 1
                 nodes = [self._nodes.popleft() for _ in range(take)]
             try:
                 if many:

@@ -95,7 +95,10 @@ class EdgeController(Module):
         self._fresh_api = self._requests.instrument(
             kube.api_client(connection_pool_maxsize=FRESH_READERS)
         )
-        self._fresh = FreshReader(self._fresh_api, self._on_fresh, workers=FRESH_READERS)
+        self._fresh = FreshReader(
+            self._fresh_api, self._on_fresh, workers=FRESH_READERS,
+            cluster_nodes=lambda: len(self._downstream.edge_nodes),  # a set's len: any thread
+        )  # fmt: skip
         self._fresh.start()
         self._events: EventRecorder | None = None  # the nodes' Events, unless turned off
         if settings.node_events:

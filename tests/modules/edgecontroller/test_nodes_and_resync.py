@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from modules import contract
 from modules.edgecontroller import fresh
 from tests.kube_fixtures import manifest
@@ -119,3 +121,17 @@ def test_a_failovers_nodes_are_read_with_one_list_of_each(
     one = fresh.read(cloud.kube.api_client, second)
     assert sorted(p["metadata"]["name"] for p in one.pods) == ["b", "c"]
     assert got[first].list_rv is not None and one.list_rv is not None
+
+
+@pytest.mark.parametrize(
+    ("waiting", "cluster", "whole"),
+    [(1, 0, False), (fresh.BATCH - 1, 0, False), (fresh.BATCH, 0, True),
+     (fresh.BATCH, 4 * fresh.BATCH, True), (150, 900, False), (300, 900, True),
+     (900, 900, True), (100, 10_000, False)],
+)  # fmt: skip
+def test_whole_lists_only_for_many_nodes_that_are_a_large_share_of_the_cluster(
+    waiting: int, cluster: int, whole: bool
+) -> None:
+    # A list of everything parses every pod of the cluster: worth it only when the
+    # nodes waiting are a good part of it (a replica of three taking a third of them).
+    assert fresh.whole_lists(waiting, cluster) is whole
