@@ -52,6 +52,7 @@ class Claimer:
         self._threads = [threading.Thread(target=self._run, name=f"beehive-cloudhub-claims-{i}",
                                           daemon=True) for i in range(workers)]  # fmt: skip
         self._watch = OwnerWatch(owners.api, self._seen, name="beehive-cloudhub-owners")
+        self._holders: dict[str, str] = {}  # node -> its owner, as the watch last told
         self.failed = 0  # claims that could not be written
 
     def start(self) -> None:
@@ -173,8 +174,18 @@ class Claimer:
         node, conn = claim.node_id, claim.conn
         self._apply(lambda hub: hub.claim_failed(node, conn, why))
 
+    def owned(self) -> dict[str, int]:
+        """Any thread: how many nodes each replica holds the owner Lease of (the watch's
+        view; a released Lease counts for no one)."""
+        counts: dict[str, int] = {}
+        for holder in list(self._holders.values()):
+            if holder:
+                counts[holder] = counts.get(holder, 0) + 1
+        return counts
+
     def _seen(self, owner: ownership.Owner) -> None:
         """The watch's thread: a claim by someone else goes to the core."""
+        self._holders[owner.node] = owner.holder
         if owner.holder == self._owners.identity:
             return
         node, holder, epoch = owner.node, owner.holder, owner.epoch

@@ -217,6 +217,10 @@ class CloudHubCore:
         """End every session (cloudhub is stopping)."""
         self._sessions.close_all(reason)
 
+    def session_count(self) -> int:
+        """Any thread (the length of a dict): the sessions served now."""
+        return len(self._sessions.by_node)
+
     def close_some(self, count: int, reason: str) -> int:
         """End up to `count` sessions (a stop spread over time); returns how many are left."""
         return self._sessions.close_some(count, reason)

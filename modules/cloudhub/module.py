@@ -27,7 +27,16 @@ from modules import contract, probes
 from modules.certs import cloud as cloud_tls
 from modules.certs import errors as cert_errors
 from modules.certs.token import utc_now
-from modules.cloudhub import claims, collect, core, objects, objectsync, observe, syncrecord
+from modules.cloudhub import (
+    balance,
+    claims,
+    collect,
+    core,
+    objects,
+    objectsync,
+    observe,
+    syncrecord,
+)
 from modules.cloudhub.objectsync import ObjectSyncWriter
 from modules.cloudhub.owned import Claim
 from modules.cloudhub.settings import CloudHubSettings
@@ -51,6 +60,7 @@ class CloudHub(Module):
         )
         self._claimer: claims.Claimer | None = None
         self._collector: collect.Collector | None = None
+        self._balancer: balance.Rebalancer | None = None
         self._api: client.ApiClient | None = None  # for ObjectSync records, if kept
         self._requests = metered.RequestStats()  # the API requests made through _api
         self._writer: ObjectSyncWriter | None = None
@@ -88,6 +98,7 @@ class CloudHub(Module):
                     interval=replica.settings.gc_interval,
                 )  # fmt: skip
                 self._collector.start()
+                self._balancer = self._rebalancer(replica, self._claimer)
             self._upstream.start()
             port = self._transport.start()
             self._transport.read_from(lambda wake: self.hive.attach_reader(self.module_name, wake))
@@ -109,7 +120,26 @@ class CloudHub(Module):
         probes.offer(self.hive, self.module_name, metrics=self._metrics,
                      health=self._observer.health, ready=self._observer.ready)  # fmt: skip
 
+    def _rebalancer(self, replica: Any, claimer: claims.Claimer) -> balance.Rebalancer | None:
+        """The thread that hands sessions over when this replica serves more than its
+        share (None when the replica settings turn it off)."""
+        s = replica.settings
+        if not s.rebalance_rate:
+            return None
+        why = "rebalancing: this cloudcore replica serves more than its share of the nodes"
+        balancer = balance.Rebalancer(
+            balance.Rebalance(slack=s.rebalance_slack, rate=s.rebalance_rate,
+                              settle=s.rebalance_settle, clock=time.monotonic),
+            me=replica.identity, sessions=self._core.session_count, owned=claimer.owned,
+            members=replica.members,
+            hand_over=lambda count: self._transport.apply(lambda hub: hub.close_some(count, why)),
+        )  # fmt: skip
+        balancer.start()
+        return balancer
+
     def on_stop(self) -> None:
+        if self._balancer is not None:
+            self._balancer.stop()
         settings: CloudHubSettings = self.settings or CloudHubSettings()
         if self.context.services.get("replica") is not None and settings.hand_over_seconds:
             self._transport.hand_over(settings.hand_over_seconds)
@@ -222,6 +252,8 @@ class CloudHub(Module):
         snapshot["objectsync"] = self._observer.object_sync(self._writer)
         if self._claimer is not None and snapshot.get("ownership") is not None:
             snapshot["ownership"].update(self._claimer.stats())
+            rebalanced = self._balancer.handed_over if self._balancer is not None else 0
+            snapshot["ownership"]["rebalanced"] = rebalanced
         return snapshot
 
     def _peek(self, node: str, limit: int = 10) -> list[dict[str, Any]]:

@@ -96,6 +96,9 @@ FAMILIES: tuple[Family, ...] = (
     # cloudhub with several replicas (the ``replica:`` section).
     _f("cloudhub", "beehive_replica_nodes_owned", "gauge", "",
        "Nodes this replica holds the owner Lease of"),
+    _f("cloudhub", "beehive_replica_sessions_rebalanced_total", "counter", "",
+       "Sessions this replica closed because it served more than its share of the nodes"
+       " (their edges reconnect through the load balancer)"),
     _f("cloudhub", "beehive_replica_claims_total", "counter", "result",
        "Owner Lease claims: written, conflict (lost a race, tried again), failed"),
     _f("cloudhub", "beehive_replica_nodes_taken_over_total", "counter", "",

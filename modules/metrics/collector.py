@@ -165,6 +165,7 @@ def _cloudhub(out: Families, module: str, data: dict[str, Any]) -> None:
     owning = data.get("ownership")
     if owning is not None:
         out.add("beehive_replica_nodes_owned", [], owning["owned"])
+        out.add("beehive_replica_sessions_rebalanced_total", [], owning.get("rebalanced", 0))
         for result, key in (("written", "claims_written"), ("conflict", "claim_conflicts"),
                             ("failed", "claims_failed")):  # fmt: skip
             out.add("beehive_replica_claims_total", [result], owning.get(key, 0))

@@ -33,6 +33,12 @@ class ReplicaSettings:
     # Seconds between the leader's cleanups of what is kept for deleted nodes (their
     # owner Leases and records).
     gc_interval: float = dataclasses.field(default=600.0, metadata={"min": 1})
+    # Rebalancing (`modules.cloudhub.balance`): a replica serving more than its share of
+    # the nodes by over `rebalance_slack` hands sessions over, `rebalance_rate` a second
+    # at most (0: never), once the live replicas stayed the same `rebalance_settle` s.
+    rebalance_slack: float = dataclasses.field(default=0.1, metadata={"min": 0})
+    rebalance_rate: float = dataclasses.field(default=5.0, metadata={"min": 0})
+    rebalance_settle: float = dataclasses.field(default=30.0, metadata={"min": 0})
 
     @property
     def identity(self) -> str:

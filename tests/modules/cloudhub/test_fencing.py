@@ -29,6 +29,7 @@ class StandInReplica:
         self.reason: str | None = None
         self.owners = OwnerLeases(LeaseAPI(kube.api_client, namespace, timeout=10), identity)
         self.settings = ReplicaSettings(id=identity, namespace=namespace)
+        self.identity = identity
 
     def is_leader(self) -> bool:
         return False

@@ -37,8 +37,8 @@ FAST: dict[str, Any] = {"lease_duration": 3.0, "renew_deadline": 2.0, "retry_per
 def replicas(kube: Any, kube_namespace: str) -> Iterator[Callable[[str], service.Replica]]:
     made: list[service.Replica] = []
 
-    def make(identity: str) -> service.Replica:
-        settings = ReplicaSettings(id=identity, namespace=kube_namespace, **FAST)
+    def make(identity: str, **extra: Any) -> service.Replica:
+        settings = ReplicaSettings(id=identity, namespace=kube_namespace, **(FAST | extra))
         replica = service.Replica(kube.new_client(), settings)
         replica.start()
         made.append(replica)
@@ -145,3 +145,27 @@ def test_a_node_connecting_to_two_replicas_at_once_keeps_one_session_and_one_epo
     finally:
         for edge in edges:
             edge.close()
+
+
+def test_a_replica_over_its_share_hands_sessions_over_down_to_its_share(
+    kube, replicas, make_hive, probe, world
+):
+    # Two live replicas and six nodes, all on r1: its share is 3, with the slack 4
+    # (ceil(3 x 1.1)); it closes two sessions, which the balancer would send to r2.
+    fast = {"rebalance_settle": 0.0, "rebalance_rate": 100.0}
+    r1, p1 = start_cloud(make_hive, probe, world, kube=kube,
+                         services={"replica": replicas("r1", **fast)})  # fmt: skip
+    r2, _ = start_cloud(make_hive, probe, world, kube=kube, services={"replica": replicas("r2")})
+    edges = [RawEdge(p1, unique("edge-b")) for _ in range(6)]
+    try:
+        assert eventually(lambda: all(node_row(r1, e.node).get("epoch") for e in edges))
+        assert eventually(lambda: r1.commands["cloudhub.metrics"]()["ownership"]["rebalanced"]
+                          == 2)  # fmt: skip
+        gone = [e for e in edges if not node_row(r1, e.node).get("connected")]
+        closes = [found for edge in gone if (found := closed_with(edge)) is not None]
+    finally:
+        for edge in edges:
+            edge.close()
+    assert len(closes) == 2
+    assert all(code == 1001 and "rebalancing" in reason for code, reason in closes)
+    assert r2.commands["cloudhub.metrics"]()["ownership"]["rebalanced"] == 0
