@@ -907,6 +907,7 @@ def scenario_rolling(bench: ReplicaBench) -> dict[str, Any]:
         bench.spawn_replica(victim)
         bench.wait_ready(victim)
         steps.append(step)
+        time.sleep(bench.args.rolling_pause)  # a Deployment's minReadySeconds
     result = finish(bench, "rolling SIGTERM + restart r1, r2, r3", steps)
     for row, step in zip(result["failover"], steps, strict=True):
         row["exit_seconds"] = step["exit_seconds"]
@@ -1263,6 +1264,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default=5.0,
         metavar="S",
         help="cloudhub's hand_over_seconds: a SIGTERM closes the sessions over S seconds",
+    )
+    add(
+        "--rolling-pause",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="rolling: seconds between a replica ready and the next SIGTERM (a Deployment's"
+        " minReadySeconds: time for rebalancing)",
     )
     add(
         "--no-health-checks",

@@ -37,8 +37,8 @@ class ReplicaSettings:
     # the nodes by over `rebalance_slack` hands sessions over, `rebalance_rate` a second
     # at most (0: never), once the live replicas stayed the same `rebalance_settle` s.
     rebalance_slack: float = dataclasses.field(default=0.1, metadata={"min": 0})
-    rebalance_rate: float = dataclasses.field(default=5.0, metadata={"min": 0})
-    rebalance_settle: float = dataclasses.field(default=30.0, metadata={"min": 0})
+    rebalance_rate: float = dataclasses.field(default=10.0, metadata={"min": 0})
+    rebalance_settle: float = dataclasses.field(default=10.0, metadata={"min": 0})
 
     @property
     def identity(self) -> str:
