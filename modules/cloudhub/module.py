@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import threading
 import time
 from typing import Any
@@ -120,6 +121,30 @@ class CloudHub(Module):
         probes.offer(self.hive, self.module_name, metrics=self._metrics,
                      health=self._observer.health, ready=self._observer.ready)  # fmt: skip
 
+    def _hand_over(self, seconds: float) -> None:
+        """A clean stop with other replicas to take the edges: refuse upgrades (503, not
+        ready) from now on, and close the sessions (1001) in batches spread over
+        `seconds`, so that the others take the nodes over at a pace they can serve
+        rather than all at once; before each batch the records are written, so that
+        what the nodes acked here is not sent to them again there."""
+        self._transport.refuse_upgrades("stopping: its edges go to the other replicas")
+        total = self._core.session_count()
+        steps = max(1, math.ceil(seconds / HAND_OVER_STEP))
+        batch = max(1, math.ceil(total / steps))
+        log.info("stopping: closing %d edge session(s) over %.1f s, %d every %.1f s",
+                 total, seconds, batch, HAND_OVER_STEP)  # fmt: skip
+        deadline, pause = time.monotonic() + seconds + 5.0, threading.Event()
+        while self._core.session_count() and time.monotonic() < deadline:
+            self._close_some(batch, "this cloudcore replica is stopping")
+            pause.wait(HAND_OVER_STEP)
+
+    def _close_some(self, count: int, reason: str) -> None:
+        """Write the records (what the nodes acked here: their next replica reads it),
+        then close `count` sessions, the oldest first."""
+        if self._writer is not None:
+            self._writer.flush(2.0)
+        self._transport.apply(lambda hub: hub.close_some(count, reason))
+
     def _rebalancer(self, replica: Any, claimer: claims.Claimer) -> balance.Rebalancer | None:
         """The thread that hands sessions over when this replica serves more than its
         share (None when the replica settings turn it off)."""
@@ -132,7 +157,7 @@ class CloudHub(Module):
                               settle=s.rebalance_settle, clock=time.monotonic),
             me=replica.identity, sessions=self._core.session_count, owned=claimer.owned,
             members=replica.members,
-            hand_over=lambda count: self._transport.apply(lambda hub: hub.close_some(count, why)),
+            hand_over=lambda count: self._close_some(count, why),
         )  # fmt: skip
         balancer.start()
         return balancer
@@ -142,7 +167,7 @@ class CloudHub(Module):
             self._balancer.stop()
         settings: CloudHubSettings = self.settings or CloudHubSettings()
         if self.context.services.get("replica") is not None and settings.hand_over_seconds:
-            self._transport.hand_over(settings.hand_over_seconds)
+            self._hand_over(settings.hand_over_seconds)
         self.hive.detach_reader(self.module_name)
         self._transport.stop()
         self._upstream.stop()
@@ -264,6 +289,7 @@ class CloudHub(Module):
         return {"address": self._transport.address, "port": self._transport.port}
 
 
+HAND_OVER_STEP = 0.5  # seconds between two batches of sessions closed at a clean stop
 _USER = "user"  # the router's group (modules.userbus)
 _SESSIONS = frozenset({Operation.CONNECTED, Operation.DISCONNECTED})
 # Session notices (contract items 4 and 5) the hand-off keeps even when full.

@@ -34,7 +34,6 @@ import contextlib
 import http
 import itertools
 import logging
-import math
 import socket
 import threading
 import time
@@ -57,7 +56,6 @@ T = TypeVar("T")
 
 _RESEND_GRANULARITY = 0.05  # seconds: resends fall due at most this late
 _ACCEPTS_PER_ROUND = 16  # connections accepted per loop iteration (see _GatedSocket)
-_HAND_OVER_STEP = 0.1  # seconds between two batches of sessions closed by `hand_over`
 
 
 DRAIN = 1024  # downstream messages taken per turn of the loop at most
@@ -102,7 +100,7 @@ class ServerTransport:
         self._fence_closed = False  # the sessions were closed for the current fence
         self._take: Callable[[int], list[Message]] = _nothing  # downstream messages (read_from)
         self._fenced: str | None = None  # why no session may be served now (`fence`)
-        self._handing_over: str | None = None  # why upgrades are refused (`hand_over`)
+        self._handing_over: str | None = None  # why upgrades are refused (stopping)
         self._conns: dict[int, wsconn.Connection] = {}  # key -> open connection (loop thread)
         self._ids = itertools.count(1)  # connection ids
         self._pump_scheduled = False  # a pump call is queued on the loop
@@ -159,36 +157,10 @@ class ServerTransport:
             return self._handing_over
         return self._is_fenced() if self._is_fenced is not None else self._fenced
 
-    def hand_over(self, seconds: float) -> bool:
-        """Any thread; blocks. A clean stop with other replicas to take the edges: refuse
-        upgrades (503, and not ready) from now on, and close the sessions (1001) in
-        batches spread over `seconds`, so that the others take the nodes over at a pace
-        they can serve rather than all at once. True once every session is closed;
-        False if the loop stopped or `seconds` + 5 s passed first."""
-        self._handing_over = "stopping: its edges go to the other replicas"
-        done = threading.Event()
-        steps = max(1, math.ceil(seconds / _HAND_OVER_STEP))
-        reason = "this cloudcore replica is stopping"
-        batch = [0]
-
-        def step() -> None:
-            if not batch[0]:
-                total = self.core.close_some(0, reason)
-                batch[0] = max(1, math.ceil(total / steps))
-                log.info("stopping: closing %d edge session(s) over %.1f s, %d every %.1f s",
-                         total, seconds, batch[0], _HAND_OVER_STEP)  # fmt: skip
-            left = self.core.close_some(batch[0], reason)
-            self._after()
-            if not left:
-                done.set()
-            elif self._loop is not None:
-                self._loop.call_later(_HAND_OVER_STEP, step)
-
-        try:
-            self._call_soon(step)
-        except errors.SessionClosedError:
-            return False
-        return done.wait(seconds + 5.0)
+    def refuse_upgrades(self, reason: str) -> None:
+        """Any thread. From now on upgrades are refused (503, with `reason`) and the
+        replica reports not ready: it is stopping (`CloudHub.hand_over`)."""
+        self._handing_over = reason
 
     def fence(self, reason: str | None) -> None:
         """Any thread. With a `reason`, this replica cannot be sure it may serve its edges

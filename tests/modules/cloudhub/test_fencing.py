@@ -119,7 +119,7 @@ def test_a_clean_stop_hands_the_sessions_over_in_batches_and_refuses_new_ones(
     make_hive, probe, world, kube, kube_namespace
 ):
     # hand_over_seconds: a replica stopping closes its sessions a batch at a time (here
-    # one every 0.1 s), and from the start refuses upgrades and reports not ready, so
+    # three every 0.5 s), and from the start refuses upgrades and reports not ready, so
     # that the balancer sends the edges to the other replicas.
     replica = StandInReplica(kube, kube_namespace)
     cloud, port = start_cloud(make_hive, probe, world, services={"replica": replica},
