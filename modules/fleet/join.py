@@ -3,16 +3,15 @@
 Input: `FleetOptions` (the certificate server, the join token, the certificate
 directory, a kubeconfig). Output: each node's TLS credentials (`nodetls.NodeTLS`:
 its certificate enrolled with the token through `modules.certs.enroll`, KubeEdge's
-join flow, or reused from the directory; one client context per CA for them all)
-and, when a kubeconfig is given, the nodes' Node objects created through the API.
-Both run with bounded concurrency.
+join flow, or reused from the directory, then read and parsed once; one client
+context per CA for them all) and, when a kubeconfig is given, the nodes' Node objects
+created through the API. Both run with bounded concurrency, off the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import ssl
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -47,24 +46,26 @@ async def enroll_all(options: FleetOptions, counters: Counters) -> list[nodetls.
 
     async def one(name: str) -> nodetls.NodeTLS:
         async with gate:
-            paths = await asyncio.to_thread(_ensure, options, name)
-        try:  # on the loop: `contexts` is the loop's
-            credentials = contexts.node(name, paths)
-        except (OSError, ssl.SSLError) as exc:
-            raise JoinError(f"node {name}: its CA {paths.ca}: {exc}") from None
+            credentials = await asyncio.to_thread(_ensure, options, name, contexts)
         counters.enrolled += 1
         return credentials
 
     return list(await asyncio.gather(*(one(name) for name in options.node_names)))
 
 
-def _ensure(options: FleetOptions, name: str) -> enroll.EdgeCertPaths:
+def _ensure(options: FleetOptions, name: str, contexts: nodetls.Contexts) -> nodetls.NodeTLS:
+    """`name`'s certificate (enrolled if need be), read and parsed with its key and CA."""
     paths = enroll.EdgeCertPaths.in_directory(options.certs / name)
     try:
         enroll.ensure_certificate(options.cert_server_url, name, paths, join_token=options.token)
     except errors.EnrollError as exc:
         raise JoinError(f"node {name}: {exc}") from None
-    return paths
+    try:
+        return contexts.node(name, paths)
+    except (OSError, ValueError) as exc:
+        raise JoinError(
+            f"node {name}: its certificate files in {paths.cert.parent}: {exc}"
+        ) from None
 
 
 def create_nodes(options: FleetOptions) -> int:

@@ -1,168 +1,109 @@
-"""The fleet's TLS: one client context per CA for all the nodes, each connection with
-its own node's certificate; and `connect`, which opens a node's websocket over it.
+"""The fleet's TLS: each node's certificate and key parsed once, one client context per
+CA for all the nodes; and `connect`, which opens a node's websocket with them.
 
 Input: each node's certificate files (`modules.certs.enroll.EdgeCertPaths`: the CA,
-the node's certificate and key), from `modules.fleet.join`. Output: websocket
-connections (`modules.hub.wsconn.ClientConnection`) for `modules.fleet.session`.
+the node's certificate and key), from `modules.fleet.join`, read once when the node is
+set up (`Contexts.node`). Output: websocket connections
+(`modules.hub.wsconn.ClientConnection`) for `modules.fleet.session`.
 
-Why one context: an `ssl.SSLContext` costs about 25 KiB in OpenSSL 3 (13 KiB bare,
-the rest the CA and the node's chain), and a connection's SSL object holds its context
-for as long as it lives, so a context per node was a third of an idle connected TLS
-edge. A connection's SSL object copies the certificate and key its context holds when
-it is made, and later loads into the context do not reach it (OpenSSL's
-SSL_CTX_use_certificate(3): "The information is passed to SSL objects ssl created
-from ctx with SSL_new(3) by copying, so that changes applied to ctx do not propagate
-to already existing SSL objects"). So a connection loads its node's chain into the
-shared context and then makes its SSL object, holding the context's lock from one to
-the other (`connect`): no other node's chain can come in between, and each node
-presents its own certificate. The server is checked as each node's own context
-checked it: against the CA, with the host name (`modules.certs.tls.client_context`'s
-settings, unchanged). The load (0.8 ms in OpenSSL 3) runs on a handshake worker when
-there are any, off the loop; the workers' handshakes touch their own SSL objects only.
+Why pyOpenSSL (`modules.hub.pyopenssl`) and not Python's ssl: in a reconnect storm the
+fleet's CPU goes to the client side of TLS handshakes. With ssl (the system's OpenSSL
+3.0) a connection loaded its node's PEM files into the context and then handshook: 3.9
+ms of CPU; on the OpenSSL 4 under pyOpenSSL it takes the node's certificate and key
+already parsed (references: no parsing, no copy) and handshakes: 1.7 ms
+(`bench/handshake_bench.py`). The handshake steps run on the handshake workers when
+there are any (OpenSSL works without the GIL), through the same
+`modules.hub.tlslayer.TLSLayer` as cloudhub's server side.
+
+Why one context per CA: a context holds the CA and settings, and every connection holds
+its context for as long as it lives; the nodes of one cloud share one, and each
+connection sets its own node's certificate and key on its own SSL object, so the
+context never changes once made and connections need no lock between them.
+
+The server is checked as `modules.certs.tls.client_context` checks it, as an edge
+does: TLS 1.2 at least, its TLS 1.2 suites, the certificate against the CA only, and
+the name the URL gives (IP address or DNS name) against the certificate's SANs, in the
+handshake.
+
+Memory: an idle connection's OpenSSL 4 state (34 KiB) is as large as OpenSSL 3.0's was
+with the node's certificate and key parsed into it, and each node now keeps those
+parsed besides (7 KiB, connected or not): about 8 KiB more per connected edge.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
-from collections.abc import Callable, Mapping
-from pathlib import Path
+import threading
+from collections.abc import Mapping
 
+from OpenSSL import SSL
 from websockets.uri import parse_uri
 
 from modules.certs import enroll, tls
-from modules.hub import tlslayer, wsconn
+from modules.hub import pyopenssl, tlslayer, wsconn
 
 
 class HandshakeError(ConnectionError):
-    """A node's TLS handshake failed: the cloud's certificate did not verify, the cloud
-    refused the node's, or the node's own files could not be loaded."""
+    """A node's TLS handshake failed: the cloud's certificate did not verify (another
+    CA, or not for the address connected to), the cloud refused the node's, or no
+    common protocol version or suite."""
 
     def __init__(self, node: str, address: str, reason: BaseException) -> None:
         super().__init__(node, address, reason)
         self.node = node  # the node that connected
         self.address = address  # host:port it connected to
-        self.reason = reason  # what failed, as raised
+        self.reason = reason  # what failed, as raised (an `ssl.SSLError`)
 
     def __str__(self) -> str:
         return f"node {self.node}: TLS handshake with {self.address} failed: {self.reason}"
 
 
-class NodeTLS:
-    """One node's credentials: the fleet's context for its CA and its own chain's files."""
+class NodeTLS(pyopenssl.Client):
+    """One node's TLS: the fleet's context for its CA and its own certificate and key,
+    parsed (a `tlslayer.Engine` for its connections)."""
 
-    __slots__ = ("cert", "key", "node", "shared")
+    __slots__ = ("node",)
 
-    def __init__(self, node: str, shared: SharedContext, cert: Path, key: Path) -> None:
-        self.node = node  # the node's name
-        self.shared = shared  # the context of every node with the same CA
-        self.cert = cert  # the node's certificate (PEM file)
-        self.key = key  # and its key
-
-    @property
-    def context(self) -> ssl.SSLContext:
-        return self.shared.context
-
-    def load(self) -> None:
-        """Put this node's certificate and key into the shared context (for the next SSL
-        object made from it); only while holding the shared context's `lock`.
+    def __init__(self, node: str, context: SSL.Context, credentials: pyopenssl.Credentials) -> None:
+        """Check that the node's credentials can be presented.
 
         Raises:
-            OSError: a file could not be read.
-            ssl.SSLError: the certificate or key is unusable, or they do not match.
+            ValueError: the key is not the certificate's.
         """
-        self.shared.context.load_cert_chain(self.cert, self.key)
-
-
-class SharedContext:
-    """A client context shared by the nodes of one CA, and who may load a chain into it."""
-
-    __slots__ = ("context", "lock")
-
-    def __init__(self, context: ssl.SSLContext) -> None:
-        self.context = context  # CA, host name check, TLS 1.2+: `tls.client_context`
-        # Held from a connection's load until its SSL object is made, so that no other
-        # chain comes in between (and OpenSSL never loads into it from two threads).
-        self.lock = asyncio.Lock()
+        super().__init__(context, credentials)
+        self.node = node  # the node's name
 
 
 class Contexts:
-    """The fleet's client contexts, one per CA (every node of one cloud shares one)."""
+    """The fleet's client contexts, one per CA (every node of one cloud shares one).
+    Nodes may be set up on several threads at once."""
 
     def __init__(self) -> None:
-        self._by_ca: dict[bytes, SharedContext] = {}  # CA PEM -> its context
+        self._by_ca: dict[bytes, SSL.Context] = {}  # CA PEM -> its context
+        self._lock = threading.Lock()  # guards `_by_ca`
 
     def __len__(self) -> int:
         return len(self._by_ca)
 
     def node(self, node: str, paths: enroll.EdgeCertPaths) -> NodeTLS:
-        """`node`'s credentials (its chain is loaded at each connection: `connect`).
+        """`node`'s TLS, its files read and parsed here, once (about a millisecond:
+        call it off the event loop).
 
         Raises:
-            OSError: the CA could not be read.
-            ssl.SSLError: the CA is unusable.
+            OSError: a file could not be read.
+            ValueError: the CA, the certificate or the key is unusable, or the key is
+                not the certificate's.
         """
         ca_pem = paths.ca.read_bytes()
-        shared = self._by_ca.get(ca_pem)
-        if shared is None:
-            shared = self._by_ca[ca_pem] = SharedContext(tls.client_context(ca_pem=ca_pem))
-        return NodeTLS(node, shared, paths.cert, paths.key)
-
-
-class _NodeLayer(tlslayer.TLSLayer):
-    """A client `TLSLayer` that makes its SSL object when told (`start`), once its node's
-    chain is in the context, rather than as soon as TCP is up."""
-
-    def __init__(
-        self, app_factory: Callable[[], asyncio.Protocol], credentials: NodeTLS, *,
-        server_hostname: str, handshake_timeout: float,
-        workers: tlslayer.HandshakeWorkers | None,
-    ) -> None:  # fmt: skip
-        super().__init__(
-            app_factory, credentials.context, server_side=False,
-            server_hostname=server_hostname, handshake_timeout=handshake_timeout,
-            workers=workers,
-        )  # fmt: skip
-        self._tcp: asyncio.Transport | None = None  # the socket, until `start`
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._tcp = transport  # the client speaks first: nothing comes before `start`
-
-    def start(self) -> None:
-        """The node's chain is in the context: make the SSL object (it copies the chain)
-        and begin the handshake; nothing if the socket is gone meanwhile."""
-        if self._tcp is not None and not self.handshake_done.done():
-            super().connection_made(self._tcp)
-
-    def cut(self) -> None:
-        """Close the socket, started or not."""
-        if self._tcp is not None:
-            self._tcp.abort()
-
-
-async def _load(credentials: NodeTLS, workers: tlslayer.HandshakeWorkers | None) -> None:
-    """Load the node's chain: on a worker if there are any (OpenSSL 3 takes about 0.8 ms
-    to decode a chain and its key, which would hold up every session on the loop)."""
-    if workers is None:
-        credentials.load()
-        return
-    try:
-        future = asyncio.wrap_future(workers.submit(credentials.load))
-    except RuntimeError as exc:  # the workers have stopped: the fleet is stopping
-        raise ConnectionError("the handshake workers have stopped") from exc
-    try:
-        await asyncio.shield(future)
-    except asyncio.CancelledError:
-        if future.cancelled():  # by the workers' shutdown, not by our caller
-            raise ConnectionError("the handshake workers have stopped") from None
-        # Our caller gave up (a timeout): the load goes on on its worker, so the lock
-        # stays held until it ends, lest another load run beside it.
-        while not future.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait([future])
-        raise
+        cert_pem, key_pem = paths.cert.read_bytes(), paths.key.read_bytes()
+        credentials = pyopenssl.Credentials.from_pem(cert_pem, key_pem)
+        with self._lock:
+            context = self._by_ca.get(ca_pem)
+            if context is None:
+                context = pyopenssl.client_context(ca_pem=ca_pem, ciphers=tls.TLS12_CIPHERS)
+                self._by_ca[ca_pem] = context
+        return NodeTLS(node, context, credentials)
 
 
 async def connect(
@@ -171,11 +112,12 @@ async def connect(
     handshake_workers: tlslayer.HandshakeWorkers | None = None,
 ) -> wsconn.ClientConnection:  # fmt: skip
     """Open a websocket connection to `uri` (``wss://``) as the node of `credentials`
-    (`modules.hub.wsconn.connect`, with the node's chain put in at the right moment).
+    (as `modules.hub.wsconn.connect`, the handshake steps on `handshake_workers` if given,
+    else on the loop).
 
     Raises:
-        HandshakeError: the TLS handshake failed (naming the node and why).
-        OSError: the TCP connection failed.
+        HandshakeError: the TLS handshake failed (naming the node, the address and why).
+        OSError: the TCP connection failed, or the server closed it in the handshake.
         TimeoutError: the handshakes took longer than `timeout`.
         InvalidHandshake: the server refused the upgrade.
     """
@@ -191,29 +133,23 @@ async def connect(
         )
         return conn
 
-    layer = _NodeLayer(
-        make, credentials, server_hostname=parsed.host, handshake_timeout=timeout,
-        workers=handshake_workers,
+    layer = tlslayer.TLSLayer(
+        make, credentials, server_side=False, server_hostname=parsed.host,
+        handshake_timeout=timeout, workers=handshake_workers,
     )  # fmt: skip
     try:
         async with asyncio.timeout(timeout):
             await loop.create_connection(lambda: layer, parsed.host, parsed.port)
-            async with credentials.shared.lock:
-                try:
-                    await _load(credentials, handshake_workers)
-                except (OSError, ssl.SSLError) as exc:
-                    raise HandshakeError(credentials.node, address, exc) from exc
-                layer.start()  # the SSL object copies the chain: no other comes between
             try:
                 # Shielded: a timeout here must not cancel the layer's own future, which
                 # a handshake step still on a worker sets when it ends.
                 await asyncio.shield(layer.handshake_done)
-            except (ssl.SSLError, ssl.CertificateError) as exc:
+            except ssl.SSLError as exc:
                 raise HandshakeError(credentials.node, address, exc) from exc
             assert conn is not None
             await conn.opened
     except BaseException:
-        layer.cut()
+        layer.abort()
         if conn is not None:
             conn.abort()
             if not conn.opened.done():

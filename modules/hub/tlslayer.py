@@ -24,6 +24,11 @@ a transport (`_AppTransport`) with the plain transport's buffer and flow control
 the ``ssl_object`` and ``peercert`` extra info. A handshake that fails or outlasts
 `handshake_timeout` aborts the socket, and `handshake_done` (for clients) fails with
 the reason.
+
+The TLS is the standard library's (an `ssl.SSLContext`: cloudhub, edgehub) or another
+library's behind an `Engine` (`modules.hub.pyopenssl`, the fleet's clients), whose
+connection objects take the place of `ssl.SSLObject` and its memory BIOs, with the
+same methods and the same errors (`TLSObject`, `Incoming`, `Outgoing`).
 """
 
 from __future__ import annotations
@@ -53,6 +58,48 @@ class Admission(Protocol):
         """The connection from `peer` ended (or no longer needs its slot)."""
 
 
+class TLSObject(Protocol):
+    """What a layer drives: `ssl.SSLObject`'s handshake, read, write and close, raising
+    `ssl.SSLWantReadError`, `ssl.SSLZeroReturnError` and the other `ssl.SSLError`s."""
+
+    def do_handshake(self) -> None: ...
+
+    def read(self, len: int = 1024) -> bytes: ...
+
+    def write(self, data: bytes | bytearray | memoryview) -> int: ...
+
+    def unwrap(self) -> object: ...
+
+
+class Incoming(Protocol):
+    """Where the peer's bytes go for the TLS object (`ssl.MemoryBIO`'s write)."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+
+class Outgoing(Protocol):
+    """What the TLS object wrote for the peer (`ssl.MemoryBIO`'s pending and read)."""
+
+    @property
+    def pending(self) -> int: ...
+
+    def read(self, /) -> bytes: ...
+
+
+class Engine(Protocol):
+    """A TLS library other than `ssl`: makes a connection's TLS object with its BIOs."""
+
+    def wrap(
+        self, *, server_side: bool, server_hostname: str | None
+    ) -> tuple[TLSObject, Incoming, Outgoing]:
+        """A new connection's TLS object, and its memory BIOs (in, out).
+
+        Raises:
+            ssl.SSLError: the object cannot be made (`server_hostname` unusable).
+        """
+        ...
+
+
 class HandshakeWorkers:
     """Threads for TLS handshake steps (see the module docstring); shared by connections."""
 
@@ -74,7 +121,7 @@ class TLSLayer(asyncio.Protocol):
     def __init__(
         self,
         app_factory: Callable[[], asyncio.Protocol],
-        context: ssl.SSLContext,
+        context: ssl.SSLContext | Engine,
         *,
         server_side: bool,
         server_hostname: str | None = None,
@@ -92,9 +139,9 @@ class TLSLayer(asyncio.Protocol):
         self._on_failed = on_failed  # a failed handshake's reason, for counting
         self._admission = admission  # None: every handshake starts at once
         self._peer: Hashable = None
-        self._incoming = ssl.MemoryBIO()
-        self._outgoing = ssl.MemoryBIO()
-        self._ssl: ssl.SSLObject | None = None
+        self._incoming: Incoming | None = None  # the peer's bytes, for the TLS object
+        self._outgoing: Outgoing | None = None  # its bytes for the peer
+        self._ssl: TLSObject | None = None  # made with the BIOs in `connection_made`
         self._state = _WAITING
         self._transport: asyncio.Transport | None = None
         self._app: asyncio.Protocol | None = None
@@ -112,10 +159,9 @@ class TLSLayer(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
-        self._ssl = self._context.wrap_bio(
-            self._incoming, self._outgoing, server_side=self._server_side,
-            server_hostname=self._server_hostname,
-        )  # fmt: skip
+        self._ssl, self._incoming, self._outgoing = _wrap(
+            self._context, server_side=self._server_side, server_hostname=self._server_hostname
+        )
         self._peer = transport.get_extra_info("peername")
         if self._admission is None:
             self._begin()
@@ -138,6 +184,7 @@ class TLSLayer(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._state == _OPEN:
+            assert self._incoming is not None
             self._incoming.write(data)
             self._read()
         elif self._state == _HANDSHAKING:
@@ -178,6 +225,7 @@ class TLSLayer(asyncio.Protocol):
             self._waiting.append(data)
             return
         if data:
+            assert self._incoming is not None
             self._incoming.write(data)
         if self._workers is None:
             self._stepped(_step(self._ssl))
@@ -212,6 +260,7 @@ class TLSLayer(asyncio.Protocol):
             self._timer.cancel()
         waiting, self._waiting = b"".join(self._waiting), []
         if waiting:
+            assert self._incoming is not None
             self._incoming.write(waiting)
         self.handshake_done.set_result(None)
         self._app = self._app_factory()
@@ -291,8 +340,9 @@ class TLSLayer(asyncio.Protocol):
             self._transport.abort()
 
     def _flush(self) -> None:
-        if self._outgoing.pending and self._transport is not None:
-            self._transport.write(self._outgoing.read())
+        outgoing = self._outgoing
+        if outgoing is not None and outgoing.pending and self._transport is not None:
+            self._transport.write(outgoing.read())
 
     def abort(self) -> None:
         """Cut the connection at once."""
@@ -312,15 +362,27 @@ class TLSLayer(asyncio.Protocol):
         return self._transport
 
     @property
-    def ssl_object(self) -> ssl.SSLObject | None:
+    def ssl_object(self) -> TLSObject | None:
         return self._ssl
+
+
+def _wrap(
+    context: ssl.SSLContext | Engine, *, server_side: bool, server_hostname: str | None
+) -> tuple[TLSObject, Incoming, Outgoing]:
+    if isinstance(context, ssl.SSLContext):
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        sslobj = context.wrap_bio(
+            incoming, outgoing, server_side=server_side, server_hostname=server_hostname
+        )
+        return sslobj, incoming, outgoing
+    return context.wrap(server_side=server_side, server_hostname=server_hostname)
 
 
 class CancelledStepError(ConnectionError):
     """The handshake workers stopped before the step ran."""
 
 
-def _step(sslobj: ssl.SSLObject | None) -> BaseException | bool:
+def _step(sslobj: TLSObject | None) -> BaseException | bool:
     """One handshake step: True when done, False when it wants more bytes, or the error."""
     assert sslobj is not None
     try:
@@ -386,10 +448,10 @@ class _AppTransport(asyncio.Transport):
         sslobj = self._layer.ssl_object
         if name == "ssl_object":
             return sslobj
-        if name == "peercert":
-            return sslobj.getpeercert() if sslobj is not None else default
+        if name == "peercert":  # in `ssl`'s form: from an `ssl.SSLObject` only
+            return sslobj.getpeercert() if isinstance(sslobj, ssl.SSLObject) else default
         if name == "cipher":
-            return sslobj.cipher() if sslobj is not None else default
+            return sslobj.cipher() if isinstance(sslobj, ssl.SSLObject) else default
         transport = self._layer.transport
         return transport.get_extra_info(name, default) if transport is not None else default
 

@@ -7,6 +7,7 @@ import gc
 import threading
 import weakref
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +34,19 @@ modules:
 """
 
 
-@pytest.fixture
-def secure(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    with cloudcore(tmp_path, CONFIG) as running:
+@contextmanager
+def secure_cloud(tmp_path: Path, config: str = CONFIG) -> Iterator[dict[str, Any]]:
+    with cloudcore(tmp_path, config) as running:
         assert eventually(lambda: "certserver" in running.hive.commands, timeout=WAIT)
         join_token = token.read_token(SecretStore(running.core, "kubeedge"))
         yield {"cloud": running.address, "core": running.core, "token": join_token,
                "cert_port": running.hive.commands["certserver"]()["port"]}  # fmt: skip
+
+
+@pytest.fixture
+def secure(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    with secure_cloud(tmp_path) as cloud:
+        yield cloud
 
 
 def test_nodes_join_with_the_token_and_receive_pods_over_tls(
@@ -60,6 +67,29 @@ def test_nodes_join_with_the_token_and_receive_pods_over_tls(
         summary = fleet.stop()
     assert summary["connect_failures"] == 0 and summary["acks"] >= 2
     assert not [t for t in threading.enumerate() if t.name == "fleet-test"]
+
+
+def test_nodes_connect_to_a_cloud_named_by_a_dns_name_its_certificate_names(
+    tmp_path: Path,
+) -> None:
+    """The server's name is checked against its certificate's DNS SANs (an IP address
+    against its IP SANs: the other tests), as an edge checks it."""
+    config = CONFIG.replace("advertise_addresses: [127.0.0.1]",
+                            "advertise_addresses: [127.0.0.1], dns_names: [localhost]")  # fmt: skip
+    assert "dns_names" in config
+    with secure_cloud(tmp_path, config) as cloud:
+        port = cloud["cloud"].rsplit(":", 1)[1]
+        options = FleetOptions(
+            cloud=f"localhost:{port}", nodes=2, prefix="dns", token=cloud["token"],
+            certs=tmp_path / "certs", cert_server=f"127.0.0.1:{cloud['cert_port']}",
+            heartbeat=1.0, status_interval=0.5,
+        )  # fmt: skip
+        fleet = FleetThread(options)
+        try:
+            assert fleet.wait_connected()
+        finally:
+            summary = fleet.stop()
+    assert summary["connect_failures"] == 0
 
 
 def test_nodes_connecting_at_once_each_present_their_own_certificate(
