@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from beehive import Hive
+from modules.hub import tlslayer
 from tests.fakes import Probe
 
 
@@ -47,3 +48,11 @@ def no_leaked_module_threads() -> Iterator[None]:
         t.name for t in threading.enumerate() if t.name.startswith("beehive-") and t.is_alive()
     ]
     assert not still, f"threads left running: {still}"
+
+
+@pytest.fixture
+def workers() -> Iterator[tlslayer.HandshakeWorkers]:
+    """Two TLS handshake worker threads, closed after the test."""
+    pool = tlslayer.HandshakeWorkers(2)
+    yield pool
+    pool.close()

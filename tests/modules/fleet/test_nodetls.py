@@ -210,13 +210,6 @@ class Recorded(nodetls.NodeTLS):
         return self.made[-1], incoming, outgoing
 
 
-@pytest.fixture
-def workers() -> Iterator[tlslayer.HandshakeWorkers]:
-    pool = tlslayer.HandshakeWorkers(2)
-    yield pool
-    pool.close()
-
-
 @pytest.mark.integration
 def test_with_handshake_workers_the_handshake_runs_on_them(
     ca: ca_mod.KeyPair, tmp_path: Path, workers: tlslayer.HandshakeWorkers

@@ -16,7 +16,7 @@ import datetime
 import ssl
 import threading
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
@@ -330,13 +330,6 @@ async def echo_server(context: ssl.SSLContext) -> AsyncIterator[tuple[int, list[
         for echo in apps:
             if echo.transport is not None:
                 echo.transport.abort()
-
-
-@pytest.fixture
-def workers() -> Iterator[tlslayer.HandshakeWorkers]:
-    pool = tlslayer.HandshakeWorkers(2)
-    yield pool
-    pool.close()
 
 
 @pytest.mark.integration
