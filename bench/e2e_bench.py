@@ -135,7 +135,7 @@ def thread_cpu(pid: int) -> dict[int, float]:
 def thread_names(pid: int) -> dict[int, str]:
     """Python's name for each thread id (py-spy dump), a pool's number dropped; {} when
     py-spy is not installed."""
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    spy = py_spy()
     try:
         out = subprocess.run([spy, "dump", "--nonblocking", "-p", str(pid)],
                              capture_output=True, text=True, timeout=30).stdout  # fmt: skip
@@ -175,6 +175,11 @@ def peak_rss(pid: int) -> Iterator[list[int]]:
         thread.join()
 
 
+def py_spy() -> str:
+    """The py-spy command: on the PATH, else beside this Python."""
+    return shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+
+
 @contextmanager
 def profiled(pid: int, out: str, *, gil: bool = False) -> Iterator[None]:
     """py-spy samples `pid` (every thread, collapsed stacks to `out`; with `gil`, only
@@ -183,7 +188,7 @@ def profiled(pid: int, out: str, *, gil: bool = False) -> Iterator[None]:
     if not out:
         yield
         return
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    spy = py_spy()
     args = [
         spy,
         "record",

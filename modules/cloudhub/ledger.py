@@ -209,23 +209,28 @@ class Ledger:
             return change.held
         else:
             best = syncrecord.newest(stored, change.held)
+        copy = self._newest_copy(key)
+        return best if copy is None else syncrecord.newest(best, copy)
+
+    def _newest_copy(self, key: Key) -> Held | None:
+        """The newest of the copies of an entry left in other records (`_stale`)."""
+        found = None
         for other in self._stale.get(key, ()):
             copy = other.entry(key)
             if copy is not None:
-                best = syncrecord.newest(best, copy)
-        return best
+                found = syncrecord.newest(found, copy)
+        return found
 
     def _set(self, key: Key, held: Held, now: float) -> None:
-        for other in self._stale.get(key, ()):  # never written below an older copy
-            copy = other.entry(key)
-            if copy is not None:
-                held = syncrecord.newest(copy, held)
+        copy = self._newest_copy(key)
+        if copy is not None:  # never written below an older copy
+            held = syncrecord.newest(copy, held)
         part = self._where.get(key)
         if part is not None and part.writer != self._writer and key not in part.pending:
             copy = part.entry(key)
             if copy is not None and syncrecord.newest(copy, held) is copy:
                 return  # says nothing new: stays where it is
-            part, held = self._move(key, part, held)
+            part = self._move(key, part)
         part = part or self._place(key, held)
         change, stored = part.pending.get(key), part.entry(key)
         if change is None:
@@ -238,21 +243,19 @@ class Ledger:
             self._mark(part, key, Change(syncrecord.newest(change.held, held), change.replace),
                        now)  # fmt: skip
 
-    def _move(self, key: Key, part: Part, held: Held) -> tuple[Part, Held]:
-        """An entry in another writer's record changes: the new version goes into an own
-        record (one that has an older copy, else the first with room), not newer than
-        the copy it leaves behind."""
+    def _move(self, key: Key, part: Part) -> Part | None:
+        """An entry in another writer's record changes to a newer version (`_set` has
+        checked): it goes into an own record that has an older copy, returned, or (None)
+        into the first with room; the copy in `part` stays behind as a stale one."""
         stale = self._stale.setdefault(key, [])
         stale.append(part)
-        copy = part.entry(key)
-        held = syncrecord.newest(copy, held) if copy is not None else held
         own = next((other for other in stale if other.writer == self._writer), None)
         if own is None:
             del self._where[key]
-            return self._place(key, held), held
+            return None
         stale.remove(own)
         self._where[key] = own
-        return own, held
+        return own
 
     def _drop(self, key: Key, now: float) -> None:
         for other in self._stale.pop(key, ()):  # older copies elsewhere go too
@@ -394,15 +397,14 @@ class Ledger:
                 for uid, copy in uids.items():
                     key = (node_id, uid)
                     where = self._where.setdefault(key, part)
-                    stale = self._stale.setdefault(key, [])
-                    if where is not part and part not in stale:
-                        stale.append(part)
-                        change = where.pending.get(key)  # its write: not below this copy
-                        if change is not None and change.held is not None and not change.replace:
-                            where.pending[key] = Change(syncrecord.newest(change.held, copy),
-                                                        replace=False)  # fmt: skip
-                    if not stale:
-                        del self._stale[key]
+                    stale = self._stale.setdefault(key, []) if where is not part else None
+                    if stale is None or part in stale:
+                        continue
+                    stale.append(part)
+                    change = where.pending.get(key)  # its write: not below this copy
+                    if change is not None and change.held is not None and not change.replace:
+                        where.pending[key] = Change(syncrecord.newest(change.held, copy),
+                                                    replace=False)  # fmt: skip
 
     def drop_stale(self, now: float) -> int:
         """Remove the older copies of entries found in several records, keeping the

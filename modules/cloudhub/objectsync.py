@@ -202,8 +202,7 @@ class ObjectSyncWriter:
         if nodes is None:
             return None
         try:
-            records = [r for item in self._list(syncrecord.PATH)
-                       if (r := syncrecord.parse(item)) is not None]  # fmt: skip
+            records = self._records()
         except (client.ApiException, *_NO_ANSWER) as exc:
             log.warning("cannot list the records (%s): records of deleted nodes are kept", exc)
             return None
@@ -231,8 +230,7 @@ class ObjectSyncWriter:
         Raises:
             kubernetes.client.ApiException: a list failed (not for a missing CRD).
         """
-        records = [r for item in self._list(syncrecord.PATH)
-                   if (r := syncrecord.parse(item)) is not None]  # fmt: skip
+        records = self._records()
         legacy = []
         for plural in syncrecord.LEGACY_PLURALS:
             path = f"/apis/{syncrecord.LEGACY_GROUP}/{syncrecord.LEGACY_VERSION}/{plural}"
@@ -253,6 +251,11 @@ class ObjectSyncWriter:
 
     def _list(self, path: str) -> Iterator[Any]:
         return _list(self._api_client, path)
+
+    def _records(self) -> list[syncrecord.Record]:
+        """Every one of our records, parsed (those not named as ours are skipped)."""
+        return [r for item in self._list(syncrecord.PATH)
+                if (r := syncrecord.parse(item)) is not None]  # fmt: skip
 
     def _node_names(self) -> set[str] | None:
         return node_names(self._api_client)
@@ -434,12 +437,8 @@ def read_acked(api_client: client.ApiClient, node_id: str) -> dict[str, syncreco
         kubernetes.client.ApiException: the list failed.
     """
     found: dict[str, syncrecord.Held] = {}
-    page = raw.request(api_client, "GET", syncrecord.PATH)
-    for item in page.get("items") or []:
-        record = syncrecord.parse(item)
-        if record is not None:
-            for uid, held in record.nodes.get(node_id, {}).items():
-                found[uid] = syncrecord.newest(found.get(uid), held)
+    for _, uid, held in _entries_of(api_client, node_id):
+        found[uid] = syncrecord.newest(found.get(uid), held)
     return found
 
 
@@ -450,10 +449,18 @@ def copies(api_client: client.ApiClient, node_id: str) -> dict[str, list[str]]:
         kubernetes.client.ApiException: the list failed.
     """
     found: dict[str, list[str]] = {}
+    for record, uid, _ in _entries_of(api_client, node_id):
+        found.setdefault(uid, []).append(record)
+    return found
+
+
+def _entries_of(
+    api_client: client.ApiClient, node_id: str
+) -> Iterator[tuple[str, str, syncrecord.Held]]:
+    """(record name, uid, entry) of each entry of one node in our records (one list)."""
     page = raw.request(api_client, "GET", syncrecord.PATH)
     for item in page.get("items") or []:
         record = syncrecord.parse(item)
         if record is not None:
-            for uid in record.nodes.get(node_id, {}):
-                found.setdefault(uid, []).append(record.name)
-    return found
+            for uid, held in record.nodes.get(node_id, {}).items():
+                yield record.name, uid, held

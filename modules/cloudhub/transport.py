@@ -159,7 +159,7 @@ class ServerTransport:
 
     def refuse_upgrades(self, reason: str) -> None:
         """Any thread. From now on upgrades are refused (503, with `reason`) and the
-        replica reports not ready: it is stopping (`CloudHub.hand_over`)."""
+        replica reports not ready: it is stopping (`CloudHub._hand_over`)."""
         self._handing_over = reason
 
     def fence(self, reason: str | None) -> None:
