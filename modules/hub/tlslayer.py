@@ -159,10 +159,15 @@ class TLSLayer(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
-        self._ssl, self._incoming, self._outgoing = _wrap(
-            self._context, server_side=self._server_side, server_hostname=self._server_hostname
-        )
         self._peer = transport.get_extra_info("peername")
+        try:
+            self._ssl, self._incoming, self._outgoing = _wrap(
+                self._context, server_side=self._server_side, server_hostname=self._server_hostname
+            )
+        except Exception as exc:  # no TLS object: the handshake fails now, with the reason
+            self._failed(exc)
+            transport.abort()
+            return
         if self._admission is None:
             self._begin()
         elif not self._admission.enter(self._peer, self._begin, self._abort):
@@ -248,6 +253,10 @@ class TLSLayer(asyncio.Protocol):
     def _stepped(self, outcome: BaseException | bool) -> None:
         """After a handshake step: send what it wrote; then wait, fail or open."""
         self._flush()
+        if self.handshake_done.cancelled():  # the client gave up waiting (its timeout)
+            self._state = _CLOSED
+            self._abort()
+            return
         if outcome is False:
             return  # wants more bytes from the peer
         if isinstance(outcome, BaseException):

@@ -445,7 +445,7 @@ async def connect(
                     handshake_timeout=timeout, workers=handshake_workers,
                 )  # fmt: skip
                 await loop.create_connection(lambda: layer, parsed.host, parsed.port)
-                await layer.handshake_done
+                await asyncio.shield(layer.handshake_done)  # the layer settles it, not a timeout
             else:
                 await loop.create_connection(make, parsed.host, parsed.port)
             assert conn is not None

@@ -282,3 +282,115 @@ def test_the_app_transport_reports_the_sockets_flow_control(certs: Certs) -> Non
             assert server.port
 
     asyncio.run(main())
+
+
+def test_a_connection_whose_tls_object_cannot_be_made_fails_at_once(certs: Certs) -> None:
+    """A client's context for a server's side: `wrap_bio` refuses. The handshake fails
+    with that reason at once, not at its deadline, and the socket is cut."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        accepted: asyncio.Queue[asyncio.StreamReader] = asyncio.Queue()
+        writers: list[asyncio.StreamWriter] = []
+
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writers.append(writer)
+            await accepted.put(reader)
+
+        listener = await asyncio.start_server(accept, HOST, 0)
+        port = listener.sockets[0].getsockname()[1]
+        failures: list[BaseException] = []
+        layer = tlslayer.TLSLayer(Collect, certs.client, server_side=True, handshake_timeout=60,
+                                  on_failed=failures.append)  # fmt: skip
+        try:
+            await loop.create_connection(lambda: layer, HOST, port)
+            with pytest.raises(ssl.SSLError, match="PROTOCOL_TLS_CLIENT"):
+                await asyncio.wait_for(layer.handshake_done, WAIT)
+            reader = await asyncio.wait_for(accepted.get(), WAIT)
+            assert await asyncio.wait_for(reader.read(), WAIT) == b""  # cut, nothing sent
+            assert len(failures) == 1 and layer.transport is not None
+            assert layer.transport.is_closing()
+        finally:
+            for writer in writers:
+                writer.close()
+            listener.close()
+
+    asyncio.run(main())
+
+
+class _HeldHandshake:
+    """An `Engine` whose handshake step blocks until `release`, then succeeds."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.running = threading.Event()
+
+    def wrap(self, *, server_side: bool, server_hostname: str | None) -> tuple[Any, Any, Any]:
+        engine = self
+
+        class Object:
+            def do_handshake(self) -> None:
+                engine.running.set()
+                engine.release.wait(WAIT)
+
+            def read(self, len: int = 1024) -> bytes:
+                raise ssl.SSLWantReadError()
+
+            def write(self, data: bytes | bytearray | memoryview) -> int:
+                return len(data)
+
+            def unwrap(self) -> object:
+                return None
+
+        class Bio:
+            pending = 0
+
+            def write(self, data: bytes, /) -> int:
+                return len(data)
+
+            def read(self, /) -> bytes:
+                return b""
+
+        return Object(), Bio(), Bio()
+
+
+def test_a_handshake_given_up_while_its_step_runs_ends_quietly() -> None:
+    """The client stops waiting (its timeout cancels `handshake_done`) while a worker
+    still runs the step, which then succeeds: the layer cuts the socket, makes no
+    connection above it, and nothing reaches the loop's exception handler."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        errors: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _, context: errors.append(context))
+        writers: list[asyncio.StreamWriter] = []
+        listener = await asyncio.start_server(lambda r, w: writers.append(w), HOST, 0)
+        port = listener.sockets[0].getsockname()[1]
+        engine, apps = _HeldHandshake(), []
+        workers = tlslayer.HandshakeWorkers(1)
+
+        def app() -> Collect:
+            apps.append(Collect())
+            return apps[-1]
+
+        layer = tlslayer.TLSLayer(app, engine, server_side=False, server_hostname=HOST,
+                                  handshake_timeout=60, workers=workers)  # fmt: skip
+        try:
+            await loop.create_connection(lambda: layer, HOST, port)
+            await asyncio.wait_for(asyncio.to_thread(engine.running.wait, WAIT), WAIT)
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(layer.handshake_done, 0.01)
+            engine.release.set()
+            async with asyncio.timeout(WAIT):
+                while layer.transport is None or not layer.transport.is_closing():
+                    await asyncio.sleep(0.01)
+            await asyncio.sleep(0)  # a callback raising would have run by now
+            assert apps == [] and errors == [] and not layer.is_open
+        finally:
+            engine.release.set()
+            workers.close()
+            for writer in writers:
+                writer.close()
+            listener.close()
+
+    asyncio.run(main())
