@@ -613,7 +613,7 @@ def idle_memory(bench: Bench) -> dict[str, float]:
     time.sleep(2)  # let cloudcore's start-up settle (bounded; a benchmark, not a test)
     before = proc.memory_info().rss
     bench.start_fleet()
-    time.sleep(3)  # registrations and first status reports drain
+    time.sleep(5)  # registrations and first status reports drain, the heap is released
     after = proc.memory_info().rss
     fleet = psutil.Process(bench.procs["fleet"].pid).memory_info().rss
     return {"before_mib": round(before / 2**20, 1), "after_mib": round(after / 2**20, 1),

@@ -158,4 +158,5 @@ class Observer:
         }
         data["pending_handshakes"] = gate.pending
         data["queued_handshakes"] = gate.waiting
+        data["heap_releases"] = self._server.heap.releases
         return dict(data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from beehive import heap
 from modules import contract
 from modules.cloudhub import core, queue
 from modules.hub.protocol import DEFAULT_MAX_FRAME_SIZE
@@ -63,6 +64,9 @@ class CloudHubSettings:
     # many seconds, so the others take the nodes over at a pace they can serve (0: all
     # at once). Keep it below hive.stop_timeout.
     hand_over_seconds: float = dataclasses.field(default=0.0, metadata=_min(0))
+    # After a wave of at least this many new connections, once none has opened for 2 s,
+    # the C heap's free pages go back to the OS (what the TLS handshakes freed; 0: never).
+    release_heap_after: int = dataclasses.field(default=heap.WAVE, metadata=_min(0))
 
     def limits(self) -> core.HubLimits:
         return core.HubLimits(

@@ -43,6 +43,7 @@ from typing import Any, TypeVar
 
 from websockets.http11 import Request, Response
 
+from beehive import heap
 from beehive.message import Message
 from modules.certs import cloud as cloud_tls
 from modules.certs import tls as certs_tls
@@ -85,6 +86,7 @@ class ServerTransport:
         max_queued_handshakes: int = 4096,
         on_claims: Callable[[list[Claim]], None] | None = None,
         fenced: Callable[[], str | None] | None = None,
+        release_heap_after: int = 0,
     ) -> None:
         self.core = hub  # all logic; used on the loop thread only
         self.address = address  # host to bind
@@ -125,6 +127,8 @@ class ServerTransport:
             queue_timeout=handshake_timeout,
         )  # fmt: skip  # pending handshakes (loop thread)
         self._admission = _LoggedGate(self.gate)  # TLS connections enter through it
+        # Gives back what a wave of handshakes freed, once it settled (loop thread).
+        self.heap = heap.WaveRelease(clock=time.monotonic, wave=release_heap_after)
 
     # Any thread.
 
@@ -302,6 +306,7 @@ class ServerTransport:
     def on_open(self, conn: wsconn.Connection) -> None:
         conn.key = next(self._ids)
         self._conns[conn.key] = conn
+        self.heap.opened()
         if self.core.open(conn.key, conn.identity):  # else the refusal is in its outputs
             log.debug("node %s connected from %s", conn.identity, conn.remote_address)
         self._after_soon()  # once per loop iteration, however many (re)connect at once
@@ -333,6 +338,7 @@ class ServerTransport:
             if time.monotonic() >= next_tick:
                 self.gate.expire()
                 self.core.tick()
+                self.heap.tick()
                 next_tick = time.monotonic() + self._tick_interval
             self._after()
 

@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from beehive import runtime
-from modules.fleet import heap, join, nodetls, stats
+from beehive import heap, runtime
+from modules.fleet import join, nodetls, stats
 from modules.fleet import store as store_mod
 from modules.fleet.options import FleetOptions
 from modules.fleet.session import EdgeSession, sleep_or_stop
@@ -51,6 +51,7 @@ class Fleet:
         self.all_connected = asyncio.Event()  # every node connected at least once
         self.started = time.monotonic()  # for rates and the summary
         self._rng = random.Random(options.seed)  # chooses what `drop` drops
+        self._session_rng = random.Random(f"{options.seed}:sessions")  # the nodes' jitter
         self._tasks: list[asyncio.Task[None]] = []  # sessions, ticker, faults
         self._held: collections.Counter[str] = collections.Counter()  # all stores' tally
         self._workers: tlslayer.HandshakeWorkers | None = None  # TLS handshake threads
@@ -88,8 +89,8 @@ class Fleet:
         for index, node_tls in enumerate(credentials):
             session = EdgeSession(
                 index=index, options=self.options, counters=self.counters,
-                node_store=self._new_store(index), gate=gate, tls=node_tls,
-                handshake_workers=self._workers,
+                node_store=self._new_store(index), gate=gate, rng=self._session_rng,
+                tls=node_tls, handshake_workers=self._workers,
             )  # fmt: skip
             self.sessions.append(session)
             self._tasks.append(asyncio.create_task(session.run(self.stop)))

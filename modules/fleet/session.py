@@ -50,7 +50,7 @@ class EdgeSession:
     def __init__(
         self, *, index: int, options: FleetOptions, counters: Counters,
         node_store: store_mod.MemoryNodeStore, gate: asyncio.Semaphore,
-        tls: nodetls.NodeTLS | None = None,
+        rng: random.Random, tls: nodetls.NodeTLS | None = None,
         handshake_workers: tlslayer.HandshakeWorkers | None = None,
     ) -> None:  # fmt: skip
         self.node_id = options.node_name(index)
@@ -60,7 +60,9 @@ class EdgeSession:
         self._gate = gate  # bounds handshakes in progress across the fleet
         self._tls = tls  # this node's certificate and the fleet's context, None for ws://
         self._handshake_workers = handshake_workers  # threads for TLS handshakes, shared
-        self._rng = random.Random(f"{options.seed}:{index}")  # jitter and fault choices
+        # Jitter and fault choices: the fleet's, shared (a generator's state is 2.5 KiB,
+        # as much as a hundredth of what an idle node costs the fleet).
+        self._rng = rng
         faults = options.faults
         self._malformed = index < faults.malformed_nodes  # send bad frames on connect
         self.core = EdgeCore(

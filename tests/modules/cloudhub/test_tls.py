@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import platform
 import socket
 import stat
 from concurrent.futures import ThreadPoolExecutor
@@ -139,6 +140,27 @@ def test_a_burst_over_the_pending_limit_waits_in_line_and_every_edge_connects(
         metrics = cloud.hive.commands["cloudhub.metrics"]()
         assert metrics["handshakes"]["refused"]["pending_limit"] == 0
         assert metrics["handshakes"]["accepted"] >= len(nodes)
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
+def test_the_heap_is_given_back_once_a_wave_of_connections_settled(make_hive, probe, world, kube):
+    cloud = start_secure_cloud(make_hive, probe, world, kube, release_heap_after=3)
+    nodes = [f"edge-w{i}" for i in range(3)]
+    conns = []
+    try:
+        for node in nodes[:2]:
+            conns.append(connect(cloud, node_pair(cloud.ca(), node), node))
+
+        def releases() -> int:
+            return int(cloud.hive.commands["cloudhub.metrics"]()["heap_releases"])
+
+        assert eventually(lambda: all(node_row(cloud.hive, n).get("connected") for n in nodes[:2]))
+        assert releases() == 0  # two connections are not a wave
+        conns.append(connect(cloud, node_pair(cloud.ca(), nodes[2]), nodes[2]))
+        assert eventually(lambda: releases() == 1, timeout=10)  # 2 s after the third
     finally:
         for conn in conns:
             conn.close()
