@@ -32,7 +32,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from beehive import Hive, JsonValue, Message, Module, codec
+from beehive import Hive, JsonValue, Message, Module, codec, heap
 from modules import contract, probes
 from modules.cloudhub import core, gate, observe
 from modules.hub.protocol import ack_frame
@@ -46,6 +46,7 @@ class _Loop:
         self.gate = gate.HandshakeGate(limit=128, timeout=10.0, clock=time.monotonic)
         self.refusals: collections.Counter[int] = collections.Counter()
         self.tls_failures: collections.Counter[str] = collections.Counter()  # by reason
+        self.heap = heap.WaveRelease(clock=time.monotonic)
 
     def call(self, func: Any, timeout: float = 5.0) -> Any:
         return func()
