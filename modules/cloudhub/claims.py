@@ -7,9 +7,10 @@ fresh from the API when the claim was written (the node comes from elsewhere: wh
 this replica knew of it may be stale); `claim_failed`; `foreign_claim` for every
 other replica's claim the watch reports.
 
-A few threads make the claims (a failover brings hundreds at once, each two or three
-API calls); a node has at most one claim waiting and one in flight, so its claims never
-race each other here: a newer one for the same node replaces the one waiting.
+A few threads make the claims (a failover brings hundreds at once, each a write
+against the owner watch's copy of the Lease, or a read and a write); a node has at
+most one claim waiting and one in flight, so its claims never race each other here:
+a newer one for the same node replaces the one waiting.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class Claimer:
         self._stopping = False
         self._threads = [threading.Thread(target=self._run, name=f"beehive-cloudhub-claims-{i}",
                                           daemon=True) for i in range(workers)]  # fmt: skip
-        self._watch = OwnerWatch(owners.api, self._seen, name="beehive-cloudhub-owners")
+        self._watch = OwnerWatch(owners.api, self._seen, on_gone=self._gone,
+                                 name="beehive-cloudhub-owners")  # fmt: skip
         self._holders: dict[str, str] = {}  # node -> its owner, as the watch last told
         self.failed = 0  # claims that could not be written
 
@@ -82,6 +84,7 @@ class Claimer:
 
     def stats(self) -> dict[str, Any]:
         return {"claims_written": self._owners.claims, "claim_conflicts": self._owners.conflicts,
+                "claim_reads": self._owners.reads,
                 "claims_failed": self.failed, "claims_waiting": len(self._claims),
                 "owner_watch_events": self._watch.events,
                 "owner_watch_restarts": self._watch.restarts}  # fmt: skip
@@ -146,7 +149,8 @@ class Claimer:
         for claim in batch:
             node, conn = claim.node_id, claim.conn
             try:
-                got = self._owners.claim(node, claim.known_epoch)
+                seen = self._watch.lease(ownership.owner_lease_name(node))
+                got = self._owners.claim(node, claim.known_epoch, seen)
             except (ClaimError, *_NO_ANSWER) as exc:
                 self._failed(claim, str(exc))
                 continue
@@ -190,6 +194,10 @@ class Claimer:
             return
         node, holder, epoch = owner.node, owner.holder, owner.epoch
         self._apply(lambda hub: hub.foreign_claim(node, holder, epoch))
+
+    def _gone(self, node: str) -> None:
+        """The watch's thread: the node's owner Lease was deleted (the node was)."""
+        self._holders.pop(node, None)
 
 
 def _claimed(

@@ -115,3 +115,74 @@ def test_a_claim_body_keeps_what_the_lease_held_and_records_the_node():
     assert (second.verb, second.epoch) == ("replace", 2)
     assert second.body["metadata"]["resourceVersion"] == "17"  # the compare-and-swap
     assert second.body["spec"]["holderIdentity"] == "r2"
+
+
+def lease_of(owners: OwnerLeases, node: str) -> dict[str, Any]:
+    found = owners.api.get(ownership.owner_lease_name(node))
+    assert found is not None
+    return found
+
+
+def test_a_claim_against_a_fresh_copy_of_the_lease_reads_nothing(kube, kube_namespace):
+    r1, r2 = leases(kube, kube_namespace, "r1"), leases(kube, kube_namespace, "r2")
+    r1.claim("edge-i")
+    seen = lease_of(r2, "edge-i")
+    reads = r2.reads
+    got = r2.claim("edge-i", seen=seen)
+    assert (got.epoch, got.wrote, r2.reads, r2.conflicts) == (2, True, reads, 0)
+    assert r1.owners()[0] == ownership.Owner("edge-i", "r2", 2)
+
+
+def test_a_stale_copy_loses_its_swap_and_the_claim_reads_and_wins(kube, kube_namespace):
+    r1, r2 = leases(kube, kube_namespace, "r1"), leases(kube, kube_namespace, "r2")
+    r1.claim("edge-j")
+    stale = lease_of(r2, "edge-j")
+    r1.claim("edge-j", known_epoch=0)  # epoch 2, written after the copy was taken
+    got = r2.claim("edge-j", seen=stale)
+    assert (got.epoch, r2.conflicts, r2.reads) == (3, 1, 1)
+    assert r1.owners()[0] == ownership.Owner("edge-j", "r2", 3)
+
+
+def test_a_copy_saying_the_claim_stands_is_checked_before_nothing_is_written(kube, kube_namespace):
+    """The copy says r1 holds the node at epoch 1, but r2 took it since: r1 must not
+    believe it still owns the node."""
+    r1, r2 = leases(kube, kube_namespace, "r1"), leases(kube, kube_namespace, "r2")
+    mine = r1.claim("edge-k")
+    stale = lease_of(r1, "edge-k")
+    r2.claim("edge-k")
+    got = r1.claim("edge-k", known_epoch=mine.epoch, seen=stale)
+    assert (got.epoch, got.wrote) == (3, True)
+    standing = r1.claim("edge-k", known_epoch=3, seen=lease_of(r1, "edge-k"))
+    assert (standing.epoch, standing.wrote) == (3, False)
+
+
+def test_a_copy_of_a_deleted_lease_makes_the_claim_create_it_again(kube, kube_namespace):
+    r1, r2 = leases(kube, kube_namespace, "r1"), leases(kube, kube_namespace, "r2")
+    r1.claim("edge-l")
+    seen = lease_of(r2, "edge-l")
+    assert r1.collect(set()) == 1  # the node was deleted: its Lease goes
+    got = r2.claim("edge-l", seen=seen)
+    assert (got.epoch, got.wrote) == (1, True)
+    assert r1.owners() == [ownership.Owner("edge-l", "r2", 1)]
+
+
+def test_the_watch_keeps_each_lease_and_reports_deleted_ones(kube, kube_namespace):
+    r1 = leases(kube, kube_namespace, "r1")
+    r1.claim("edge-m")
+    seen: list[ownership.Owner] = []
+    gone: list[str] = []
+    watch = OwnerWatch(r1.api, seen.append, on_gone=gone.append, name="test-owner-watch")
+    watch.start()
+    try:
+        assert watch.listed.wait(15)
+        name_m, name_n = ownership.owner_lease_name("edge-m"), ownership.owner_lease_name("edge-n")
+        kept = watch.lease(name_m)
+        assert kept is not None and ownership.epoch_of(kept) == 1
+        assert "managedFields" not in kept["metadata"]
+        r1.claim("edge-n")
+        assert eventually(lambda: watch.lease(name_n) is not None)
+        assert r1.collect({"edge-n"}) == 1  # edge-m was deleted
+        assert eventually(lambda: gone == ["edge-m"])
+        assert watch.lease(name_m) is None and watch.lease(name_n) is not None
+    finally:
+        watch.stop()
