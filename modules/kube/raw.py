@@ -103,8 +103,10 @@ def stream(
 
 def shutdown(response: Any) -> None:
     """End a streaming response from another thread: a blocked read returns (urllib3's
-    `shutdown`, 2.3 and later; `close` alone does not wake a reader)."""
+    `shutdown`, 2.3 and later; `close` alone does not wake a reader). A response its
+    reader already ended (closed: ValueError; released to the pool: RuntimeError) is
+    closed again, which does nothing."""
     try:
         response.shutdown()
-    except (AttributeError, OSError):
+    except (AttributeError, OSError, ValueError, RuntimeError):
         response.close()

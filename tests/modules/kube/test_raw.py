@@ -35,3 +35,24 @@ def test_quoting_alone_would_not_keep_a_name_in_its_segment(kube: KubeTestCluste
         assert kube.embedded and exc.status == 404, exc
         return
     assert found["metadata"]["name"] == "cm"
+
+
+@pytest.mark.parametrize("ended", ["closed", "released"])
+def test_shutting_down_a_stream_that_already_ended_is_no_error(
+    kube: KubeTestCluster,  # noqa: F811
+    ended: str,
+) -> None:
+    """A watch's reader may end its stream (closed, or released to the pool) just as
+    a stop shuts it down from another thread: urllib3 2.x raises ValueError or
+    RuntimeError there; the stop must go on."""
+    namespace = kube.namespace()
+    query = [("watch", "true"), ("timeoutSeconds", "1")]  # the server ends it in 1 s
+    response = raw.stream(kube.api_client, f"/api/v1/namespaces/{namespace}/configmaps",
+                          query=query, timeout=30)  # fmt: skip
+    if ended == "closed":
+        response.close()
+    else:
+        assert list(response) == []  # read to its end, as a watch's reader does
+        response.release_conn()
+    raw.shutdown(response)
+    raw.shutdown(response)  # twice: still nothing to do
