@@ -222,8 +222,14 @@ class CloudHubCore:
         return len(self._sessions.by_node)
 
     def close_some(self, count: int, reason: str) -> int:
-        """End up to `count` sessions (a stop spread over time); returns how many are left."""
-        return self._sessions.close_some(count, reason)
+        """End up to `count` sessions (a stop or a rebalancing, spread over time), those
+        of nodes with nothing waiting or in flight first: the replica that takes such a
+        node over has nothing to send it twice. Returns how many are left."""
+        return self._sessions.close_some(count, reason, first=self._settled)
+
+    def _settled(self, node_id: str) -> bool:
+        """Nothing waits for the node and nothing sent to it is unacked."""
+        return not self._scheduler.has_node(node_id) or self._scheduler.node_queue(node_id).idle
 
     # Input from edgecontroller (via the module's mailbox).
 

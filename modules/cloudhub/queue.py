@@ -306,6 +306,11 @@ class NodeQueue:
         return self._count.sent
 
     @property
+    def idle(self) -> bool:
+        """Nothing waits and nothing is in flight."""
+        return not self._pending and not self._once and not self._flights
+
+    @property
     def depth(self) -> int:
         """Entries waiting (not in flight)."""
         return len(self._pending) + len(self._once)

@@ -112,10 +112,19 @@ class SessionTable:
         """End every session (cloudhub is stopping)."""
         self.close_some(len(self.by_node), reason)
 
-    def close_some(self, count: int, reason: str) -> int:
-        """End up to `count` sessions (cloudhub is stopping, a batch at a time); returns
-        how many are left."""
-        for session in list(itertools.islice(self.by_node.values(), max(count, 0))):
+    def close_some(
+        self, count: int, reason: str, *, first: Callable[[str], bool] = lambda node: True
+    ) -> int:
+        """End up to `count` sessions (cloudhub is stopping or handing nodes over, a
+        batch at a time), those of nodes for which `first` is true before the others;
+        returns how many are left."""
+        sessions = list(self.by_node.values())
+        chosen = [s for s in sessions if first(s.node_id)][: max(count, 0)]
+        if len(chosen) < count:
+            picked = {id(s) for s in chosen}
+            rest = (s for s in sessions if id(s) not in picked)
+            chosen += itertools.islice(rest, count - len(chosen))
+        for session in chosen:
             self.close(session, CLOSE_GOING_AWAY, reason, ended=contract.ENDED_STOPPING)
         return len(self.by_node)
 

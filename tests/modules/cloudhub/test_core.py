@@ -238,6 +238,26 @@ def test_close_all_closes_every_session_with_1001() -> None:
     ]
 
 
+def test_closing_some_sessions_ends_those_with_nothing_waiting_or_unacked_first() -> None:
+    """A stop or a rebalancing hands nodes over a batch at a time: settled nodes first,
+    so the replica that takes them over has nothing to send twice."""
+    core = make(FakeClock())
+    for conn, node in enumerate(("edge-1", "edge-2", "edge-3", "edge-4"), start=1):
+        core.open(conn, node)
+    core.take_outputs()
+    core.downstream(pod("a", 1, node="edge-1"))  # in flight once pumped
+    core.downstream(pod("b", 1, node="edge-3"))
+    pumped(core, conn=1)
+    core.take_outputs()
+    assert core.close_some(2, "handing nodes over") == 2
+    closed = sorted(c.conn for c in core.take_outputs().closes)
+    assert closed == [2, 4]
+    assert core.close_some(1, "handing nodes over") == 1  # then the busy ones
+    [busy] = core.take_outputs().closes
+    assert busy.conn in (1, 3) and busy.code == CLOSE_GOING_AWAY
+    assert core.close_some(5, "stopping") == 0
+
+
 def test_a_node_over_the_limit_is_refused_with_1013_and_may_come_back_when_one_leaves() -> None:
     core = make(FakeClock(), node_limit=1)
     assert core.open(1, "edge-1")
