@@ -22,6 +22,9 @@ _CAPACITY: dict[str, JsonValue] = {"cpu": "2", "memory": "2Gi", "pods": "110"}
 
 
 _BOOT_ID = str(uuid.uuid4())  # one per process, as a machine's boot id
+# When the hollow nodes became Ready, as their conditions' lastTransitionTime: a real
+# node keeps it until the condition changes (the heartbeat alone moves).
+_READY_SINCE = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _now() -> str:
@@ -35,7 +38,7 @@ def node_status(node_id: str) -> dict[str, JsonValue]:
         "conditions": [
             {"type": "Ready", "status": "True", "reason": "EdgeReady",
              "message": "edge is posting ready status", "lastHeartbeatTime": now,
-             "lastTransitionTime": now},
+             "lastTransitionTime": _READY_SINCE},
         ],
         "addresses": [{"type": "Hostname", "address": node_id}],
         "capacity": dict(_CAPACITY),

@@ -54,3 +54,7 @@ class EdgeControllerSettings:
     # Node Lease duration (kubelet default 40 s) and least seconds between renewals.
     lease_duration: int = dataclasses.field(default=40, metadata={"min": 1})
     lease_renew_interval: float = dataclasses.field(default=10.0, metadata={"min": 0})
+    # Seconds an edge's node status report that changes nothing but the heartbeat goes
+    # unwritten (the node Lease is the heartbeat, as a kubelet's nodeStatusReportFrequency,
+    # 5 min; modules.edgecontroller.nodestatus); 0: every report is written (KubeEdge).
+    node_status_report_interval: float = dataclasses.field(default=60.0, metadata={"min": 0})

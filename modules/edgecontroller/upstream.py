@@ -33,6 +33,7 @@ Each report is counted by resource type and result (`report_counts`): ``applied`
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import threading
 import time
@@ -43,7 +44,7 @@ from kubernetes import client
 
 from beehive import JsonValue, Message, codec, errors
 from modules import contract, replies
-from modules.edgecontroller import asks, kube_ops, podstatus, reports
+from modules.edgecontroller import asks, kube_ops, nodestatus, podstatus, reports
 from modules.edgecontroller.asks import NO_REPLY
 from modules.edgecontroller.downstream import DELETE, Send, build_message
 from modules.edgecontroller.location import LocationCache
@@ -273,6 +274,12 @@ class Upstream:
             raise reports.forbidden(f"node {node} may not report the status of node {name}")
         if not isinstance(content, dict) or not isinstance(content.get("Status"), dict):
             raise ReportError(f"node {node}: NodeStatusRequest needs a Status object")
+        held = (self._lookup(contract.NODE, "", node) or {}).get("status")
+        now = datetime.datetime.now(datetime.UTC)
+        every = self._settings.node_status_report_interval
+        if nodestatus.unchanged(held, content["Status"], now, every):
+            self._local.unchanged = True
+            return "OK"
         self._call(self._api.patch_node_status, node, content["Status"])
         return "OK"
 

@@ -37,6 +37,36 @@ def test_node_status_report_patches_the_node_status(cloud: Cloud) -> None:
     assert status["nodeInfo"]["kubeletVersion"] == "v1"
 
 
+def test_a_report_changing_only_the_heartbeat_is_answered_without_a_write(cloud: Cloud) -> None:
+    """Within `node_status_report_interval` of the Node's heartbeat (the node's Lease
+    is the heartbeat meanwhile); any change is written at once."""
+    node = cloud.node()
+    content = {"Status": {"conditions": [READY], "nodeInfo": {"kubeletVersion": "v1"}}}
+
+    def unchanged() -> int:
+        counts = cloud.hive.commands["edgecontroller.metrics"]()["reports"]
+        return sum(n for rtype, result, n in counts if (rtype, result) == ("nodestatus",
+                                                                          "unchanged"))  # fmt: skip
+
+    def version() -> str:
+        return str(raw(cloud.kube.core.read_node, node)["metadata"]["resourceVersion"])
+
+    def skipped() -> bool:  # once the watch holds the written status
+        before = unchanged()
+        assert cloud.report(node, "update", f"null/nodestatus/{node}", content).content == "OK"
+        return unchanged() == before + 1
+
+    assert eventually(skipped)
+    written = version()
+    assert skipped() and version() == written
+    changed = {"Status": {"conditions": [{**READY, "status": "False"}]}}
+    before = unchanged()
+    assert cloud.report(node, "update", f"null/nodestatus/{node}", changed).content == "OK"
+    assert unchanged() == before and version() != written
+    status = raw(cloud.kube.core.read_node_status, node)["status"]
+    assert status["conditions"][0]["status"] == "False"
+
+
 def test_an_edge_registering_creates_its_node_labelled_as_an_edge_node(cloud: Cloud) -> None:
     name = unique("edge")
     cloud.nodes.append(name)
