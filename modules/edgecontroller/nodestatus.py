@@ -22,15 +22,15 @@ HEARTBEAT = "lastHeartbeatTime"  # stamped by cloudcore on every write
 
 
 def unchanged(held: Any, reported: dict[str, Any], now: datetime.datetime, every: float) -> bool:
-    """Whether writing `reported` would change nothing in `held` (the Node's status)
-    but its conditions' heartbeats, and the oldest of those is younger than `every`
-    seconds (0: every report is written)."""
+    """Whether writing `reported` (a JSON merge patch of the status) would change nothing
+    in `held` (the Node's status) but its conditions' heartbeats, and the oldest of
+    those is younger than `every` seconds (0: every report is written)."""
     if every <= 0 or not isinstance(held, dict):
         return False
     beats: list[Any] = []
     for key, value in reported.items():
         if key != "conditions":
-            if held.get(key) != value:
+            if _changes(held.get(key), value):
                 return False
             continue
         mine = held.get(key)
@@ -39,7 +39,7 @@ def unchanged(held: Any, reported: dict[str, Any], now: datetime.datetime, every
         for theirs, ours in zip(value, mine, strict=True):
             if not isinstance(theirs, dict) or not isinstance(ours, dict):
                 return False
-            if _without_heartbeat(theirs) != _without_heartbeat(ours):
+            if not _equal(_without_heartbeat(theirs), _without_heartbeat(ours)):
                 return False
             beats.append(ours.get(HEARTBEAT))
     times = [_time(beat) for beat in beats]
@@ -47,6 +47,29 @@ def unchanged(held: Any, reported: dict[str, Any], now: datetime.datetime, every
         return False
     oldest = min((t for t in times if t is not None), default=now)
     return (now - oldest).total_seconds() < every
+
+
+def _changes(held: Any, patch: Any) -> bool:
+    """Whether a JSON merge patch (RFC 7386) changes `held`: objects merge, key by key
+    (null removes), anything else replaces."""
+    if not isinstance(patch, dict):
+        return not _equal(held, patch)
+    if not isinstance(held, dict):
+        return True
+    return any(
+        held.get(key) is not None if value is None else _changes(held.get(key), value)
+        for key, value in patch.items()
+    )
+
+
+def _equal(a: Any, b: Any) -> bool:
+    """JSON equality where an object's missing key and its null are the same (the API
+    writes Go's zero values: ``"lastTransitionTime": null`` for one never set)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return all(_equal(a.get(key), b.get(key)) for key in a.keys() | b.keys())
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b) and type(a) is type(b)
 
 
 def _without_heartbeat(condition: dict[str, Any]) -> dict[str, Any]:

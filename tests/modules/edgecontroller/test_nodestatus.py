@@ -84,3 +84,26 @@ def test_what_cannot_be_compared_is_written() -> None:
     bad_report = report()
     bad_report["conditions"] = "Ready"
     assert not nodestatus.unchanged(held(10), bad_report, NOW, EVERY)
+
+
+def test_fields_the_report_leaves_out_are_kept_by_the_merge_and_change_nothing() -> None:
+    """The API writes Go's zero values the report never sent (a real server's
+    ``nodeInfo`` has every field; a condition's unset time is null)."""
+    stored = held(10)
+    stored["nodeInfo"] |= {"machineID": "", "bootID": ""}
+    stored["conditions"][1]["message"] = None
+    assert nodestatus.unchanged(stored, report(), NOW, EVERY)
+    removing = report()
+    removing["capacity"] = {"cpu": None}  # a merge patch's null removes the key
+    assert not nodestatus.unchanged(stored, removing, NOW, EVERY)
+    stored["addresses"] = None
+    same = report() | {"addresses": None}
+    assert nodestatus.unchanged(stored, same, NOW, EVERY)
+    assert not nodestatus.unchanged(stored, report() | {"capacity": ["4"]}, NOW, EVERY)
+    assert not nodestatus.unchanged(stored, report() | {"images": [{"names": ["a"]}]}, NOW, EVERY)
+
+
+def test_a_number_is_not_the_string_of_it() -> None:
+    stored = held(10)
+    stored["capacity"]["pods"] = 110
+    assert not nodestatus.unchanged(stored, report(), NOW, EVERY)
