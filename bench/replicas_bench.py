@@ -704,8 +704,10 @@ def failover(
     (key, rv) -> when the write returned) to its arrival. With a resume (SIGCONT):
     for the nodes the fleet did not drop, resume -> their session's close, and
     deliveries over a session opened before the fault after the resume (the zombie's)."""
-    t0, affected, rv0 = step["t0"], step["affected"], step["rv0"]
+    t0, rv0 = step["t0"], step["rv0"]
     resumed = step.get("resumed", float("inf"))
+    elsewhere = _served_elsewhere(records, step)
+    affected = [n for n in step["affected"] if n not in elsewhere]
     wanted = set(affected)
     opened: dict[str, float] = {}
     applied: dict[str, float] = {}
@@ -736,7 +738,8 @@ def failover(
              for node, (key, rv, t) in first.items()
              if node in opened and (key, rv) in written]  # fmt: skip
     result: dict[str, Any] = {
-        "affected": n, "reconnected": _quantiles(list(opened.values()), n),
+        "affected": n, "elsewhere": len(elsewhere),
+        "reconnected": _quantiles(list(opened.values()), n),
         "applied": _quantiles(list(applied.values()), n), "old_session_deliveries": zombie,
         "open_to_applied": _quantiles(gaps, n), "cloud_part": _quantiles(cloud, n),
     }  # fmt: skip
@@ -750,6 +753,33 @@ def failover(
         result["kept"]["closed_after_resume"] = _quantiles(
             [closed[n] for n in kept if n in closed], len(kept))  # fmt: skip
     return result
+
+
+def _served_elsewhere(records: dict[str, Any], step: dict[str, Any]) -> set[str]:
+    """Nodes the victim's owner Leases named at the fault that another replica was
+    serving: after the victim was gone (kill -9, or a SIGTERM's exit), they still got
+    versions over a session opened before the fault. (A node rebalanced away just
+    before: its new owner's claim had not been written when the Leases were read.)
+    None after a pause or a cut (SIGSTOP, api-loss: a step with "resumed"): deliveries
+    over old sessions there are the zombie's."""
+    if "resumed" in step:
+        return set()
+    gone = step["t0"] + step.get("exit_seconds", 0.0) + 1.0  # frames in flight landed
+    wanted = set(step["affected"])
+    last_open: dict[str, float] = {}
+    elsewhere: set[str] = set()
+    events = sorted(
+        [(t, node, "open") for node, what, t in records["events"] if what == "open"]
+        + [(t, node, "arrival") for node, _, _, t in records["arrivals"]]
+    )  # fmt: skip
+    for t, node, what in events:
+        if node not in wanted:
+            continue
+        if what == "open":
+            last_open[node] = t
+        elif t > gone and last_open.get(node, t) < step["t0"]:
+            elsewhere.add(node)
+    return elsewhere
 
 
 def _quantiles(values: list[float], of: int) -> dict[str, Any]:
@@ -1125,6 +1155,8 @@ def report(result: dict[str, Any]) -> str:
         for f in s["failover"]:
             r, a, g, c = f["reconnected"], f["applied"], f["open_to_applied"], f["cloud_part"]
             extra = f", exited in {f['exit_seconds']} s" if "exit_seconds" in f else ""
+            if f.get("elsewhere"):
+                extra += f" (and {f['elsewhere']} its Leases named, served elsewhere: left out)"
             lines.append(
                 f"  victim {f['victim']} owned {f['affected']}{extra}: reconnected"
                 f" {r['n']}/{r['of']} p50/p99/max {r['p50']}/{r['p99']}/{r['max']} s; first new"
