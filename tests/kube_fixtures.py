@@ -147,3 +147,13 @@ def kube(tmp_path: Path) -> Iterator[KubeTestCluster]:
 def kube_namespace(kube: KubeTestCluster) -> str:
     """A unique, existing namespace, deleted after the test."""
     return kube.namespace()
+
+
+@pytest.fixture
+def edge_node(kube: KubeTestCluster) -> Iterator[str]:
+    """A Node that exists (records of nodes that do not are dropped at start), deleted
+    after the test."""
+    name = unique("edge-r")
+    kube.core.create_node(manifest({"metadata": {"name": name}}))
+    yield name
+    delete_if_present(kube.core.delete_node, name)

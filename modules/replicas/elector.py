@@ -71,6 +71,9 @@ class Elector:
         self.duration = duration  # leaseDurationSeconds written; others wait this long
         self.renew_deadline = renew_deadline  # seconds after a renewal until we stop trusting it
         self.labels = dict(labels or {})  # labels the Lease carries (membership selection)
+        # Annotations the Lease carries from the next write on (what a replica tells the
+        # others, e.g. where its router listens); set by its owner at any time.
+        self.annotations: dict[str, str] = {}
         self.epoch: int | None = None  # leaseTransitions of our acquisition; None unless held
         self.lease: JsonObj | None = None  # the Lease as last read or written
         self._renewed_at: float | None = None  # monotonic time of our last write; None = not held
@@ -151,6 +154,8 @@ class Elector:
             body["metadata"] = {"name": self.name, "namespace": self.namespace}
         meta = body.setdefault("metadata", {})
         meta["labels"] = {**(meta.get("labels") or {}), **self.labels}
+        if self.annotations:
+            meta["annotations"] = {**(meta.get("annotations") or {}), **self.annotations}
         spec = body.setdefault("spec", {})
         spec.update(
             holderIdentity=self.identity,

@@ -30,6 +30,7 @@ from kubernetes import client
 
 from modules.replicas import elector as elector_mod
 from modules.replicas import keeper as keeper_mod
+from modules.replicas import ownership
 from modules.replicas.leases import LeaseAPI
 from modules.replicas.owners import OwnerLeases
 from modules.replicas.settings import ReplicaSettings
@@ -133,15 +134,35 @@ class Replica:
             kubernetes.client.ApiException: the list failed.
         """
         now = self.wall()
-        live = []
-        for lease in self.api.list(f"{MEMBER_LABEL}=true"):
-            spec = elector_mod.spec_of(lease)
-            holder, renewed = spec.get("holderIdentity"), spec.get("renewTime")
-            if holder and renewed and _parse(renewed) + datetime.timedelta(
-                seconds=float(spec.get("leaseDurationSeconds") or 0)
-            ) > now:  # fmt: skip
-                live.append(str(holder))
-        return sorted(live)
+        live = (_live_holder(lease, now) for lease in self.api.list(f"{MEMBER_LABEL}=true"))
+        return sorted(holder for holder in live if holder)
+
+    def advertise(self, key: str, value: str) -> None:
+        """Carry annotation `key` = `value` on the member Lease from its next renewal on
+        (within `retry_period`), for the other replicas (`peer_annotation`)."""
+        self.member.elector.annotations[key] = value
+
+    def peer_annotation(self, identity: str, key: str) -> str:
+        """Annotation `key` of replica `identity`'s member Lease, "" when it has none or
+        the Lease is not live (expired, released, or not there).
+
+        Raises:
+            kubernetes.client.ApiException: the read failed.
+        """
+        lease = self.api.get(member_lease_name(identity))
+        if lease is None or _live_holder(lease, self.wall()) != identity:
+            return ""
+        annotations = (lease.get("metadata") or {}).get("annotations") or {}
+        return str(annotations.get(key) or "")
+
+    def owner_of(self, node: str) -> str:
+        """The replica the node's owner Lease names ("" when none).
+
+        Raises:
+            kubernetes.client.ApiException: the read failed.
+        """
+        lease = self.owners.api.get(ownership.owner_lease_name(node))
+        return elector_mod.holder_of(lease)
 
     def add_listener(self, listener: Listener) -> None:
         """Call `listener(event)` on each change (on a keeper thread: must not block)."""
@@ -180,6 +201,17 @@ class Replica:
                 log.exception("replica: listener failed on %s", event)
         with self._changed:
             self._changed.notify_all()
+
+
+def _live_holder(lease: elector_mod.JsonObj, now: datetime.datetime) -> str:
+    """A member Lease's holder while its renewTime plus duration is ahead of `now`,
+    else ""."""
+    spec = elector_mod.spec_of(lease)
+    holder, renewed = spec.get("holderIdentity"), spec.get("renewTime")
+    if not holder or not renewed:
+        return ""
+    lasts = datetime.timedelta(seconds=float(spec.get("leaseDurationSeconds") or 0))
+    return str(holder) if _parse(str(renewed)) + lasts > now else ""
 
 
 def _parse(value: str) -> datetime.datetime:

@@ -23,6 +23,9 @@ class ReplicaSettings:
     """One replica's identity and its Leases (see the module docstring)."""
 
     id: str = ""  # holderIdentity of this replica; "" = POD_NAME, else the host name
+    # The address the other replicas reach this one at (its router, to which they forward
+    # REST calls for the nodes it serves); "" = POD_IP (downward API), else none.
+    advertise_address: str = ""
     namespace: str = "kubeedge"  # where the member Leases and the leader Lease live
     leader_lease: str = "cloudcore-leader"  # the Lease of cluster-wide duties (CA, token)
     lease_duration: float = dataclasses.field(default=15.0, metadata={"min": 1})  # seconds
@@ -43,6 +46,11 @@ class ReplicaSettings:
     @property
     def identity(self) -> str:
         return self.id or default_id()
+
+    @property
+    def advertised_host(self) -> str:
+        """Where the other replicas reach this one ("" when it cannot be reached)."""
+        return self.advertise_address or os.environ.get("POD_IP", "")
 
     def check(self, path: str = "") -> None:
         """Raise unless duration > renew_deadline > 1.2 x retry_period (client-go's rule).

@@ -33,7 +33,7 @@ from beehive import errors as beehive_errors
 from beehive.message import Message, Operation
 from beehive.module import Module
 from modules import contract, userbus
-from modules.router import rules
+from modules.router import forward, rules
 from modules.router.settings import RouterSettings
 
 log = logging.getLogger("modules.router")
@@ -75,6 +75,13 @@ class Router(Module):
                                       name="beehive-router-http")  # fmt: skip
         self._http.start()
         self.port = self._server.server_address[1]
+        # With several replicas: REST calls for nodes another one serves go to its router
+        # (`modules.router.forward`), which needs this one's address to come back here.
+        replica: Any = self.context.services.get("replica")
+        self._replica = replica
+        if replica is not None and replica.settings.advertised_host:
+            url = forward.url_for(replica.settings.advertised_host, self.port)
+            replica.advertise(forward.ANNOTATION, url)
         log.info("router: REST on http://%s:%d/<node>/<namespace>/<path>",
                  self._settings.address, self.port)  # fmt: skip
         self.hive.register_command("router.address", lambda: {"port": self.port})
@@ -197,6 +204,10 @@ class Router(Module):
                 return exc.status, {}, str(exc).encode()
             state = self._nodes.get(found.node)
         rule = found.rule
+        if not state:  # not served here: another replica may serve it
+            passed = self._pass_on(found.node, method, path, header, body)
+            if passed is not None:
+                return passed
         if state is None:
             return 404, {}, f"unknown node {found.node}".encode()
         if not state:
@@ -208,6 +219,30 @@ class Router(Module):
             self._count(rule, str(exc))
             return exc.status, {}, str(exc).encode()
         return self._round_trip(found, request)
+
+    def _pass_on(self, node: str, method: str, path: str, header: dict[str, list[str]],
+                 body: bytes) -> forward.Answer | None:  # fmt: skip
+        """The answer of the replica serving `node`, through its router; None to answer
+        here (see `modules.router.forward`)."""
+        replica = self._replica
+        if replica is None or forward.passed_on(header):
+            return None
+        try:
+            owner = replica.owner_of(node)
+            if not owner or owner == replica.identity:
+                return None
+            peer = replica.peer_annotation(owner, forward.ANNOTATION)
+        except forward.NO_ANSWER as exc:
+            log.warning("router: cannot tell which replica serves node %s: %s", node, exc)
+            return None
+        if not peer:
+            return None
+        answer = forward.send(peer, via=replica.identity, method=method, path=path,
+                              header=header, body=body,
+                              timeout=self._settings.rest_timeout + 5)  # fmt: skip
+        log.info("routed %s %s for node %s through replica %s: %d", method, path, node,
+                 owner, answer[0])  # fmt: skip
+        return answer
 
     def _request(self, found: rules.Route, method: str, header: dict[str, list[str]],
                  body: bytes) -> Message:  # fmt: skip

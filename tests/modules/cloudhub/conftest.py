@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.kube_fixtures import kube, kube_namespace  # noqa: F401
+from tests.kube_fixtures import edge_node, kube, kube_namespace  # noqa: F401
 from tests.modules.cloudhub.harness import World
 
 

@@ -17,7 +17,7 @@ from modules.replicas import service
 from modules.replicas.owners import OwnerLeases
 from modules.replicas.settings import ReplicaSettings
 from tests.fakes import eventually
-from tests.kube_fixtures import delete_if_present, manifest, unique
+from tests.kube_fixtures import unique
 from tests.modules.cloudhub.harness import (
     RawEdge,
     node_row,
@@ -47,15 +47,6 @@ def replicas(kube: Any, kube_namespace: str) -> Iterator[Callable[[str], service
     yield make
     for replica in made:
         replica.stop()
-
-
-@pytest.fixture
-def edge_node(kube: Any) -> Iterator[str]:
-    """A Node that exists (records of nodes that do not are dropped at start)."""
-    name = unique("edge-r")
-    kube.core.create_node(manifest({"metadata": {"name": name}}))
-    yield name
-    delete_if_present(kube.core.delete_node, name)
 
 
 def closed_with(edge: RawEdge) -> tuple[int, str] | None:

@@ -168,3 +168,15 @@ def test_takeover_adds_its_labels_and_keeps_others(labels: dict[str, str]) -> No
                    "spec": {"holderIdentity": ""}}  # fmt: skip
     assert round_(b, store, clock)
     assert store.lease["metadata"]["labels"] == {**labels, "a": "b"}
+
+
+def test_annotations_set_while_holding_go_out_with_the_next_renewal() -> None:
+    clock, store, a = FakeClock(), LeaseStore(), elector("a")
+    assert round_(a, store, clock)
+    assert "annotations" not in store.lease["metadata"]  # none asked for: none written
+    store.lease["metadata"]["annotations"] = {"someone": "else"}  # another writer's
+    a.annotations["router"] = "http://10.0.0.7:9443"
+    clock.advance(2)
+    assert round_(a, store, clock)
+    assert store.lease["metadata"]["annotations"] == {"someone": "else",
+                                                      "router": "http://10.0.0.7:9443"}  # fmt: skip

@@ -101,3 +101,22 @@ def test_a_replica_that_cannot_renew_fences_itself_at_the_renew_deadline(
     replica.leader.step()
     assert events == [service.MEMBER, service.LEADER, service.FENCED, service.NOT_LEADER]
     assert replica.member.errors == 2
+
+
+@pytest.mark.integration
+def test_what_a_replica_advertises_is_read_by_the_others_while_it_lives(
+    kube: KubeTestCluster, kube_namespace: str, replicas: list[service.Replica]
+) -> None:
+    first, second = (make(kube, kube_namespace, name) for name in ("first", "second"))
+    replicas += [first, second]
+    first.start()
+    second.start()
+    first.advertise("where", "http://10.0.0.7:9443")
+    assert second.wait_for(lambda: second.peer_annotation("first", "where") != "", timeout=5)
+    assert second.peer_annotation("first", "where") == "http://10.0.0.7:9443"
+    assert second.peer_annotation("first", "other") == ""
+    assert second.peer_annotation("nobody", "where") == ""
+    first.owners.claim("edge-1")
+    assert second.owner_of("edge-1") == "first" and second.owner_of("edge-2") == ""
+    first.stop()  # released: not live any more
+    assert second.peer_annotation("first", "where") == ""

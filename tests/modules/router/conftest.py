@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import free_port
+from tests.kube_fixtures import edge_node, kube, kube_namespace  # noqa: F401
 
 
 class Broker:
