@@ -38,6 +38,8 @@ from modules.router.settings import RouterSettings
 
 log = logging.getLogger("modules.router")
 
+_STATUS_ATTEMPTS = 5  # writes of one Rule's status in a row that lost a race, at most
+
 
 class _Waiter:
     """One REST request waiting for the edge's reply."""
@@ -293,27 +295,57 @@ class Router(Module):
             self._dirty.add(rule.key)
 
     def _write_status(self) -> None:
-        """Every status_interval, each changed Rule's status (a merge patch: Rules have no
-        status subresource in KubeEdge's CRD)."""
+        """Every status_interval, what each Rule counted here since its last write is
+        added to the Rule's status in the API (a merge patch: Rules have no status
+        subresource in KubeEdge's CRD). Several routers (replicas) count for one Rule,
+        so each adds to what the Rule holds, a compare-and-swap on its resourceVersion,
+        rather than writing its own totals over the others'."""
         while not self._stop.wait(self._settings.status_interval):
             with self._lock:
                 dirty, self._dirty = self._dirty, set()
-                found = [(k, self._table.rules[k].status.as_object())
+                found = [(k, self._table.rules[k].unwritten.copy())
                          for k in dirty if k in self._table.rules]  # fmt: skip
-            for (namespace, name), status in found:
-                self._patch(namespace, name, status)
+            for key, counted in found:
+                written = self._add_status(key, counted)
+                with self._lock:
+                    rule = self._table.rules.get(key)
+                    if rule is None:
+                        continue
+                    if written is None:
+                        self._dirty.add(key)  # the next round tries again
+                        continue
+                    rule.unwritten.minus(counted)
+                    rule.status = written.plus(rule.unwritten)
 
-    def _patch(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+    def _add_status(self, key: rules.Key, counted: rules.Status) -> rules.Status | None:
+        """Add `counted` to the Rule's status in the API; the status written (that of
+        the Rule when it is gone), or None when it could not be written."""
         if self._api is None:
-            return
+            return counted
+        namespace, name = key
         api: Any = client.CustomObjectsApi(self._api)
-        try:
-            api.patch_namespaced_custom_object("rules.kubeedge.io", "v1", namespace, "rules",
-                                               name, {"status": status})  # fmt: skip
-        except client.ApiException as exc:
-            log.warning("rule %s/%s: status not written: %s", namespace, name, exc.status)
-        except OSError as exc:
-            log.warning("rule %s/%s: status not written: %s", namespace, name, exc)
+        where = ("rules.kubeedge.io", "v1", namespace, "rules", name)
+        for _ in range(_STATUS_ATTEMPTS):
+            try:
+                rule = api.get_namespaced_custom_object(*where)
+                status = rules.status_of(rule).plus(counted)
+                version = rule["metadata"]["resourceVersion"]  # the swap's condition
+                body = {"metadata": {"resourceVersion": version}, "status": status.as_object()}
+                api.patch_namespaced_custom_object(*where, body)
+                return status
+            except client.ApiException as exc:
+                if exc.status == 409:  # another router wrote in between: read again
+                    continue
+                if exc.status == 404:  # the Rule is gone: nothing to count on
+                    return counted
+                log.warning("rule %s/%s: status not written: %s", namespace, name, exc.status)
+                return None
+            except OSError as exc:
+                log.warning("rule %s/%s: status not written: %s", namespace, name, exc)
+                return None
+        log.warning("rule %s/%s: status not written: %d writes in a row lost a race",
+                    namespace, name, _STATUS_ATTEMPTS)  # fmt: skip
+        return None
 
 
 class _Server(http.server.ThreadingHTTPServer):

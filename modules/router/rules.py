@@ -56,6 +56,31 @@ class Status:
         return {"successMessages": self.success, "failMessages": self.fail,
                 "errors": list(self.errors)}  # fmt: skip
 
+    def count(self, error: str) -> None:
+        """One message: a success, or a failure with its error (the last few kept)."""
+        if not error:
+            self.success += 1
+            return
+        self.fail += 1
+        self.errors.append(error[:256])
+        del self.errors[:-MAX_ERRORS]
+
+    def plus(self, more: Status) -> Status:
+        """This status with `more` counted on top (what another writer counted, say)."""
+        return Status(self.success + more.success, self.fail + more.fail,
+                      (self.errors + more.errors)[-MAX_ERRORS:])  # fmt: skip
+
+    def minus(self, written: Status) -> None:
+        """Forget what `written` (a copy taken earlier) holds: it is in the Rule now.
+        Each failure brought one error, so the failures since are the errors to keep."""
+        since = self.fail - written.fail
+        self.errors = self.errors[-since:] if since > 0 else []
+        self.success -= written.success
+        self.fail = since
+
+    def copy(self) -> Status:
+        return Status(self.success, self.fail, list(self.errors))
+
 
 @dataclasses.dataclass(slots=True)
 class Rule:
@@ -71,7 +96,10 @@ class Rule:
     target_type: str = ""
     service_port: str = ""  # the target servicebus endpoint's
     problem: str = ""  # why it cannot route, or ""
-    status: Status = dataclasses.field(default_factory=Status)
+    status: Status = dataclasses.field(default_factory=Status)  # as this router knows it
+    # Counted here and not yet added to the Rule's status in the API: several routers
+    # (replicas) count for one Rule, so each adds its own counts to what the Rule holds.
+    unwritten: Status = dataclasses.field(default_factory=Status)
 
     @property
     def key(self) -> Key:
@@ -127,9 +155,9 @@ class RuleTable:
         rule = _parse_rule(key, obj)
         old = self.rules.get(key)
         if old is not None:
-            rule.status = old.status
+            rule.status, rule.unwritten = old.status, old.unwritten
         else:
-            rule.status = _status_of(obj)
+            rule.status = status_of(obj)
         self._resolve(rule)
         self.rules[key] = rule
         return [rule]
@@ -200,12 +228,9 @@ class RuleTable:
 
     def record(self, rule: Rule, *, error: str = "", at: str = "") -> None:
         """Count one message routed under `rule` (failed when `error` is given)."""
-        if not error:
-            rule.status.success += 1
-            return
-        rule.status.fail += 1
-        rule.status.errors.append(f"{at} {error}".strip()[:256])
-        del rule.status.errors[:-MAX_ERRORS]
+        text = f"{at} {error}".strip() if error else ""
+        rule.status.count(text)
+        rule.unwritten.count(text)
 
 
 def publish_topic(rule: Rule, param: str) -> str:
@@ -275,7 +300,7 @@ def _parse_rule(key: Key, obj: Obj) -> Rule:
     )
 
 
-def _status_of(obj: Obj) -> Status:
+def status_of(obj: Obj) -> Status:
     """The status already written on the Rule (counts continue across restarts)."""
     found = obj.get("status")
     if not isinstance(found, dict):

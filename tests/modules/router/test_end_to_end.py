@@ -181,6 +181,19 @@ def test_a_rest_call_reaches_the_local_app_and_its_answer_comes_back(stack: Stac
     assert eventually(lambda: stack.status("svc").get("successMessages") == 1, timeout=WAIT)
 
 
+def test_the_router_adds_its_counts_to_what_another_router_wrote(stack: Stack) -> None:
+    """With several replicas, each one's router counts for the same Rule."""
+    stack.rule("svc", "rest", "svc", {"path": "/api"}, {"path": "/app"})
+    assert eventually(lambda: stack.routed("svc") and stack.edge_connected(), timeout=WAIT)
+    theirs = {"successMessages": 100, "failMessages": 7, "errors": ["theirs"]}
+    stack.custom.patch_namespaced_custom_object("rules.kubeedge.io", "v1", "default", "rules",
+                                                "svc", {"status": theirs})  # fmt: skip
+    assert stack.call("/edge-r/default/api/items", b"hello", method="PUT")[0] == 201
+    assert eventually(lambda: stack.status("svc").get("successMessages") == 101, timeout=WAIT)
+    assert stack.status("svc")["failMessages"] == 7
+    assert stack.status("svc")["errors"] == ["theirs"]
+
+
 def test_a_rest_call_reaches_an_mqtt_subscriber_on_the_edge(stack: Stack, broker: Broker) -> None:
     stack.rule("pub", "rest", "bus", {"path": "/pub"}, {"topic": "cmd"})
     assert eventually(lambda: stack.routed("pub") and stack.edge_connected(), timeout=WAIT)

@@ -128,3 +128,22 @@ def test_status_counts_survive_updates_and_keep_the_last_errors(table: rules.Rul
     assert status["successMessages"] == 4
     assert status["failMessages"] == 8
     assert status["errors"] == ["e2", "e3", "e4", "e5", "e6"]
+    unwritten = table.rules["default", "a"].unwritten.as_object()
+    assert (unwritten["successMessages"], unwritten["failMessages"]) == (1, 7)
+
+
+def test_what_is_counted_here_is_added_to_what_the_rule_holds_then_forgotten() -> None:
+    """Several routers count for one Rule: each adds what it counted since its last
+    write to the status the Rule holds, and forgets just that (more may have come)."""
+    held = rules.Status(100, 7, ["theirs"])
+    here = rules.Status()
+    for error in ("", "", "e1", "e2", "e3", "e4", "e5"):
+        here.count(error)
+    sent = here.copy()
+    here.count("")  # counted while the write was on its way
+    here.count("e6")
+    assert held.plus(sent).as_object() == {"successMessages": 102, "failMessages": 12,
+                                           "errors": ["e1", "e2", "e3", "e4", "e5"]}  # fmt: skip
+    here.minus(sent)
+    assert here.as_object() == {"successMessages": 1, "failMessages": 1, "errors": ["e6"]}
+    assert rules.Status(1, 1, ["x"]).plus(rules.Status()).errors == ["x"]
