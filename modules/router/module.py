@@ -299,7 +299,9 @@ class Router(Module):
         added to the Rule's status in the API (a merge patch: Rules have no status
         subresource in KubeEdge's CRD). Several routers (replicas) count for one Rule,
         so each adds to what the Rule holds, a compare-and-swap on its resourceVersion,
-        rather than writing its own totals over the others'."""
+        rather than writing its own totals over the others'. Without an API: nothing."""
+        if self._api is None:
+            return
         while not self._stop.wait(self._settings.status_interval):
             with self._lock:
                 dirty, self._dirty = self._dirty, set()
@@ -318,10 +320,8 @@ class Router(Module):
                     rule.status = written.plus(rule.unwritten)
 
     def _add_status(self, key: rules.Key, counted: rules.Status) -> rules.Status | None:
-        """Add `counted` to the Rule's status in the API; the status written (that of
-        the Rule when it is gone), or None when it could not be written."""
-        if self._api is None:
-            return counted
+        """Add `counted` to the Rule's status in the API; the status written (`counted`
+        when the Rule is gone), or None when it could not be written."""
         namespace, name = key
         api: Any = client.CustomObjectsApi(self._api)
         where = ("rules.kubeedge.io", "v1", namespace, "rules", name)
