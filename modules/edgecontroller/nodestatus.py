@@ -16,7 +16,9 @@ interval. Output: whether the write can be skipped.
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import Any, TypeGuard
+
+from modules.edgecontroller.podstatus import merged
 
 HEARTBEAT = "lastHeartbeatTime"  # stamped by cloudcore on every write
 
@@ -27,21 +29,16 @@ def unchanged(held: Any, reported: dict[str, Any], now: datetime.datetime, every
     those is younger than `every` seconds (0: every report is written)."""
     if every <= 0 or not isinstance(held, dict):
         return False
-    beats: list[Any] = []
-    for key, value in reported.items():
-        if key != "conditions":
-            if _changes(held.get(key), value):
-                return False
-            continue
-        mine = held.get(key)
-        if not isinstance(value, list) or not isinstance(mine, list) or len(value) != len(mine):
+    patch, beats = dict(reported), []
+    if "conditions" in reported:  # a list: the patch replaces it whole
+        theirs, mine = reported["conditions"], held.get("conditions")
+        if not _objects(theirs) or not _objects(mine):
             return False
-        for theirs, ours in zip(value, mine, strict=True):
-            if not isinstance(theirs, dict) or not isinstance(ours, dict):
-                return False
-            if not _equal(_without_heartbeat(theirs), _without_heartbeat(ours)):
-                return False
-            beats.append(ours.get(HEARTBEAT))
+        patch["conditions"] = [_without_heartbeat(c) for c in theirs]
+        held = {**held, "conditions": [_without_heartbeat(c) for c in mine]}
+        beats = [c.get(HEARTBEAT) for c in mine]
+    if not _equal(merged(held, patch), held):
+        return False
     times = [_time(beat) for beat in beats]
     if None in times:  # a condition without a heartbeat we can read: write it
         return False
@@ -49,17 +46,8 @@ def unchanged(held: Any, reported: dict[str, Any], now: datetime.datetime, every
     return (now - oldest).total_seconds() < every
 
 
-def _changes(held: Any, patch: Any) -> bool:
-    """Whether a JSON merge patch (RFC 7386) changes `held`: objects merge, key by key
-    (null removes), anything else replaces."""
-    if not isinstance(patch, dict):
-        return not _equal(held, patch)
-    if not isinstance(held, dict):
-        return True
-    return any(
-        held.get(key) is not None if value is None else _changes(held.get(key), value)
-        for key, value in patch.items()
-    )
+def _objects(value: Any) -> TypeGuard[list[dict[str, Any]]]:
+    return isinstance(value, list) and all(isinstance(item, dict) for item in value)
 
 
 def _equal(a: Any, b: Any) -> bool:
