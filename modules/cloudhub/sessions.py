@@ -11,7 +11,6 @@ the dispatcher that a node's current session ended, and why (one of contract's
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 from collections.abc import Callable
 
@@ -118,13 +117,8 @@ class SessionTable:
         """End up to `count` sessions (cloudhub is stopping or handing nodes over, a
         batch at a time), those of nodes for which `first` is true before the others;
         returns how many are left."""
-        sessions = list(self.by_node.values())
-        chosen = [s for s in sessions if first(s.node_id)][: max(count, 0)]
-        if len(chosen) < count:
-            picked = {id(s) for s in chosen}
-            rest = (s for s in sessions if id(s) not in picked)
-            chosen += itertools.islice(rest, count - len(chosen))
-        for session in chosen:
+        ordered = sorted(self.by_node.values(), key=lambda s: not first(s.node_id))  # stable
+        for session in ordered[: max(count, 0)]:
             self.close(session, CLOSE_GOING_AWAY, reason, ended=contract.ENDED_STOPPING)
         return len(self.by_node)
 

@@ -273,18 +273,17 @@ class OwnerWatch:
         meta = lease.get("metadata") or {}
         meta.pop("managedFields", None)
         self._leases[str(meta.get("name") or "")] = lease
-        self.events += 1
-        try:
-            self._on_owner(owner)
-        except Exception:  # the callback's bug must not end the watch
-            log.exception("owner Lease watch: the callback failed on node %s", owner.node)
+        self._tell(lambda: self._on_owner(owner), f"node {owner.node}")
 
     def _gone(self, lease: ownership.JsonObj) -> None:
         node = ownership.node_of(lease)
-        if not node:
-            return
+        if node:
+            self._tell(lambda: self._on_gone(node), f"deleted node {node}")
+
+    def _tell(self, call: Callable[[], None], what: str) -> None:
+        """Run a callback, counted; its bug must not end the watch."""
         self.events += 1
         try:
-            self._on_gone(node)
-        except Exception:  # the callback's bug must not end the watch
-            log.exception("owner Lease watch: the callback failed on deleted node %s", node)
+            call()
+        except Exception:
+            log.exception("owner Lease watch: the callback failed on %s", what)
