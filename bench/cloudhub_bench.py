@@ -32,7 +32,6 @@ import contextlib
 import itertools
 import json
 import os
-import shutil
 import signal
 import socket
 import ssl
@@ -47,7 +46,7 @@ from typing import Any
 
 import orjson
 import psutil
-from e2e_bench import FleetControl
+from e2e_bench import FleetControl, py_spy
 
 from beehive import codec, runtime
 from beehive.message import JsonValue, Message
@@ -207,7 +206,7 @@ def profiled(prefix: str, phase: str, pids: dict[str, int]) -> Iterator[None]:
     if not prefix:
         yield
         return
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    spy = py_spy()
     options = ["--format", "raw", "--threads", "--nonblocking", "-r", "100"]
     procs = [
         subprocess.Popen(
