@@ -141,7 +141,7 @@ class CloudHub(Module):
 
     def _close_some(self, count: int, reason: str) -> None:
         """Write the records (what the nodes acked here: their next replica reads it),
-        then close `count` sessions, the oldest first."""
+        then close `count` sessions, those of settled nodes first (`CloudHubCore.close_some`)."""
         if self._writer is not None:
             self._writer.flush(2.0)
         self._transport.apply(lambda hub: hub.close_some(count, reason))
