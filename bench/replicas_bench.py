@@ -114,6 +114,7 @@ MEMBER_LABEL = "cloudcore.beehive-edge.io/member"
 OWNERSHIP_LABEL = "cloudcore.beehive-edge.io/ownership"
 NODE_ANNOTATION = "cloudcore.beehive-edge.io/node"
 SYNC_RECORDS = (syncrecord.GROUP, syncrecord.VERSION, syncrecord.PLURAL)
+SLOWEST = 6  # nodes listed with their timeline, slowest cloud's parts last
 REPLICA = """kube: {{mode: kubeconfig, kubeconfig: "{kubeconfig}"}}
 replica: {{id: {id}, namespace: {namespace}, lease_duration: {lease_duration},
            renew_deadline: {renew_deadline}, retry_period: {retry_period}, ca_wait: 60}}
@@ -734,14 +735,21 @@ def failover(
         zombie += t > resumed and bool(before) and before[-1] < t0
     n = len(affected)
     gaps = [applied[k] - opened[k] for k in applied if k in opened and applied[k] >= opened[k]]
-    cloud = [t - max(t0 + opened[node], written[(key, rv)])
-             for node, (key, rv, t) in first.items()
-             if node in opened and (key, rv) in written]  # fmt: skip
+    timeline = sorted(
+        (t - max(t0 + opened[node], written[(key, rv)]), node, opened[node],
+         written[(key, rv)] - t0, t - t0)
+        for node, (key, rv, t) in first.items() if node in opened and (key, rv) in written
+    )  # fmt: skip
+    cloud = [row[0] for row in timeline]
     result: dict[str, Any] = {
         "affected": n, "elsewhere": len(elsewhere),
         "reconnected": _quantiles(list(opened.values()), n),
         "applied": _quantiles(list(applied.values()), n), "old_session_deliveries": zombie,
         "open_to_applied": _quantiles(gaps, n), "cloud_part": _quantiles(cloud, n),
+        # the slowest cloud's parts: node, and its session opened, version written and
+        # version arrived, seconds after the fault
+        "slowest": [[node, round(o, 3), round(w, 3), round(a, 3)]
+                    for _, node, o, w, a in timeline[-SLOWEST:]],
     }  # fmt: skip
     if "dropped" in step:
         kept = [n for n in affected if n not in set(step["dropped"])]
@@ -1166,6 +1174,8 @@ def report(result: dict[str, Any]) -> str:
                 f" {c['p50']}/{c['p99']}/{c['max']} s);"
                 f" deliveries over pre-fault sessions after resume {f['old_session_deliveries']}"
             )
+            slow = "; ".join(f"{node} {o}/{w}/{a}" for node, o, w, a in f["slowest"])
+            lines.append(f"  slowest cloud's parts (opened/written/arrived s after): {slow}")
             for name, threads in f.get("takeover_cpu", {}).items():
                 spent = ", ".join(f"{thread} {cpu}" for thread, cpu in threads.items())
                 lines.append(f"  {name}'s cpu s by thread, kill to reconnected + tail: {spent}")
