@@ -177,18 +177,14 @@ class KubeApi:
         return _ok(entry.raw, 201 if created and not target.subresource else 200)
 
     def _list(self, rtype: ResourceType, ns: str, query: Query) -> Response:
-        match = selectors.combine(
-            selectors.label_selector(query.get("labelSelector")),
-            selectors.field_selector(
-                query.get("fieldSelector"), rtype.field_labels, conversion=rtype.field_conversion
-            ),
-        )
+        selection = selectors.select(rtype, query)
         limit = _int(query.get("limit", "0"))
         after = _decode_continue(query["continue"]) if query.get("continue") else None
         with self.cond:
             page, last, remaining = self.store.list(
-                rtype, ns, match=match, limit=limit, after=after
-            )
+                rtype, ns, match=selection.match, limit=limit, after=after,
+                indexed=selection.indexed,
+            )  # fmt: skip
             rv = self.store.resource_version
         meta: JsonObj = {"resourceVersion": str(rv)}
         if last is not None:
@@ -239,15 +235,12 @@ class KubeApi:
     def _delete_collection(
         self, rtype: ResourceType, ns: str, query: Query, options: JsonObj
     ) -> Response:
-        match = selectors.combine(
-            selectors.label_selector(query.get("labelSelector")),
-            selectors.field_selector(
-                query.get("fieldSelector"), rtype.field_labels, conversion=rtype.field_conversion
-            ),
-        )
+        selection = selectors.select(rtype, query)
         with self.cond:
             try:
-                page, _, _ = self.store.list(rtype, ns, match=match)
+                page, _, _ = self.store.list(
+                    rtype, ns, match=selection.match, indexed=selection.indexed
+                )
                 done = [
                     self.store.delete(rtype, _ns_of(e), e.obj["metadata"]["name"], options)[0]
                     for e in page

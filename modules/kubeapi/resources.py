@@ -63,6 +63,10 @@ class ResourceType:
     # metadata.name and metadata.namespace whatever their scope and refuse others with
     # runtime.DefaultMetaV1FieldSelectorConversion's message
     field_conversion: bool = True
+    # a field label the store indexes: a list or watch whose fieldSelector requires one
+    # value of it reads only those objects (kube-apiserver's watch cache indexes pods by
+    # spec.nodeName, which every kubelet's and every edge's list of its pods selects by)
+    indexed_field: str = ""
     returns_deleted: bool = False  # DELETE answers the object, not a Status
     name_rule: str = "subdomain"  # "subdomain", "label" (namespaces), "crd" or "path" (any)
     custom: bool = False  # defined by a CRD: no strategic merge patch
@@ -107,6 +111,7 @@ BUILTIN: tuple[ResourceType, ...] = (
         short_names=("po",),
         has_status=True,
         returns_deleted=True,
+        indexed_field="spec.nodeName",
         field_labels=_META_FIELDS
         | {
             "spec.nodeName",

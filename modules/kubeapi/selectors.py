@@ -9,10 +9,12 @@ stored object (a JSON dict). Grammar as k8s.io/apimachinery/pkg/labels/selector.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from modules.kubeapi import errors
+from modules.kubeapi.resources import ResourceType
 
 JsonObj = dict[str, Any]
 Predicate = Callable[[JsonObj], bool]
@@ -118,6 +120,30 @@ def field_selector(
         return all((field_value(obj, p) == v) == eq for p, eq, v in terms)
 
     return matches
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What a list, watch or delete-collection query selects."""
+
+    match: Predicate | None  # the label and field selectors; None: everything
+    indexed: str | None  # the value they require of the kind's indexed field (None: any)
+
+
+def select(rtype: ResourceType, query: Mapping[str, str]) -> Selection:
+    """The query's `labelSelector` and `fieldSelector` for `rtype` (400 if bad)."""
+    fields = query.get("fieldSelector")
+    match = combine(
+        label_selector(query.get("labelSelector")),
+        field_selector(fields, rtype.field_labels, conversion=rtype.field_conversion),
+    )
+    indexed = None
+    if rtype.indexed_field and match is not None:
+        for term in _split_terms(fields or ""):
+            found = _FIELD_TERM.match(term)
+            if found and found.group(1) == rtype.indexed_field and found.group(2) != "!=":
+                indexed = found.group(3)
+    return Selection(match, indexed)
 
 
 def combine(*predicates: Predicate | None) -> Predicate | None:

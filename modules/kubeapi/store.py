@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from modules.kubeapi import errors, objects, strategy
+from modules.kubeapi import errors, objects, selectors, strategy
 from modules.kubeapi.resources import Catalogue, ResourceType
 
 JsonObj = dict[str, Any]
@@ -73,6 +73,8 @@ class Store:
     def __init__(self, *, history: int = DEFAULT_HISTORY) -> None:
         self.catalogue = Catalogue()  # served types; grows with CRDs
         self._objects: dict[str, dict[tuple[str, str], Entry]] = {}  # key -> (ns, name) -> entry
+        # key -> value of its kind's indexed field -> (ns, name)s with that value
+        self._index: dict[str, dict[str, set[tuple[str, str]]]] = {}
         self._rv = 0  # the last resourceVersion handed out
         self._history: list[Event] = []  # events first_rv .. _rv, consecutive
         self._first_rv = 1  # resourceVersion of _history[0]
@@ -90,11 +92,15 @@ class Store:
         for key, raw in stored:
             obj = json.loads(raw)
             meta = obj["metadata"]
-            self._objects.setdefault(key, {})[(meta.get("namespace", ""), meta["name"])] = Entry(
-                obj, raw
-            )
+            at = (meta.get("namespace", ""), meta["name"])
+            self._objects.setdefault(key, {})[at] = Entry(obj, raw)
             if key == _CRDS:
                 self.catalogue.add_crd(obj)
+        for key, table in self._objects.items():
+            rtype = self.catalogue.by_key(key)
+            if rtype is not None and rtype.indexed_field:
+                for at, entry in table.items():
+                    self._reindex(rtype, at, None, entry.obj)
         self._rv = rv
         self._first_rv = rv + 1
 
@@ -136,6 +142,8 @@ class Store:
             raise errors.ApiError(413, errors.TOO_LARGE, "etcdserver: request is too large")
         entry = Entry(obj, raw)
         self._objects.setdefault(rtype.key, {})[(ns, name)] = entry
+        if rtype.indexed_field:
+            self._reindex(rtype, (ns, name), old, obj)
         self._record(rtype, ns, "ADDED" if old is None else "MODIFIED", entry, old)
         if rtype.key == _CRDS:
             self.catalogue.add_crd(obj)
@@ -143,12 +151,32 @@ class Store:
 
     def _remove(self, rtype: ResourceType, ns: str, name: str) -> Entry:
         old = self._objects[rtype.key].pop((ns, name))
+        if rtype.indexed_field:
+            self._reindex(rtype, (ns, name), old.obj, None)
         self._rv += 1
         obj = dict(old.obj)
         obj["metadata"] = dict(obj["metadata"], resourceVersion=str(self._rv))
         entry = Entry(obj, encode(obj))
         self._record(rtype, ns, "DELETED", entry, old.obj)
         return entry
+
+    def _reindex(
+        self, rtype: ResourceType, at: tuple[str, str], old: JsonObj | None, new: JsonObj | None
+    ) -> None:
+        """Move `at` in its kind's index from `old`'s value of the field to `new`'s."""
+        index = self._index.setdefault(rtype.key, {})
+        before = None if old is None else selectors.field_value(old, rtype.indexed_field)
+        after = None if new is None else selectors.field_value(new, rtype.indexed_field)
+        if before == after:
+            return
+        if before is not None:
+            keys = index.get(before)
+            if keys is not None:
+                keys.discard(at)
+                if not keys:
+                    del index[before]
+        if after is not None:
+            index.setdefault(after, set()).add(at)
 
     # -- reads -------------------------------------------------------------------
 
@@ -166,10 +194,19 @@ class Store:
         match: Predicate | None = None,
         limit: int = 0,
         after: tuple[str, str] | None = None,
+        indexed: str | None = None,
     ) -> tuple[list[Entry], tuple[str, str] | None, int]:
-        """Matching entries in (namespace, name) order: (page, last key if more, remaining)."""
+        """Matching entries in (namespace, name) order: (page, last key if more, remaining).
+        `indexed`: only entries with this value of the kind's indexed field are read
+        (`match` must require it too: it alone decides)."""
         table = self._objects.get(rtype.key, {})
-        keys = sorted(k for k in table if (not ns or k[0] == ns) and (after is None or k > after))
+        if indexed is not None and rtype.indexed_field:
+            candidates: Iterable[tuple[str, str]] = self._index.get(rtype.key, {}).get(indexed, ())
+        else:
+            candidates = table
+        keys = sorted(
+            k for k in candidates if (not ns or k[0] == ns) and (after is None or k > after)
+        )
         page: list[Entry] = []
         for i, k in enumerate(keys):
             entry = table[k]

@@ -47,12 +47,8 @@ class WatchStream:
         self._api = api  # the shared store, lock and condition
         self._rtype = rtype  # the watched resource
         self._namespace = namespace  # "" for all namespaces
-        self._match = selectors.combine(  # label and field selectors, or None
-            selectors.label_selector(query.get("labelSelector")),
-            selectors.field_selector(
-                query.get("fieldSelector"), rtype.field_labels, conversion=rtype.field_conversion
-            ),
-        )
+        self._selection = selectors.select(rtype, query)  # label and field selectors
+        self._match = self._selection.match  # None: everything
         self._bookmarks = query.get("allowWatchBookmarks", "") in _TRUE  # send BOOKMARK events
         self._initial = query.get("sendInitialEvents", "") in _TRUE  # WatchList semantics
         rv = query.get("resourceVersion", "")
@@ -72,7 +68,10 @@ class WatchStream:
         with self._api.cond:
             if self._from is None:
                 position = self._api.store.resource_version
-                page, _, _ = self._api.store.list(self._rtype, self._namespace, match=self._match)
+                page, _, _ = self._api.store.list(
+                    self._rtype, self._namespace, match=self._match,
+                    indexed=self._selection.indexed,
+                )  # fmt: skip
                 initial = [_line("ADDED", e.raw) for e in page]
             else:
                 position, initial = self._from, []
