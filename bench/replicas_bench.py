@@ -864,7 +864,7 @@ def finish(bench: ReplicaBench, name: str, steps: list[dict[str, Any]]) -> dict[
     assert bench.writer is not None
     written = {(key, rv): t for key, rv, t in bench.writer.log}
     result["failover"] = [{"victim": s["victim"], **failover(records, s, written),
-                           **({"takeover_cpu": s["takeover_cpu"]} if "takeover_cpu" in s else {})}
+                           **{k: s[k] for k in ("takeover_cpu", "window_cpu") if k in s}}
                           for s in steps]  # fmt: skip
     result["duplicates"] = stats["duplicates"] - steps[0]["stats0"]["duplicates"]
     result["connect_failures"] = stats["connect_failures"] - steps[0]["stats0"]["connect_failures"]
@@ -890,9 +890,14 @@ def scenario_kill(bench: ReplicaBench) -> dict[str, Any]:
     victim = bench.pick(bench.args.kill)
     survivors = {name: bench.procs[name].pid for name in bench.configs if name != victim}
     cpu0 = {name: thread_cpu(pid) for name, pid in survivors.items()}
+    others = {name: psutil.Process(proc.pid) for name, proc in bench.procs.items()
+              if name != victim and proc.poll() is None}  # fmt: skip
+    others0 = {name: sum(p.cpu_times()[:2]) for name, p in others.items()}
+    wall0 = time.monotonic()
     prefix = bench.args.profile
     with contextlib.ExitStack() as spies:
-        for name, pid in survivors.items():
+        spied = {**survivors, **({"api": others["api"].pid} if "api" in others else {})}
+        for name, pid in spied.items():
             spies.enter_context(profiled(pid, f"{prefix}-{name}.txt" if prefix else ""))
         step = fault_step(bench, victim, lambda t0, a: bench.procs[victim].kill())
         bench.procs[victim].wait(10)
@@ -900,6 +905,11 @@ def scenario_kill(bench: ReplicaBench) -> dict[str, Any]:
         time.sleep(bench.args.takeover_tail)  # what follows the reconnects: resyncs
     step["takeover_cpu"] = {name: thread_cpu_spent(pid, cpu0[name])
                             for name, pid in survivors.items()}  # fmt: skip
+    # every process's CPU over the same window: what the machine's cores went to
+    step["window_cpu"] = {
+        "seconds": round(time.monotonic() - wall0, 2),
+        **{name: round(sum(p.cpu_times()[:2]) - others0[name], 2) for name, p in others.items()},
+    }
     bench.spawn_replica(victim)
     bench.wait_ready(victim)
     return finish(bench, f"kill -9 {victim}, restart", [step])
@@ -1179,6 +1189,9 @@ def report(result: dict[str, Any]) -> str:
             for name, threads in f.get("takeover_cpu", {}).items():
                 spent = ", ".join(f"{thread} {cpu}" for thread, cpu in threads.items())
                 lines.append(f"  {name}'s cpu s by thread, kill to reconnected + tail: {spent}")
+            if "window_cpu" in f:
+                spent = ", ".join(f"{name} {cpu}" for name, cpu in f["window_cpu"].items())
+                lines.append(f"  cpu s by process over that window: {spent}")
         w = s["lease_writes_during"]
         lines.append(
             f"  duplicates {s['duplicates']}, connect failures {s['connect_failures']}; Lease"
@@ -1324,8 +1337,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--profile",
         default="",
         metavar="PREFIX",
-        help="py-spy the surviving replicas from the kill until --takeover-tail seconds"
-        " after every affected node reconnected: PREFIX-r1.txt, ...",
+        help="py-spy the surviving replicas (and the API server, if started here) from the kill"
+        " until --takeover-tail seconds after every affected node reconnected: PREFIX-r1.txt,"
+        " ..., PREFIX-api.txt",
     )
     add(
         "--takeover-tail",
