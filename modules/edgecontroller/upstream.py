@@ -207,7 +207,10 @@ class Upstream:
             return self._pod_status(node, resource, message.content)
         if rtype == contract.LEASE and operation in ("update", "insert"):
             reports.own(node, resource.name, "renew the lease of")
-            return replies.object_resp(self._call(self._api.renew_lease, node))
+            renewed = self._call(self._api.renew_lease, node)
+            with self._lock:  # an edge that renews its own (a kubelet's) is not renewed twice
+                self._renewed[node] = time.monotonic()
+            return replies.object_resp(renewed)
         if rtype in (contract.CONFIGMAP, contract.SECRET) and operation == "query":
             return self._query(node, rtype, resource.namespace, resource.name)
         if asks.handles(rtype, operation):

@@ -365,6 +365,22 @@ def test_a_kubelet_based_edge_patches_and_deletes_its_own_pods(
     assert raw(cloud.kube.core.read_namespaced_pod, "theirs", ns)["metadata"]["name"] == "theirs"
 
 
+def test_an_edge_that_renews_its_own_lease_is_not_renewed_again_within_the_interval(
+    cloud: Cloud,
+) -> None:
+    """A kubelet-based edgecore renews its node's Lease itself; the keepalives of the
+    same interval write nothing more."""
+    node = cloud.node()
+    renewed = cloud.report(node, "update", f"kube-node-lease/lease/{node}", {})
+    written = body(renewed)["Object"]["metadata"]["resourceVersion"]
+    cloud.notice(node, "connected")
+    cloud.notice(node, "keepalive")
+    # The node's work is done in order: once this query is answered, any renewal is too.
+    assert cloud.report(node, "query", f"null/node/{node}", None).route.operation == "response"
+    lease = raw(cloud.kube.coordination.read_namespaced_lease, node, contract.LEASE_NAMESPACE)
+    assert lease["metadata"]["resourceVersion"] == written
+
+
 def test_an_edge_reads_its_own_lease(cloud: Cloud) -> None:
     node, other = cloud.node(), cloud.node()
     assert cloud.report(node, "update", f"kube-node-lease/lease/{node}", {}).route.operation == (
