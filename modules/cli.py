@@ -72,8 +72,9 @@ def _replica(kube: Any, settings: ReplicaSettings, path: str) -> Iterator[Replic
     """This replica's Leases, held while the hive runs and released after."""
     settings.check(path)
     # No retries inside a call: the keepers try again every retry period themselves; a
-    # pool for the keepers, the claims (4), the owner watch and the cleanup at once.
-    with kube.api_client(retries=0, connection_pool_maxsize=10) as api_client:
+    # pool for the keepers, the claims (cloudhub's 16 threads), the owner watch, the
+    # router's lookups and the cleanup at once.
+    with kube.api_client(retries=0, connection_pool_maxsize=24) as api_client:
         replica = Replica(api_client, settings)
         replica.start()
         try:

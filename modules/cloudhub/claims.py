@@ -7,10 +7,10 @@ fresh from the API when the claim was written (the node comes from elsewhere: wh
 this replica knew of it may be stale); `claim_failed`; `foreign_claim` for every
 other replica's claim the watch reports.
 
-A few threads make the claims (a failover brings hundreds at once, each a write
-against the owner watch's copy of the Lease, or a read and a write); a node has at
-most one claim waiting and one in flight, so its claims never race each other here:
-a newer one for the same node replaces the one waiting.
+Threads make the claims in small batches (a failover brings hundreds at once, each a
+write against the owner watch's copy of the Lease, or a read and a write); a node has
+at most one claim waiting and one in flight, so its claims never race each other
+here: a newer one for the same node replaces the one waiting.
 """
 
 from __future__ import annotations
@@ -33,7 +33,13 @@ log = logging.getLogger("modules.cloudhub.claims")
 Apply = Callable[[Callable[[core.CloudHubCore], object]], None]
 ReadNodes = Callable[[list[str]], dict[str, list[objects.Restored]]]
 _NO_ANSWER = (OSError, urllib3.exceptions.HTTPError, client.ApiException)
-_BATCH = 32  # claims a worker takes at once (their records are read a list per shard)
+# A failover brings hundreds of claims at once to an API server that is slow under the
+# load (100-300 ms a request on the bench's real kube-apiserver): many small batches in
+# parallel, not a few long serial ones (4 workers of 32 left the last claims of a batch
+# seconds behind its first). A batch's records are read a list per shard anyway: with
+# 32 shards, nodes of one batch rarely share one.
+WORKERS = 16  # claim threads: the replica's API pool must hold as many connections
+_BATCH = 4  # claims a worker takes at once
 
 
 class Claimer:
@@ -41,7 +47,7 @@ class Claimer:
 
     def __init__(
         self, owners: OwnerLeases, *, apply: Apply, read_nodes: ReadNodes | None,
-        workers: int = 4,
+        workers: int = WORKERS,
     ) -> None:  # fmt: skip
         self._owners = owners  # claims through the API
         self._apply = apply  # runs a call on the core, on the loop

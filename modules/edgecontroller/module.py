@@ -45,7 +45,9 @@ REQUIRED = frozenset({contract.NODE, contract.POD, contract.CONFIGMAP, contract.
 DRAIN_BATCH = 256
 SEND_BATCH = 512
 LIST_CHUNK = 256  # a list's events per queue entry
-FRESH_READERS = 4  # threads reading nodes taken over from another replica
+# Threads reading nodes taken over from another replica: a read is two requests, and
+# a failover brings hundreds of nodes to an API server that is slow under the load.
+FRESH_READERS = 16
 ROUTER_KINDS = frozenset({contract.RULE, contract.RULEENDPOINT})  # handed to the router
 _ROUTER_OPERATIONS = {"ADDED": "insert", "MODIFIED": "update", "DELETED": "delete"}
 
