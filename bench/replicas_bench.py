@@ -104,6 +104,7 @@ from e2e_bench import (
     wait_until,
 )
 from kubernetes import client, config
+from prometheus_client.parser import text_string_to_metric_families
 
 from modules.cloudhub import syncrecord
 
@@ -538,6 +539,25 @@ class ReplicaBench(Bench):
                 found[wanted[series]] = float(value)
         return found
 
+    def api_requests(self, name: str) -> dict[str, tuple[float, float]]:
+        """The replica's API requests so far: "verb resource" -> (count, seconds spent)."""
+        url = f"http://127.0.0.1:{self.ports[name]['metrics_port']}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        found: dict[str, tuple[float, float]] = {}
+        for family in text_string_to_metric_families(text):
+            if family.name != "beehive_kube_request_duration_seconds":
+                continue
+            for sample in family.samples:
+                key = f"{sample.labels['verb']} {sample.labels['resource']}"
+                count, spent = found.get(key, (0.0, 0.0))
+                if sample.name.endswith("_count"):
+                    count += sample.value
+                elif sample.name.endswith("_sum"):
+                    spent += sample.value
+                found[key] = (count, spent)
+        return found
+
     def record_counts(self) -> dict[str, tuple[int, dict[str, float]]]:
         """Each running replica's (generation, record writes and conflicts so far)."""
         found = {}
@@ -864,7 +884,8 @@ def finish(bench: ReplicaBench, name: str, steps: list[dict[str, Any]]) -> dict[
     assert bench.writer is not None
     written = {(key, rv): t for key, rv, t in bench.writer.log}
     result["failover"] = [{"victim": s["victim"], **failover(records, s, written),
-                           **{k: s[k] for k in ("takeover_cpu", "window_cpu") if k in s}}
+                           **{k: s[k] for k in ("takeover_cpu", "window_cpu", "window_requests")
+                              if k in s}}
                           for s in steps]  # fmt: skip
     result["duplicates"] = stats["duplicates"] - steps[0]["stats0"]["duplicates"]
     result["connect_failures"] = stats["connect_failures"] - steps[0]["stats0"]["connect_failures"]
@@ -886,6 +907,19 @@ def after_fault(bench: ReplicaBench, step: dict[str, Any]) -> None:
     bench.wait_connected(step["stats0"]["connects"] + len(step["affected"]), bench.args.timeout)
 
 
+def _requests_between(
+    before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]
+) -> dict[str, list[float]]:
+    """API requests made between two reads: "verb resource" -> [count, mean ms], busiest
+    first."""
+    spent = {}
+    for key, (count, seconds) in after.items():
+        count0, seconds0 = before.get(key, (0.0, 0.0))
+        if count > count0:
+            spent[key] = [count - count0, round(1000 * (seconds - seconds0) / (count - count0), 1)]
+    return dict(sorted(spent.items(), key=lambda kv: -kv[1][0] * kv[1][1]))
+
+
 def scenario_kill(bench: ReplicaBench) -> dict[str, Any]:
     victim = bench.pick(bench.args.kill)
     survivors = {name: bench.procs[name].pid for name in bench.configs if name != victim}
@@ -894,6 +928,7 @@ def scenario_kill(bench: ReplicaBench) -> dict[str, Any]:
               if name != victim and proc.poll() is None}  # fmt: skip
     others0 = {name: sum(p.cpu_times()[:2]) for name, p in others.items()}
     wall0 = time.monotonic()
+    requests0 = {name: bench.api_requests(name) for name in survivors}
     prefix = bench.args.profile
     with contextlib.ExitStack() as spies:
         spied = {**survivors, **({"api": others["api"].pid} if "api" in others else {})}
@@ -905,6 +940,8 @@ def scenario_kill(bench: ReplicaBench) -> dict[str, Any]:
         time.sleep(bench.args.takeover_tail)  # what follows the reconnects: resyncs
     step["takeover_cpu"] = {name: thread_cpu_spent(pid, cpu0[name])
                             for name, pid in survivors.items()}  # fmt: skip
+    step["window_requests"] = {name: _requests_between(requests0[name], bench.api_requests(name))
+                               for name in survivors}  # fmt: skip
     # every process's CPU over the same window: what the machine's cores went to
     step["window_cpu"] = {
         "seconds": round(time.monotonic() - wall0, 2),
@@ -1189,6 +1226,9 @@ def report(result: dict[str, Any]) -> str:
             for name, threads in f.get("takeover_cpu", {}).items():
                 spent = ", ".join(f"{thread} {cpu}" for thread, cpu in threads.items())
                 lines.append(f"  {name}'s cpu s by thread, kill to reconnected + tail: {spent}")
+            for name, requests in f.get("window_requests", {}).items():
+                spent = ", ".join(f"{key} {int(n)} x {ms} ms" for key, (n, ms) in requests.items())
+                lines.append(f"  {name}'s API requests over that window (count x mean): {spent}")
             if "window_cpu" in f:
                 spent = ", ".join(f"{name} {cpu}" for name, cpu in f["window_cpu"].items())
                 lines.append(f"  cpu s by process over that window: {spent}")
