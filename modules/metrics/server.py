@@ -12,6 +12,7 @@ import http
 import http.server
 import logging
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -77,6 +78,15 @@ class MetricsServer:
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True  # a slow scraper does not hold up a stop
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A scraper or probe that left before its answer was written (its timeout) is
+        no error; anything else is logged (socketserver printed a traceback to stderr)."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (BrokenPipeError, ConnectionResetError)):
+            log.debug("metrics: %s left before its answer: %s", client_address, exc)
+            return
+        log.exception("metrics: a request from %s failed", client_address)
 
 
 class _Server6(_Server):
