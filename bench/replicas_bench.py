@@ -984,7 +984,10 @@ def scenario_rolling(bench: ReplicaBench) -> dict[str, Any]:
         step = fault_step(bench, victim, lambda t0, a, p=proc: p.terminate())  # type: ignore[misc]
         try:
             proc.wait(30)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired:  # its threads' stacks to its log, then kill it
+            proc.send_signal(signal.SIGUSR1)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(1)
             proc.kill()
             proc.wait(5)
         step["exit_seconds"] = round(time.monotonic() - step["t0"], 2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import signal
 import sys
@@ -33,8 +34,17 @@ def run(args: argparse.Namespace, app: App) -> int:
     cfg = app.load(args.config)
     runtime.tune_gc(cfg.hive.gc_threshold)
     stop = threading.Event()
+    received: list[int] = []  # the stopping signal, for the log
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        received.append(signum)
+        stop.set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, on_signal)
+    # `kill -USR1 <pid>`: every thread's stack to stderr, the process runs on (for one
+    # that seems stuck; written by the interpreter, whatever holds the GIL or a lock)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     with app.services(cfg) as services:
         hive = config.build_hive(cfg, services=services)
         admin = _start_admin(hive, cfg)
@@ -45,6 +55,8 @@ def run(args: argparse.Namespace, app: App) -> int:
         print(f"{app.prog}: running {names}; admin at {where}", file=sys.stderr, flush=True)
         try:
             stop.wait()
+            why = signal.Signals(received[0]).name if received else "stop"
+            print(f"{app.prog}: stopping ({why})", file=sys.stderr, flush=True)
         finally:
             report = hive.stop(timeout=cfg.hive.stop_timeout)
             if admin is not None:

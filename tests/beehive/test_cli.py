@@ -246,11 +246,15 @@ def test_beehive_run_serves_debug_and_stops_cleanly_on_sigterm(tmp_path: Path) -
         assert modules is not None
         assert [m["name"] for m in modules] == ["sink", "ticker"]
         assert {m["state"] for m in modules} == {"running"}
+        proc.send_signal(signal.SIGUSR1)  # every thread's stack, and it runs on
+        assert eventually(lambda: debug_json() is not None, timeout=30)
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert f"beehive: running sink, ticker; admin at unix://{tmp_path}/run.sock" in err
+    assert "Current thread" in err and "(most recent call first)" in err
+    assert "beehive: stopping (SIGTERM)" in err
     assert "beehive: stopped" in err and "undelivered" not in err
     assert not (tmp_path / "run.sock").exists()
 
