@@ -66,3 +66,31 @@ def _kept(items: Iterable[tuple[str, str]]) -> dict[str, str]:
 
 
 NO_ANSWER = (client.ApiException, OSError, urllib3.exceptions.HTTPError)  # Leases unread
+
+
+class Recent:
+    """What the Leases said lately (a node's owner, a replica's router URL), for `ttl`
+    seconds, at most `size` keys (the oldest go first): a call for a node served
+    elsewhere read two Leases before each pass, a load on the API server that grew
+    with the REST traffic. Sans-I/O: the caller gives the time."""
+
+    def __init__(self, *, ttl: float, size: int = 4096) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._seen: dict[str, tuple[float, str]] = {}  # key -> (when read, value)
+
+    def get(self, key: str, now: float) -> str | None:
+        """The value read within `ttl` of `now`, or None."""
+        found = self._seen.get(key)
+        if found is None or now - found[0] >= self.ttl:
+            return None
+        return found[1]
+
+    def put(self, key: str, value: str, now: float) -> None:
+        self._seen.pop(key, None)
+        self._seen[key] = (now, value)
+        while len(self._seen) > self.size:
+            del self._seen[next(iter(self._seen))]
+
+    def forget(self, key: str) -> None:
+        self._seen.pop(key, None)

@@ -22,9 +22,11 @@ import concurrent.futures
 import http.server
 import logging
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client
@@ -39,6 +41,10 @@ from modules.router.settings import RouterSettings
 log = logging.getLogger("modules.router")
 
 _STATUS_ATTEMPTS = 5  # writes of one Rule's status in a row that lost a race, at most
+
+# Seconds a node's owner and a replica's router URL, as the Leases said, are used for calls
+# passed on to the replica serving the node (a failover moves nodes within seconds).
+LEASES_KEPT = 2.0
 
 
 class _Waiter:
@@ -81,6 +87,8 @@ class Router(Module):
         # (`modules.router.forward`), which needs this one's address to come back here.
         replica: Any = self.context.services.get("replica")
         self._replica = replica
+        self._owners = forward.Recent(ttl=LEASES_KEPT)  # node -> its owner; under _lock
+        self._peers = forward.Recent(ttl=LEASES_KEPT)  # replica -> its router URL; _lock
         if replica is not None and replica.settings.advertised_host:
             url = forward.url_for(replica.settings.advertised_host, self.port)
             replica.advertise(forward.ANNOTATION, url)
@@ -230,10 +238,12 @@ class Router(Module):
         if replica is None or forward.passed_on(header):
             return None
         try:
-            owner = replica.owner_of(node)
+            owner = self._recall(self._owners, node, lambda: replica.owner_of(node))
             if not owner or owner == replica.identity:
                 return None
-            peer = replica.peer_annotation(owner, forward.ANNOTATION)
+            peer = self._recall(
+                self._peers, owner, lambda: replica.peer_annotation(owner, forward.ANNOTATION)
+            )
         except forward.NO_ANSWER as exc:
             log.warning("router: cannot tell which replica serves node %s: %s", node, exc)
             return None
@@ -242,9 +252,23 @@ class Router(Module):
         answer = forward.send(peer, via=replica.identity, method=method, path=path,
                               header=header, body=body,
                               timeout=self._settings.rest_timeout + 5)  # fmt: skip
+        if answer[0] == 502:  # the peer did not answer: read the Leases again next time
+            with self._lock:
+                self._owners.forget(node)
+                self._peers.forget(owner)
         log.info("routed %s %s for node %s through replica %s: %d", method, path, node,
                  owner, answer[0])  # fmt: skip
         return answer
+
+    def _recall(self, recent: forward.Recent, key: str, read: Callable[[], str]) -> str:
+        """`key`'s value as read within `LEASES_KEPT` seconds, else `read()` now."""
+        with self._lock:
+            found = recent.get(key, time.monotonic())
+        if found is None:
+            found = read()
+            with self._lock:
+                recent.put(key, found, time.monotonic())
+        return found
 
     def _request(self, found: rules.Route, method: str, header: dict[str, list[str]],
                  body: bytes) -> Message:  # fmt: skip
