@@ -84,6 +84,7 @@ class CloudHub(Module):
             max_write_buffer=settings.max_write_buffer,
             on_claims=self._put_claims,
             fenced=replica.fenced if replica is not None else None,
+            member_term=(lambda: replica.member_term) if replica is not None else None,
             release_heap_after=settings.release_heap_after,
         )
         try:

@@ -86,6 +86,7 @@ class ServerTransport:
         max_queued_handshakes: int = 4096,
         on_claims: Callable[[list[Claim]], None] | None = None,
         fenced: Callable[[], str | None] | None = None,
+        member_term: Callable[[], int] | None = None,
         release_heap_after: int = 0,
     ) -> None:
         self.core = hub  # all logic; used on the loop thread only
@@ -100,6 +101,11 @@ class ServerTransport:
         # thread has noticed (it may renew without ever reporting the lapse).
         self._is_fenced = fenced
         self._fence_closed = False  # the sessions were closed for the current fence
+        # The member Lease's term the sessions are served under (None: every session was
+        # closed since): a keeper that renews at once after a lapse, before the loop asked
+        # `fenced`, starts a new term, and the sessions of the old one end all the same.
+        self._member_term = member_term
+        self._served_term: int | None = member_term() if member_term is not None else None
         self._take: Callable[[int], list[Message]] = _nothing  # downstream messages (read_from)
         self._fenced: str | None = None  # why no session may be served now (`fence`)
         self._handing_over: str | None = None  # why upgrades are refused (stopping)
@@ -358,10 +364,25 @@ class ServerTransport:
                 log.warning("fenced (%s): closing every edge session, refusing upgrades", reason)
                 self.core.close_all(f"this cloudcore replica is fenced: {reason}")
             self._fence_closed = reason is not None
+            if self._member_term is not None:
+                self._new_term(reason is not None)
         self.core.pump()
         self._flush()
         if self.core.more:
             self._after_soon()
+
+    def _new_term(self, fenced: bool) -> None:
+        """Close every session when the member Lease was taken again since they opened."""
+        assert self._member_term is not None
+        if fenced:
+            self._served_term = None  # closed: the next term starts with no session
+            return
+        term = self._member_term()
+        if self._served_term is not None and term != self._served_term:
+            why = "its member Lease lapsed and was taken again (a pause?)"
+            log.warning("fenced (%s): closing every edge session", why)
+            self.core.close_all(f"this cloudcore replica was fenced: {why}")
+        self._served_term = term
 
     def _after_soon(self) -> None:
         """`_after` once on the next loop iteration, however many inputs come before it."""

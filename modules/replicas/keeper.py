@@ -65,8 +65,11 @@ class LeaseKeeper:
         return self.elector.held(self.clock())
 
     def step(self) -> None:
-        """One round: read unless holding, write what the elector asks, report changes."""
+        """One round: read unless holding, write what the elector asks, report changes.
+        A renew deadline that passed since the last round (a paused process) is reported
+        before the round, which may take the Lease again at once: the lapse is told."""
         with self._lock:
+            self._report()
             if not self._stop.is_set():
                 self._round()
             self._report()

@@ -93,6 +93,9 @@ class Replica:
             on_change=lambda held: self._tell(LEADER if held else NOT_LEADER),
         )
         self._listeners: list[Listener] = []  # told of MEMBER, FENCED, LEADER, NOT_LEADER
+        # Times the member Lease was taken: a lapse (renewal overdue, as after a pause)
+        # and a renewal make a new term, whose holder may not trust what it did before.
+        self.member_term = 0
         self._changed = threading.Condition()  # notified on every event (for `wait_for`)
 
     def start(self) -> None:
@@ -194,6 +197,8 @@ class Replica:
 
     def _tell(self, event: str) -> None:
         log.info("replica %s: %s", self.identity, event)
+        if event == MEMBER:
+            self.member_term += 1
         for listener in list(self._listeners):
             try:
                 listener(event)

@@ -30,6 +30,7 @@ class StandInReplica:
         self.owners = OwnerLeases(LeaseAPI(kube.api_client, namespace, timeout=10), identity)
         self.settings = ReplicaSettings(id=identity, namespace=namespace)
         self.identity = identity
+        self.member_term = 1  # times the member Lease was taken
 
     def is_leader(self) -> bool:
         return False
@@ -111,6 +112,38 @@ def test_a_lapse_no_listener_reports_still_closes_the_sessions_before_anything_i
     again = RawEdge(port, "edge-z")
     try:
         assert eventually(lambda: node_row(cloud, "edge-z").get("connected", False))
+    finally:
+        again.close()
+
+
+def test_a_lapse_renewed_before_cloudhub_asked_still_ends_the_sessions_before_anything_is_sent(
+    make_hive, probe, world, kube, kube_namespace
+):
+    # A replica resumed after a pause longer than its renew deadline may take its member
+    # Lease again before cloudhub's loop runs: `fenced` says None whenever it is asked,
+    # and only the Lease's new term shows that the sessions were served by a zombie.
+    replica = StandInReplica(kube, kube_namespace)
+    cloud, port = start_cloud(make_hive, probe, world, services={"replica": replica})
+    edge = RawEdge(port, "edge-t")
+    assert eventually(lambda: node_row(cloud, "edge-t").get("connected", False))
+    replica.member_term += 1  # lapsed and taken again, and cloudhub never saw it fenced
+    cloud.send("cloudhub", world.put("edge-t", pod("p", "uid-p", rv=5)))
+    frames: list[bytes] = []
+    try:
+        while True:
+            opcode, data = edge.ws.recv_data(control_frame=True)
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                break
+            frames.append(data)
+    finally:
+        edge.close()
+    assert frames == []  # closed, and not sent the pod first
+    code, reason = int.from_bytes(data[:2], "big"), data[2:].decode()
+    assert code == 1001 and "member Lease lapsed" in reason
+    again = RawEdge(port, "edge-t")  # the new term serves the edges that come back
+    try:
+        assert eventually(lambda: node_row(cloud, "edge-t").get("connected", False))
+        assert again.ws.connected
     finally:
         again.close()
 

@@ -82,3 +82,17 @@ def test_a_fast_renewal_keeps_holding_for_the_renew_deadline() -> None:
     assert keeper.held()
     clock.advance(0.1)
     assert not keeper.held()
+
+
+def test_a_lapse_is_reported_even_when_the_next_round_takes_the_lease_again() -> None:
+    """A process paused past its renew deadline (SIGSTOP) renews its own Lease in the
+    first round after it resumes: the lapse is still told, before that renewal."""
+    clock, api, keeper = slow_keeper()
+    told: list[tuple[bool, bool]] = []  # (held as told, held by the API's copy then)
+    keeper.on_change = lambda held: told.append((held, keeper.held()))
+    keeper.step()
+    clock.advance(30.0)  # paused: no round ran for three renew deadlines
+    keeper.step()
+    assert keeper.held()
+    assert [held for held, _ in told] == [True, False, True]
+    assert told[1] == (False, False)  # told before the round that took it again
