@@ -53,10 +53,7 @@ class StandInReplica:
 def test_a_fenced_replica_closes_its_sessions_and_refuses_until_it_holds_its_lease(
     make_hive, probe, world, kube, kube_namespace
 ):
-    replica = StandInReplica(kube, kube_namespace)
-    cloud, port = start_cloud(make_hive, probe, world, services={"replica": replica})
-    edge = RawEdge(port, "edge-f")
-    assert eventually(lambda: node_row(cloud, "edge-f").get("connected", False))
+    replica, cloud, port, edge = serving(make_hive, probe, world, kube, kube_namespace, "edge-f")
     replica.tell("renewal overdue")
     try:
         code, reason = edge.close_status()
@@ -74,6 +71,30 @@ def test_a_fenced_replica_closes_its_sessions_and_refuses_until_it_holds_its_lea
         again.close()
 
 
+def serving(
+    make_hive: Any, probe: Any, world: Any, kube: Any, namespace: str, node: str
+) -> tuple[StandInReplica, Any, int, RawEdge]:
+    """A cloudhub with a stand-in replica service, and an edge `node` it serves."""
+    replica = StandInReplica(kube, namespace)
+    cloud, port = start_cloud(make_hive, probe, world, services={"replica": replica})
+    edge = RawEdge(port, node)
+    assert eventually(lambda: node_row(cloud, node).get("connected", False))
+    return replica, cloud, port, edge
+
+
+def until_closed(edge: RawEdge) -> tuple[list[bytes], tuple[int, str]]:
+    """The frames the edge got before its close frame, and that frame's code and reason."""
+    frames: list[bytes] = []
+    try:
+        while True:
+            opcode, data = edge.ws.recv_data(control_frame=True)
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                return frames, (int.from_bytes(data[:2], "big"), data[2:].decode())
+            frames.append(data)
+    finally:
+        edge.close()
+
+
 def upgrade_status(port: int, node: str) -> int:
     """The status cloudhub answers an upgrade request for `node` with."""
     request = (f"GET /p/{node}/events HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
@@ -89,23 +110,11 @@ def test_a_lapse_no_listener_reports_still_closes_the_sessions_before_anything_i
 ):
     # A replica resumed after a pause (SIGSTOP) may renew its Lease before its keeper
     # reports the lapse: cloudhub asks before every round of delivery.
-    replica = StandInReplica(kube, kube_namespace)
-    cloud, port = start_cloud(make_hive, probe, world, services={"replica": replica})
-    edge = RawEdge(port, "edge-z")
-    assert eventually(lambda: node_row(cloud, "edge-z").get("connected", False))
+    replica, cloud, port, edge = serving(make_hive, probe, world, kube, kube_namespace, "edge-z")
     replica.reason = "renewal overdue"  # the keeper has not told anyone
     cloud.send("cloudhub", world.put("edge-z", pod("p", "uid-p", rv=5)))
-    frames: list[bytes] = []
-    try:
-        while True:
-            opcode, data = edge.ws.recv_data(control_frame=True)
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                break
-            frames.append(data)
-    finally:
-        edge.close()
+    frames, (code, reason) = until_closed(edge)
     assert frames == []  # closed, and not sent the pod first
-    code, reason = int.from_bytes(data[:2], "big"), data[2:].decode()
     assert code == 1001 and "fenced: renewal overdue" in reason
     assert upgrade_status(port, "edge-z") == 503
     replica.reason = None  # renewed, again without a word to the listeners
@@ -122,23 +131,11 @@ def test_a_lapse_renewed_before_cloudhub_asked_still_ends_the_sessions_before_an
     # A replica resumed after a pause longer than its renew deadline may take its member
     # Lease again before cloudhub's loop runs: `fenced` says None whenever it is asked,
     # and only the Lease's new term shows that the sessions were served by a zombie.
-    replica = StandInReplica(kube, kube_namespace)
-    cloud, port = start_cloud(make_hive, probe, world, services={"replica": replica})
-    edge = RawEdge(port, "edge-t")
-    assert eventually(lambda: node_row(cloud, "edge-t").get("connected", False))
+    replica, cloud, port, edge = serving(make_hive, probe, world, kube, kube_namespace, "edge-t")
     replica.member_term += 1  # lapsed and taken again, and cloudhub never saw it fenced
     cloud.send("cloudhub", world.put("edge-t", pod("p", "uid-p", rv=5)))
-    frames: list[bytes] = []
-    try:
-        while True:
-            opcode, data = edge.ws.recv_data(control_frame=True)
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                break
-            frames.append(data)
-    finally:
-        edge.close()
+    frames, (code, reason) = until_closed(edge)
     assert frames == []  # closed, and not sent the pod first
-    code, reason = int.from_bytes(data[:2], "big"), data[2:].decode()
     assert code == 1001 and "member Lease lapsed" in reason
     again = RawEdge(port, "edge-t")  # the new term serves the edges that come back
     try:
