@@ -745,6 +745,7 @@ def failover(
         elif t > resumed and node not in closed and node not in opened:
             closed[node] = t - resumed
     zombie = 0
+    zombies: list[list[Any]] = []  # the first deliveries over pre-fault sessions
     for node, key, rv, t in records["arrivals"]:
         if node not in wanted or t <= t0:
             continue
@@ -752,7 +753,10 @@ def failover(
             applied[node] = t - t0
             first[node] = (key, rv, t)
         before = [o for o in opens[node] if o <= t]
-        zombie += t > resumed and bool(before) and before[-1] < t0
+        if t > resumed and before and before[-1] < t0:
+            zombie += 1
+            if len(zombies) < SLOWEST:  # node, key, version (newer than the fault's?), when
+                zombies.append([node, key, rv, rv > rv0, round(t - resumed, 3)])
     n = len(affected)
     gaps = [applied[k] - opened[k] for k in applied if k in opened and applied[k] >= opened[k]]
     timeline = sorted(
@@ -765,6 +769,7 @@ def failover(
         "affected": n, "elsewhere": len(elsewhere),
         "reconnected": _quantiles(list(opened.values()), n),
         "applied": _quantiles(list(applied.values()), n), "old_session_deliveries": zombie,
+        "old_session_examples": zombies,
         "open_to_applied": _quantiles(gaps, n), "cloud_part": _quantiles(cloud, n),
         # the slowest cloud's parts: node, and its session opened, version written and
         # version arrived, seconds after the fault
@@ -1224,6 +1229,11 @@ def report(result: dict[str, Any]) -> str:
                 f" {c['p50']}/{c['p99']}/{c['max']} s);"
                 f" deliveries over pre-fault sessions after resume {f['old_session_deliveries']}"
             )
+            if f["old_session_examples"]:
+                lines.append(
+                    f"  deliveries over pre-fault sessions (node, key, version, newer than"
+                    f" the fault's, s after resume): {f['old_session_examples']}"
+                )
             slow = "; ".join(f"{node} {o}/{w}/{a}" for node, o, w, a in f["slowest"])
             lines.append(f"  slowest cloud's parts (opened/written/arrived s after): {slow}")
             for name, threads in f.get("takeover_cpu", {}).items():

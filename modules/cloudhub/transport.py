@@ -357,32 +357,39 @@ class ServerTransport:
         self._after()
 
     def _after(self) -> None:
-        """Deliver what is ready and hand the core's outputs on."""
+        """Deliver what is ready and hand the core's outputs on (none of the frames made
+        since the last turn when the sessions were just closed for a fence: a resumed
+        replica's first tick resent what had fallen due while it was paused)."""
+        closed = False
         if self._is_fenced is not None:
             reason = self._is_fenced()
             if reason is not None and not self._fence_closed:
                 log.warning("fenced (%s): closing every edge session, refusing upgrades", reason)
                 self.core.close_all(f"this cloudcore replica is fenced: {reason}")
+                closed = True
             self._fence_closed = reason is not None
             if self._member_term is not None:
-                self._new_term(reason is not None)
+                closed = self._new_term(reason is not None) or closed
         self.core.pump()
-        self._flush()
+        self._flush(frames=not closed)
         if self.core.more:
             self._after_soon()
 
-    def _new_term(self, fenced: bool) -> None:
-        """Close every session when the member Lease was taken again since they opened."""
+    def _new_term(self, fenced: bool) -> bool:
+        """Close every session when the member Lease was taken again since they opened;
+        True when it did."""
         assert self._member_term is not None
         if fenced:
             self._served_term = None  # closed: the next term starts with no session
-            return
-        term = self._member_term()
-        if self._served_term is not None and term != self._served_term:
-            why = "its member Lease lapsed and was taken again (a pause?)"
-            log.warning("fenced (%s): closing every edge session", why)
-            self.core.close_all(f"this cloudcore replica was fenced: {why}")
+            return False
+        term, served = self._member_term(), self._served_term
         self._served_term = term
+        if served is None or term == served:
+            return False
+        why = "its member Lease lapsed and was taken again (a pause?)"
+        log.warning("fenced (%s): closing every edge session", why)
+        self.core.close_all(f"this cloudcore replica was fenced: {why}")
+        return True
 
     def _after_soon(self) -> None:
         """`_after` once on the next loop iteration, however many inputs come before it."""
@@ -394,15 +401,16 @@ class ServerTransport:
         self._pump_scheduled = False
         self._after()
 
-    def _flush(self) -> None:
+    def _flush(self, *, frames: bool = True) -> None:
         """Hand the core's outputs on: frames are written at once (the transport buffers
-        what a slow socket cannot take yet; the delivery window bounds it per node)."""
+        what a slow socket cannot take yet; the delivery window bounds it per node).
+        Without `frames`, the messages' frames are dropped (the closes still go)."""
         out = self.core.take_outputs()
         conns = self._conns
-        for conn_id, frames in out.writes.items():
+        for conn_id, written in out.writes.items() if frames else ():
             conn = conns.get(conn_id)
             if conn is not None:
-                conn.write_frames(frames)
+                conn.write_frames(written)
         for close in out.closes:
             conn = conns.get(close.conn)
             if conn is not None:
