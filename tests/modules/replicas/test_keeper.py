@@ -87,8 +87,8 @@ def test_a_fast_renewal_keeps_holding_for_the_renew_deadline() -> None:
 def test_a_lapse_is_reported_even_when_the_next_round_takes_the_lease_again() -> None:
     """A process paused past its renew deadline (SIGSTOP) renews its own Lease in the
     first round after it resumes: the lapse is still told, before that renewal."""
-    clock, api, keeper = slow_keeper()
-    told: list[tuple[bool, bool]] = []  # (held as told, held by the API's copy then)
+    clock, _, keeper = slow_keeper()
+    told: list[tuple[bool, bool]] = []  # (held as told, held by the keeper's reckoning then)
     keeper.on_change = lambda held: told.append((held, keeper.held()))
     keeper.step()
     clock.advance(30.0)  # paused: no round ran for three renew deadlines
