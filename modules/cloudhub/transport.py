@@ -363,8 +363,12 @@ class ServerTransport:
         closed = False
         if self._is_fenced is not None:
             reason = self._is_fenced()
-            if reason is not None and not self._fence_closed:
-                log.warning("fenced (%s): closing every edge session, refusing upgrades", reason)
+            # Every turn while fenced: a session whose upgrade was let through just before
+            # the fence opens after the first close_all, and must not be served either.
+            if reason is not None and (not self._fence_closed or self.core.session_count()):
+                if not self._fence_closed:
+                    log.warning("fenced (%s): closing every edge session, refusing upgrades",
+                                reason)  # fmt: skip
                 self.core.close_all(f"this cloudcore replica is fenced: {reason}")
                 closed = True
             self._fence_closed = reason is not None
