@@ -93,15 +93,18 @@ def field_value(obj: JsonObj, path: str) -> str:
     return str(value)
 
 
-def field_selector(
+FieldTerm = tuple[str, bool, str]  # (field label, equal (== / =) or not (!=), value)
+
+
+def field_terms(
     text: str | None, allowed: frozenset[str], *, conversion: bool = True
-) -> Predicate | None:
-    """A predicate for `fieldSelector`; unknown field labels are a 400 as on a real server,
+) -> list[FieldTerm]:
+    """The terms of `fieldSelector`; unknown field labels are a 400 as on a real server,
     worded as the kind's field label conversion words it (`conversion`) or as the default
     one for kinds without their own."""
     if not text or not text.strip():
-        return None
-    terms: list[tuple[str, bool, str]] = []
+        return []
+    terms: list[FieldTerm] = []
     for term in _split_terms(text):
         match = _FIELD_TERM.match(term)
         if not match:
@@ -114,10 +117,18 @@ def field_selector(
                 f'"{label}" is not a known field selector: only "metadata.name", '
                 '"metadata.namespace"'
             )
-        terms.append((_FIELD_PATHS.get(label, label), op != "!=", value))
+        terms.append((label, op != "!=", value))
+    return terms
+
+
+def field_selector(terms: list[FieldTerm]) -> Predicate | None:
+    """A predicate for the terms of a `fieldSelector` (`field_terms`), None for none."""
+    if not terms:
+        return None
+    paths = [(_FIELD_PATHS.get(label, label), eq, value) for label, eq, value in terms]
 
     def matches(obj: JsonObj) -> bool:
-        return all((field_value(obj, p) == v) == eq for p, eq, v in terms)
+        return all((field_value(obj, p) == v) == eq for p, eq, v in paths)
 
     return matches
 
@@ -132,17 +143,15 @@ class Selection:
 
 def select(rtype: ResourceType, query: Mapping[str, str]) -> Selection:
     """The query's `labelSelector` and `fieldSelector` for `rtype` (400 if bad)."""
-    fields = query.get("fieldSelector")
-    match = combine(
-        label_selector(query.get("labelSelector")),
-        field_selector(fields, rtype.field_labels, conversion=rtype.field_conversion),
+    terms = field_terms(
+        query.get("fieldSelector"), rtype.field_labels, conversion=rtype.field_conversion
     )
+    match = combine(label_selector(query.get("labelSelector")), field_selector(terms))
     indexed = None
-    if rtype.indexed_field and match is not None:
-        for term in _split_terms(fields or ""):
-            found = _FIELD_TERM.match(term)
-            if found and found.group(1) == rtype.indexed_field and found.group(2) != "!=":
-                indexed = found.group(3)
+    if rtype.indexed_field:
+        for label, eq, value in terms:
+            if label == rtype.indexed_field and eq:
+                indexed = value
     return Selection(match, indexed)
 
 
