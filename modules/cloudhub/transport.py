@@ -100,7 +100,7 @@ class ServerTransport:
         # longer than its Lease's renew deadline must not write a frame before its keeper
         # thread has noticed (it may renew without ever reporting the lapse).
         self._is_fenced = fenced
-        self._fence_closed = False  # the sessions were closed for the current fence
+        self._fence_closed = False  # fenced at the last turn (a fence is logged once)
         # The member Lease's term the sessions are served under (None: every session was
         # closed since): a keeper that renews at once after a lapse, before the loop asked
         # `fenced`, starts a new term, and the sessions of the old one end all the same.
@@ -363,12 +363,12 @@ class ServerTransport:
         closed = False
         if self._is_fenced is not None:
             reason = self._is_fenced()
-            # Every turn while fenced: a session whose upgrade was let through just before
-            # the fence opens after the first close_all, and must not be served either.
-            if reason is not None and (not self._fence_closed or self.core.session_count()):
+            if reason is not None:
                 if not self._fence_closed:
                     log.warning("fenced (%s): closing every edge session, refusing upgrades",
                                 reason)  # fmt: skip
+                # Every turn while fenced: a session whose upgrade was let through just
+                # before the fence opens after the first turn's close, and is not served.
                 self.core.close_all(f"this cloudcore replica is fenced: {reason}")
                 closed = True
             self._fence_closed = reason is not None
