@@ -519,12 +519,16 @@ class ReplicaBench(Bench):
         command = [sys.executable, "-m", "modules.cli", "run", str(self.configs[name])]
         self.procs[name] = spawn(command, log)
 
+    def metrics_text(self, name: str) -> str:
+        """The replica's /metrics, as Prometheus reads it."""
+        url = f"http://127.0.0.1:{self.ports[name]['metrics_port']}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return str(response.read().decode())
+
     def hub_counts(self, name: str) -> dict[str, float]:
         """The replica's cloudhub totals so far: messages written to nodes (first writes
         and resends) and sessions accepted."""
-        url = f"http://127.0.0.1:{self.ports[name]['metrics_port']}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            text = response.read().decode()
+        text = self.metrics_text(name)
         wanted = {
             "beehive_cloudhub_messages_sent_total": "sent",
             "beehive_cloudhub_messages_resent_total": "resent",
@@ -541,11 +545,8 @@ class ReplicaBench(Bench):
 
     def api_requests(self, name: str) -> dict[str, tuple[float, float]]:
         """The replica's API requests so far: "verb resource" -> (count, seconds spent)."""
-        url = f"http://127.0.0.1:{self.ports[name]['metrics_port']}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            text = response.read().decode()
         found: dict[str, tuple[float, float]] = {}
-        for family in text_string_to_metric_families(text):
+        for family in text_string_to_metric_families(self.metrics_text(name)):
             if family.name != "beehive_kube_request_duration_seconds":
                 continue
             for sample in family.samples:
